@@ -1,0 +1,156 @@
+//! The gRPC surface. Each handler does four things and nothing else:
+//! authenticate the caller from its certificate, unpack the request, call the
+//! domain, and map the result (errors through [`crate::error::Error`]).
+
+pub mod codec;
+mod convert;
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use crate::directory::Organization;
+use crate::error::Error;
+use crate::exchange::{Exchange, SendInput};
+use crate::pb;
+use crate::pki;
+
+pub use pb::exchange_server::ExchangeServer;
+
+pub struct ExchangeApi {
+    exchange: Arc<Exchange>,
+}
+
+impl ExchangeApi {
+    pub fn new(exchange: Arc<Exchange>) -> ExchangeApi {
+        ExchangeApi { exchange }
+    }
+
+    /// The caller's organisation, from the client certificate that TLS
+    /// verified against the client CA. Nothing in the request can change it.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Organization, Error> {
+        let certs = request
+            .peer_certs()
+            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
+        let code =
+            pki::org_from_certificate(leaf).map_err(|e| Error::Unauthenticated(e.to_string()))?;
+        self.exchange
+            .directory()
+            .org_by_code(&code)
+            .cloned()
+            .ok_or_else(|| {
+                Error::PermissionDenied(format!(
+                    "the client certificate names {code}, which is not in the directory"
+                ))
+            })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::exchange_server::Exchange for ExchangeApi {
+    async fn send(
+        &self,
+        request: Request<pb::SendRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let input = SendInput {
+            document_bytes: req.document,
+            attachments: req.attachments.into_iter().map(|a| a.content).collect(),
+            idempotency_key: req.idempotency_key,
+        };
+        let sent = self.exchange.send(&caller, input).await?;
+        tracing::info!(
+            id = %sent.view.id,
+            sender = %caller.alias,
+            recipients = sent.view.stored.deliveries.len(),
+            duplicate = sent.duplicate,
+            "document accepted"
+        );
+        Ok(Response::new(convert::send_response(
+            self.exchange.directory(),
+            &sent,
+        )))
+    }
+
+    async fn list_inbox(
+        &self,
+        request: Request<pb::ListMailboxRequest>,
+    ) -> Result<Response<pb::ListInboxResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let listing = self
+            .exchange
+            .inbox(&caller, req.page_size, &req.page_token)?;
+        let directory = self.exchange.directory();
+        Ok(Response::new(pb::ListInboxResponse {
+            entries: listing
+                .items
+                .iter()
+                .map(|i| convert::inbox_entry(directory, i))
+                .collect(),
+            next_page_token: listing.next_page_token,
+        }))
+    }
+
+    async fn list_outbox(
+        &self,
+        request: Request<pb::ListMailboxRequest>,
+    ) -> Result<Response<pb::ListOutboxResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let listing = self
+            .exchange
+            .outbox(&caller, req.page_size, &req.page_token)?;
+        let directory = self.exchange.directory();
+        Ok(Response::new(pb::ListOutboxResponse {
+            entries: listing
+                .items
+                .iter()
+                .map(|v| convert::outbox_entry(directory, v))
+                .collect(),
+            next_page_token: listing.next_page_token,
+        }))
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::GetDocumentResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let exchange = self.exchange.clone();
+        let who = caller.clone();
+        // Attachments can be tens of megabytes read from disk: off the
+        // async workers.
+        let fetched =
+            tokio::task::spawn_blocking(move || exchange.get(&who, &req.id, req.include_content))
+                .await
+                .map_err(|e| Status::internal(format!("the read did not complete: {e}")))??;
+        Ok(Response::new(convert::get_response(
+            self.exchange.directory(),
+            &caller,
+            fetched,
+        )))
+    }
+
+    async fn get_directory(
+        &self,
+        request: Request<pb::GetDirectoryRequest>,
+    ) -> Result<Response<pb::GetDirectoryResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let directory = self.exchange.directory();
+        Ok(Response::new(pb::GetDirectoryResponse {
+            caller: Some(convert::organization(&caller)),
+            organizations: directory
+                .organizations()
+                .iter()
+                .map(convert::organization)
+                .collect(),
+            groups: directory.groups().iter().map(convert::group).collect(),
+        }))
+    }
+}

@@ -1,0 +1,270 @@
+//! What each command does. Errors are returned as the one line the user
+//! reads on stderr.
+
+use std::path::Path;
+
+use tonic::transport::Channel;
+
+use super::output;
+use super::{
+    Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs, UrgencyArg,
+};
+use crate::client::{self, AttachmentFile, ClientConfig};
+use crate::directory::Directory;
+use crate::exchange::Limits;
+use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+use crate::pki::{self, PkiPaths};
+use crate::server::{self, ServerConfig, TlsFiles};
+use crate::store::StoreOptions;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn status(e: tonic::Status) -> String {
+    format!("{:?}: {}", e.code(), e.message())
+}
+
+pub async fn serve(args: ServeArgs) -> Result {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let tls = match (args.tls_cert, args.tls_key, args.client_ca) {
+        (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        }),
+        _ => None,
+    };
+    let config = ServerConfig {
+        data_dir: args.data,
+        listen: args.listen,
+        directory: args.directory,
+        tls,
+        limits: Limits {
+            max_document_bytes: args.max_document_bytes,
+            max_recipients: args.max_recipients,
+        },
+        store: StoreOptions {
+            cache_bytes: args.cache_mib * 1024 * 1024,
+        },
+    };
+    let running = server::start(config).await.map_err(|e| e.to_string())?;
+    if let Some(dir) = &running.dev_pki {
+        tracing::info!(
+            "development PKI: {} (clients: lienthong <command> --pki {} --as <org>)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing requests in flight, then flushing");
+    running.shutdown().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn connect(conn: &Connection) -> Result<ExchangeClient<Channel>> {
+    let paths = PkiPaths::new(&conn.pki);
+    let (cert, key) = match (&conn.cert, &conn.key, &conn.as_org) {
+        (Some(cert), Some(key), _) => (cert.clone(), key.clone()),
+        (_, _, Some(org)) => pki::find_client(&paths, org).map_err(|e| e.to_string())?,
+        _ => return Err("say who you are: --as ORG (or LIENTHONG_AS), or --cert and --key".into()),
+    };
+    let config = ClientConfig {
+        server: conn.server.clone(),
+        ca_cert: conn.ca_cert.clone().unwrap_or_else(|| paths.ca_cert()),
+        cert,
+        key,
+    };
+    client::connect(&config).await
+}
+
+pub async fn send(args: SendArgs) -> Result {
+    let from = args
+        .conn
+        .as_org
+        .clone()
+        .ok_or("send needs --as ORG (or LIENTHONG_AS): the organisation sending")?;
+    let mut attachments = Vec::with_capacity(args.attach.len());
+    for path in &args.attach {
+        attachments.push(AttachmentFile::read(path)?);
+    }
+    let header = pb::Document {
+        from,
+        to: args.to,
+        number: args.number,
+        notation: args.notation,
+        place: args.place,
+        promulgation_date: args
+            .date
+            .unwrap_or_else(|| crate::clock::format_date(crate::clock::today())),
+        document_type: args.document_type,
+        subject: args.subject,
+        content: args.content,
+        signer: Some(pb::Signer {
+            competence: args.competence,
+            position: args.signer_position,
+            full_name: args.signer_name,
+        }),
+        due_date: args.due.unwrap_or_default(),
+        urgency: match args.urgency {
+            UrgencyArg::Normal => pb::Urgency::Normal,
+            UrgencyArg::Khan => pb::Urgency::Khan,
+            UrgencyArg::ThuongKhan => pb::Urgency::ThuongKhan,
+            UrgencyArg::HoaToc => pb::Urgency::HoaToc,
+        } as i32,
+        secrecy: match args.secrecy {
+            SecrecyArg::None => pb::Secrecy::None,
+            SecrecyArg::Mat => pb::Secrecy::Mat,
+            SecrecyArg::ToiMat => pb::Secrecy::ToiMat,
+            SecrecyArg::TuyetMat => pb::Secrecy::TuyetMat,
+        } as i32,
+        reply_to: args.reply_to.unwrap_or_default(),
+        to_places: args.to_place,
+        attachments: Vec::new(),
+    };
+    let request = client::send_request(header, attachments, args.idempotency_key);
+    let mut client = connect(&args.conn).await?;
+    let response = client.send(request).await.map_err(status)?.into_inner();
+    output::sent(&response, args.conn.json);
+    Ok(())
+}
+
+pub async fn inbox(args: ListArgs) -> Result {
+    let mut client = connect(&args.conn).await?;
+    let mut token = args.page_token.clone();
+    let mut entries = Vec::new();
+    loop {
+        let request = pb::ListMailboxRequest {
+            page_size: args.page_size,
+            page_token: token,
+        };
+        let page = client
+            .list_inbox(request)
+            .await
+            .map_err(status)?
+            .into_inner();
+        entries.extend(page.entries);
+        token = page.next_page_token;
+        if !args.all || token.is_empty() {
+            break;
+        }
+    }
+    output::inbox(&entries, &token, args.conn.json);
+    Ok(())
+}
+
+pub async fn outbox(args: ListArgs) -> Result {
+    let mut client = connect(&args.conn).await?;
+    let mut token = args.page_token.clone();
+    let mut entries = Vec::new();
+    loop {
+        let request = pb::ListMailboxRequest {
+            page_size: args.page_size,
+            page_token: token,
+        };
+        let page = client
+            .list_outbox(request)
+            .await
+            .map_err(status)?
+            .into_inner();
+        entries.extend(page.entries);
+        token = page.next_page_token;
+        if !args.all || token.is_empty() {
+            break;
+        }
+    }
+    output::outbox(&entries, &token, args.conn.json);
+    Ok(())
+}
+
+pub async fn show(args: ShowArgs) -> Result {
+    let mut client = connect(&args.conn).await?;
+    let request = pb::GetDocumentRequest {
+        id: args.id.clone(),
+        include_content: args.save.is_some(),
+    };
+    let document = client
+        .get_document(request)
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut saved = Vec::new();
+    if let Some(dir) = &args.save {
+        saved = save_attachments(dir, &document)?;
+    }
+    output::document(&document, &saved, args.conn.json);
+    Ok(())
+}
+
+/// Writes each attachment under its own name, after checking again that the
+/// name is a plain file name: the server checks it too, but a client does
+/// not write outside DIR on anyone's word.
+fn save_attachments(dir: &Path, document: &pb::GetDocumentResponse) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut saved = Vec::new();
+    for (i, attachment) in document.attachments.iter().enumerate() {
+        let name = attachment
+            .r#ref
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .unwrap_or_default();
+        crate::document::check_file_name(&format!("attachments[{i}].name"), name)
+            .map_err(|e| format!("refusing to save: {e}"))?;
+        let path = dir.join(name);
+        std::fs::write(&path, &attachment.content)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        saved.push(path.display().to_string());
+    }
+    Ok(saved)
+}
+
+pub async fn directory(args: DirectoryArgs) -> Result {
+    let mut client = connect(&args.conn).await?;
+    let response = client
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    output::directory(&response, args.conn.json);
+    Ok(())
+}
+
+pub fn pki_init(dir: &Path, directory: Option<&Path>) -> Result {
+    let directory = Directory::load(directory).map_err(|e| e.to_string())?;
+    let paths = PkiPaths::new(dir);
+    let report = pki::ensure_dev_pki(&paths, &directory).map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} CA, {} new client certificates",
+        dir.display(),
+        if report.created_ca {
+            "created the"
+        } else {
+            "kept the existing"
+        },
+        report.issued_clients
+    );
+    Ok(())
+}

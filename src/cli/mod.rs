@@ -1,0 +1,259 @@
+//! The command line: one binary that is both the server (`serve`) and its
+//! client. Names and flags here are a contract that scripts rely on.
+//!
+//! Conventions: results on stdout (one JSON document with `--json`, else a
+//! readable table), errors on stderr with a non-zero exit code: 1 when the
+//! server or the system refused, 2 for a usage error.
+
+mod commands;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "lienthong",
+    version,
+    about = "Send, route and keep official documents between a district's departments and communes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve(ServeArgs),
+    /// Send a document as the organisation of --as.
+    Send(Box<SendArgs>),
+    /// List the documents received, newest first.
+    Inbox(ListArgs),
+    /// List the documents sent, newest first, with their recipients.
+    Outbox(ListArgs),
+    /// Show one document; --save writes its attachments.
+    Show(ShowArgs),
+    /// List the organisations and groups documents can be sent to.
+    Directory(DirectoryArgs),
+    /// Certificates for a deployment.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory: the store, and the development PKI if no --tls-cert.
+    #[arg(long, env = "LIENTHONG_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LIENTHONG_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
+    #[arg(long, env = "LIENTHONG_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// Server certificate (PEM). With --tls-key and --client-ca, replaces
+    /// the development PKI.
+    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that client certificates must chain to.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub client_ca: Option<PathBuf>,
+    /// Largest document, attachments included, in bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+    /// Most recipients of one document, after groups are expanded.
+    #[arg(long, default_value_t = 500)]
+    pub max_recipients: usize,
+    /// sled's page cache, in MiB.
+    #[arg(long, default_value_t = 128)]
+    pub cache_mib: u64,
+}
+
+/// How a client command reaches the server and who it is.
+#[derive(Args, Clone)]
+pub struct Connection {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "LIENTHONG_SERVER",
+        default_value = "https://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// PKI folder holding ca.crt and clients.toml.
+    #[arg(long, env = "LIENTHONG_PKI", default_value = "./data/pki")]
+    pub pki: PathBuf,
+    /// The organisation to act as (code or alias); its client certificate
+    /// is looked up in the PKI folder.
+    #[arg(long = "as", env = "LIENTHONG_AS", value_name = "ORG")]
+    pub as_org: Option<String>,
+    /// Client certificate (PEM), instead of looking it up by --as.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// CA certificate of the server (PEM); default: ca.crt in the PKI folder.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Print exactly one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum UrgencyArg {
+    Normal,
+    Khan,
+    ThuongKhan,
+    HoaToc,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SecrecyArg {
+    None,
+    Mat,
+    ToiMat,
+    TuyetMat,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Recipients: organisation codes or aliases, or groups such as all-communes.
+    #[arg(long, required = true, value_delimiter = ',', value_name = "R[,R...]")]
+    pub to: Vec<String>,
+    /// Document type: a code (chi-thi, cong-van, ...) or abbreviation (CT, QĐ, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub document_type: String,
+    /// Number (số), restarting each year.
+    #[arg(long)]
+    pub number: u64,
+    /// Notation (ký hiệu), e.g. CT-UBND.
+    #[arg(long)]
+    pub notation: String,
+    /// Summary line (trích yếu).
+    #[arg(long)]
+    pub subject: String,
+    /// Date of issue, YYYY-MM-DD; default today (Vietnam time).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Place of issue.
+    #[arg(long, default_value = "")]
+    pub place: String,
+    /// Short content.
+    #[arg(long, default_value = "")]
+    pub content: String,
+    #[arg(long, default_value = "")]
+    pub signer_name: String,
+    #[arg(long, default_value = "")]
+    pub signer_position: String,
+    /// Signing authority: TM., KT., TL., TUQ. or Q.
+    #[arg(long, default_value = "")]
+    pub competence: String,
+    #[arg(long, value_enum, default_value = "normal")]
+    pub urgency: UrgencyArg,
+    #[arg(long, value_enum, default_value = "none")]
+    pub secrecy: SecrecyArg,
+    /// Deadline for handling, YYYY-MM-DD.
+    #[arg(long)]
+    pub due: Option<String>,
+    /// Id of the document this one answers.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// A file to attach; repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// A line of the printed "nơi nhận" list; repeat for several.
+    #[arg(long, value_name = "TEXT")]
+    pub to_place: Vec<String>,
+    /// Makes retries safe: the same key and content returns the first send.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Entries per page (at most 500).
+    #[arg(long, default_value_t = 50)]
+    pub page_size: u32,
+    /// Continue from the next_page_token of an earlier listing.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+    /// Follow every page to the end.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Document id.
+    pub id: String,
+    /// Write each attachment into DIR under its own name.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct DirectoryArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Subcommand)]
+pub enum PkiCommand {
+    /// Create a development PKI (CA, server and client certificates) in DIR,
+    /// or add client certificates for organisations that have none.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Directory of organisations (TOML); default: the built-in one.
+        #[arg(long)]
+        directory: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => commands::serve(args).await,
+            Command::Send(args) => commands::send(*args).await,
+            Command::Inbox(args) => commands::inbox(args).await,
+            Command::Outbox(args) => commands::outbox(args).await,
+            Command::Show(args) => commands::show(args).await,
+            Command::Directory(args) => commands::directory(args).await,
+            Command::Pki(PkiCommand::Init { dir, directory }) => {
+                commands::pki_init(&dir, directory.as_deref())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

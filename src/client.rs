@@ -1,0 +1,132 @@
+//! Client side: connecting over mutual TLS and building a send request from
+//! a document header and files. Used by the command line, the tests and the
+//! benchmarks, so that all of them speak to the server the same way.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+
+/// Where a client finds its server and its credentials.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub server: String,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The largest response a client accepts (a document of the default 32 MiB
+/// limit and then some).
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Opens a channel to the server, presenting the client certificate.
+pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&config.ca_cert)?))
+        .identity(Identity::from_pem(read(&config.cert)?, read(&config.key)?));
+    let endpoint = Endpoint::from_shared(config.server.clone())
+        .map_err(|e| format!("{:?} is not a server URL: {e}", config.server))?
+        .tls_config(tls)
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .tcp_nodelay(true);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {}: {}", config.server, error_chain(&e)))?;
+    Ok(ExchangeClient::new(channel)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES))
+}
+
+/// The message of an error and of every error that caused it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// An attachment to send.
+#[derive(Debug, Clone)]
+pub struct AttachmentFile {
+    pub name: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+impl AttachmentFile {
+    /// Reads a file; the media type is guessed from its extension.
+    pub fn read(path: &Path) -> Result<AttachmentFile, String> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{} has no usable file name", path.display()))?
+            .to_owned();
+        Ok(AttachmentFile {
+            media_type: media_type_for(&name).to_owned(),
+            name,
+            content: read(path)?,
+        })
+    }
+}
+
+/// The media type for a file name's extension; `application/octet-stream`
+/// when unknown.
+pub fn media_type_for(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("doc") => "application/msword",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("xls") => "application/vnd.ms-excel",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("odt") => "application/vnd.oasis.opendocument.text",
+        Some("txt") => "text/plain",
+        Some("xml") => "application/xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Declares the attachments in the header (name, media type, size, SHA-256),
+/// encodes the header once, and puts the contents beside it.
+pub fn send_request(
+    mut header: pb::Document,
+    attachments: Vec<AttachmentFile>,
+    idempotency_key: Option<String>,
+) -> pb::SendRequest {
+    header.attachments = attachments
+        .iter()
+        .map(|a| pb::AttachmentRef {
+            name: a.name.clone(),
+            media_type: a.media_type.clone(),
+            size: a.content.len() as u64,
+            sha256: ring::digest::digest(&ring::digest::SHA256, &a.content)
+                .as_ref()
+                .to_vec(),
+        })
+        .collect();
+    pb::SendRequest {
+        document: header.encode_to_vec(),
+        attachments: attachments
+            .into_iter()
+            .map(|a| pb::AttachmentContent { content: a.content })
+            .collect(),
+        idempotency_key: idempotency_key.unwrap_or_default(),
+    }
+}

@@ -1,0 +1,100 @@
+//! Time as the clerical rules count it: Vietnam time (UTC+7, no daylight
+//! saving), whatever the server's own time zone. Arrival numbers restart on
+//! 1 January in Vietnam, not in UTC.
+
+use time::{Date, Month, OffsetDateTime, UtcOffset};
+
+/// Indochina Time. Vietnam has not observed daylight saving since 1975.
+const VIETNAM: UtcOffset = match UtcOffset::from_hms(7, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("UTC+7 is a valid offset"),
+};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The calendar date in Vietnam at the given instant.
+pub fn vietnam_date(unix_ms: i64) -> Date {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.to_offset(VIETNAM).date()
+}
+
+/// Today's date in Vietnam.
+pub fn today() -> Date {
+    vietnam_date(now_ms())
+}
+
+/// Parses `YYYY-MM-DD` (a four-digit year from 1900 to 9999).
+pub fn parse_date(text: &str) -> Option<Date> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = text.get(range)?;
+        if !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let year = digits(0..4)?;
+    let month = Month::try_from(digits(5..7)? as u8).ok()?;
+    let day = digits(8..10)? as u8;
+    if year < 1900 {
+        return None;
+    }
+    Date::from_calendar_date(year as i32, month, day).ok()
+}
+
+/// Formats a date as `YYYY-MM-DD`.
+pub fn format_date(date: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// Formats an instant as `YYYY-MM-DD HH:MM` in Vietnam time.
+pub fn format_vietnam(unix_ms: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(VIETNAM);
+    format!(
+        "{} {:02}:{:02}",
+        format_date(at.date()),
+        at.hour(),
+        at.minute()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_year_comes_at_midnight_vietnam_time() {
+        // 2025-12-31T16:59:59Z is 23:59:59 in Hanoi; one second later it is 2026.
+        let before = 1_767_200_399_000;
+        assert_eq!(vietnam_date(before).year(), 2025);
+        assert_eq!(vietnam_date(before + 1000).year(), 2026);
+    }
+
+    #[test]
+    fn dates_parse_strictly() {
+        assert!(parse_date("2026-02-28").is_some());
+        assert!(parse_date("2026-02-29").is_none());
+        assert!(parse_date("2026-2-28").is_none());
+        assert!(parse_date("2026-02-28x").is_none());
+        assert!(parse_date("+026-02-28").is_none());
+        assert!(parse_date("0999-01-01").is_none());
+        assert_eq!(
+            format_date(parse_date("2024-02-29").unwrap_or(today())),
+            "2024-02-29"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The one error type of the service, and its mapping to gRPC statuses.
+//!
+//! Every variant says what the caller can do about it: the field or limit at
+//! fault is named, because a clerk's software must be able to show "the
+//! summary is too long", not "bad request".
+
+use std::fmt;
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A field is missing, malformed or out of its range.
+    InvalidArgument { field: String, reason: String },
+    /// Unknown, or not the caller's to see: the two are deliberately the same.
+    NotFound { what: String },
+    /// The caller is who it says, but may not do this.
+    PermissionDenied(String),
+    /// The caller could not be identified from its certificate.
+    Unauthenticated(String),
+    /// A unique thing (idempotency key, number and notation) is taken.
+    AlreadyExists { field: String, reason: String },
+    /// A configured size or count limit was exceeded.
+    ResourceExhausted { limit: String, reason: String },
+    /// The service cannot take writes now (shutting down, storage failed).
+    Unavailable(String),
+    /// The storage engine failed; the details are logged, not sent.
+    Storage(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    pub fn exhausted(limit: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::ResourceExhausted {
+            limit: limit.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn exists(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::AlreadyExists {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument { field, reason } => write!(f, "{field}: {reason}"),
+            Error::NotFound { what } => write!(f, "{what} not found"),
+            Error::PermissionDenied(m) | Error::Unauthenticated(m) | Error::Unavailable(m) => {
+                f.write_str(m)
+            }
+            Error::AlreadyExists { field, reason } => write!(f, "{field}: {reason}"),
+            Error::ResourceExhausted { limit, reason } => write!(f, "{limit}: {reason}"),
+            Error::Storage(m) => write!(f, "storage error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        use tonic::Status;
+        match &e {
+            Error::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            Error::NotFound { .. } => Status::not_found(e.to_string()),
+            Error::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+            Error::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
+            Error::AlreadyExists { .. } => Status::already_exists(e.to_string()),
+            Error::ResourceExhausted { .. } => Status::resource_exhausted(e.to_string()),
+            Error::Unavailable(_) => Status::unavailable(e.to_string()),
+            Error::Storage(detail) => {
+                // The detail may name paths on the server: log it, send less.
+                tracing::error!(%detail, "storage failure");
+                Status::internal("storage failure; the request was not applied")
+            }
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

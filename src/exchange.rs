@@ -1,0 +1,448 @@
+//! The exchange: sending a document as the caller, and reading mailboxes.
+//!
+//! This is where the rules live: the sender is the caller and no one else;
+//! recipients are expanded and de-duplicated; attachments must be exactly
+//! what the document says; a document is readable by its sender and its
+//! recipients only, and to anyone else it does not exist.
+
+use std::sync::Arc;
+
+use ring::digest::{Context, SHA256};
+
+use crate::directory::{Directory, Organization, UnknownName};
+use crate::document::{self, CheckedDocument};
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::store::{DocId, InboxItem, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument};
+
+/// Configurable limits on what one send may carry.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Document bytes plus all attachments.
+    pub max_document_bytes: usize,
+    /// Recipients, both as named and after groups are expanded.
+    pub max_recipients: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_document_bytes: 32 * 1024 * 1024,
+            max_recipients: 500,
+        }
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+/// A send as it arrived, before any check.
+#[derive(Debug, Default)]
+pub struct SendInput {
+    pub document_bytes: Vec<u8>,
+    pub attachments: Vec<Vec<u8>>,
+    pub idempotency_key: String,
+}
+
+/// A document as stored, with its header decoded.
+#[derive(Debug)]
+pub struct DocumentView {
+    pub id: DocId,
+    pub stored: StoredDocument,
+    pub header: pb::Document,
+}
+
+#[derive(Debug)]
+pub struct Sent {
+    pub view: DocumentView,
+    /// The idempotency key matched an earlier send: nothing new was created.
+    pub duplicate: bool,
+}
+
+#[derive(Debug)]
+pub struct InboxView {
+    pub arrival_year: u16,
+    pub arrival_number: u64,
+    pub view: DocumentView,
+}
+
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+/// A document fetched by one of its parties, with its attachments.
+#[derive(Debug)]
+pub struct Fetched {
+    pub view: DocumentView,
+    /// One per attachment in the header; contents only when asked for.
+    pub contents: Vec<Option<Vec<u8>>>,
+}
+
+pub struct Exchange {
+    store: Arc<Store>,
+    directory: Arc<Directory>,
+    limits: Limits,
+}
+
+impl Exchange {
+    pub fn new(store: Arc<Store>, directory: Arc<Directory>, limits: Limits) -> Exchange {
+        Exchange {
+            store,
+            directory,
+            limits,
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Sends a document as `caller`. Returns only once it is durable.
+    pub async fn send(&self, caller: &Organization, input: SendInput) -> Result<Sent> {
+        let total: usize =
+            input.document_bytes.len() + input.attachments.iter().map(Vec::len).sum::<usize>();
+        if total > self.limits.max_document_bytes {
+            return Err(Error::exhausted(
+                "max_document_bytes",
+                format!(
+                    "the document and its attachments take {total} bytes; the limit is {}",
+                    self.limits.max_document_bytes
+                ),
+            ));
+        }
+        let idempotency_key = check_idempotency_key(&input.idempotency_key)?;
+        let checked = document::check(document::decode(&input.document_bytes)?)?;
+        let header = &checked.document;
+
+        // Identity comes from the certificate; the document's own "from" must
+        // agree with it, so a signed document can never claim another sender.
+        let from = self.directory.org(header.from.trim()).ok_or_else(|| {
+            Error::invalid(
+                "document.from",
+                format!("{:?} is not an organisation in the directory", header.from),
+            )
+        })?;
+        if from.code != caller.code {
+            return Err(Error::PermissionDenied(format!(
+                "document.from: your certificate identifies {}; you cannot send as {}",
+                caller.label(),
+                from.label()
+            )));
+        }
+
+        let recipients = self.route(caller, &header.to)?;
+        check_attachments(&checked, &input.attachments)?;
+        if !header.reply_to.is_empty() {
+            self.readable(caller, &header.reply_to).map_err(|_| {
+                Error::invalid(
+                    "document.reply_to",
+                    format!(
+                        "no document {:?} that you sent or received",
+                        header.reply_to
+                    ),
+                )
+            })?;
+        }
+
+        let content_digest = content_digest(&input.document_bytes, &checked);
+        let new = NewDocument {
+            id: DocId::random()?,
+            sender: caller.code,
+            recipients: recipients.iter().map(|o| o.code).collect(),
+            document_bytes: input.document_bytes,
+            attachments: input.attachments,
+            content_digest,
+            idempotency_key: idempotency_key.map(str::to_owned),
+            numbering: (
+                checked.numbering_year(),
+                header.number,
+                header.notation.clone(),
+            ),
+        };
+        let numbering = format!("{:02}/{}", header.number, header.notation);
+        let header = checked.document;
+        match self.store.send(new).await? {
+            SendOutcome::Accepted(id, stored) => Ok(Sent {
+                view: DocumentView { id, stored, header },
+                duplicate: false,
+            }),
+            SendOutcome::Duplicate(id, stored) => Ok(Sent {
+                view: DocumentView {
+                    id,
+                    header: document::decode(&stored.document_bytes)?,
+                    stored,
+                },
+                duplicate: true,
+            }),
+            SendOutcome::KeyReused(id) => Err(Error::exists(
+                "idempotency_key",
+                format!("was already used for document {id}, whose content differs"),
+            )),
+            SendOutcome::NumberTaken(id) => Err(Error::exists(
+                "document.number",
+                format!(
+                    "{numbering} was already issued by {} this year (document {id}); number and notation are unique per issuer within a year",
+                    caller.alias
+                ),
+            )),
+        }
+    }
+
+    /// Expands the named recipients into organisations, without the sender.
+    fn route<'d>(&'d self, caller: &Organization, to: &[String]) -> Result<Vec<&'d Organization>> {
+        let limit = self.limits.max_recipients;
+        if to.len() > limit {
+            return Err(Error::exhausted(
+                "max_recipients",
+                format!(
+                    "document.to names {} recipients; the limit is {limit}",
+                    to.len()
+                ),
+            ));
+        }
+        let recipients =
+            self.directory
+                .resolve(to, &caller.code)
+                .map_err(|(position, UnknownName(name))| {
+                    Error::invalid(
+                        format!("document.to[{position}]"),
+                        format!("{name:?} is neither an organisation nor a group in the directory"),
+                    )
+                })?;
+        if recipients.is_empty() {
+            return Err(Error::invalid(
+                "document.to",
+                "no recipient is left once the sender is removed",
+            ));
+        }
+        if recipients.len() > limit {
+            return Err(Error::exhausted(
+                "max_recipients",
+                format!(
+                    "document.to expands to {} organisations; the limit is {limit}",
+                    recipients.len()
+                ),
+            ));
+        }
+        Ok(recipients)
+    }
+
+    /// The document `id`, if `caller` sent or received it. Unknown ids and
+    /// other organisations' documents give the same NOT_FOUND, so the answer
+    /// reveals nothing about documents the caller may not see.
+    fn readable(&self, caller: &Organization, id: &str) -> Result<DocumentView> {
+        let not_found = || Error::not_found(format!("document {id:?}"));
+        let doc_id = DocId::parse(id).ok_or_else(|| {
+            Error::invalid(
+                "id",
+                format!("{id:?} is not a document id (32 hexadecimal characters)"),
+            )
+        })?;
+        let stored = self.store.document(&doc_id)?.ok_or_else(not_found)?;
+        let me = caller.code.as_str();
+        let party = stored.sender == me || stored.deliveries.iter().any(|d| d.recipient == me);
+        if !party {
+            return Err(not_found());
+        }
+        Ok(DocumentView {
+            id: doc_id,
+            header: document::decode(&stored.document_bytes)?,
+            stored,
+        })
+    }
+
+    /// One document and, if asked, its attachments' contents.
+    pub fn get(&self, caller: &Organization, id: &str, include_content: bool) -> Result<Fetched> {
+        let view = self.readable(caller, id)?;
+        let mut contents = Vec::with_capacity(view.header.attachments.len());
+        for index in 0..view.header.attachments.len() {
+            contents.push(if include_content {
+                let content = self.store.attachment(&view.id, index as u16)?;
+                Some(content.ok_or_else(|| {
+                    Error::Storage(format!("attachment {index} of {} is missing", view.id))
+                })?)
+            } else {
+                None
+            });
+        }
+        Ok(Fetched { view, contents })
+    }
+
+    pub fn inbox(
+        &self,
+        caller: &Organization,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Listing<InboxView>> {
+        let limit = page_limit(page_size)?;
+        let before = match decode_token(page_token, TOKEN_INBOX)? {
+            None => None,
+            Some(b) if b.len() == 10 => Some((
+                u16::from_be_bytes([b[0], b[1]]),
+                u64::from_be_bytes(b[2..10].try_into().map_err(|_| bad_token())?),
+            )),
+            Some(_) => return Err(bad_token()),
+        };
+        let page = self.store.inbox_page(&caller.code, before, limit)?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item: InboxItem| {
+                Ok(InboxView {
+                    arrival_year: item.arrival_year,
+                    arrival_number: item.arrival_number,
+                    view: DocumentView {
+                        id: item.id,
+                        header: document::decode(&item.document.document_bytes)?,
+                        stored: item.document,
+                    },
+                })
+            })
+            .collect::<Result<_>>()?;
+        let next_page_token = page.next.map_or(String::new(), |(year, number)| {
+            let mut b = year.to_be_bytes().to_vec();
+            b.extend_from_slice(&number.to_be_bytes());
+            encode_token(TOKEN_INBOX, &b)
+        });
+        Ok(Listing {
+            items,
+            next_page_token,
+        })
+    }
+
+    pub fn outbox(
+        &self,
+        caller: &Organization,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<Listing<DocumentView>> {
+        let limit = page_limit(page_size)?;
+        let before = match decode_token(page_token, TOKEN_OUTBOX)? {
+            None => None,
+            Some(b) => Some(u64::from_be_bytes(b.try_into().map_err(|_| bad_token())?)),
+        };
+        let page = self.store.outbox_page(&caller.code, before, limit)?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|item: OutboxItem| {
+                Ok(DocumentView {
+                    id: item.id,
+                    header: document::decode(&item.document.document_bytes)?,
+                    stored: item.document,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let next_page_token = page.next.map_or(String::new(), |seq| {
+            encode_token(TOKEN_OUTBOX, &seq.to_be_bytes())
+        });
+        Ok(Listing {
+            items,
+            next_page_token,
+        })
+    }
+}
+
+fn check_idempotency_key(key: &str) -> Result<Option<&str>> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "idempotency_key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// Each attachment's content must be exactly what the document declares.
+fn check_attachments(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<()> {
+    let declared = &checked.document.attachments;
+    if declared.len() != contents.len() {
+        return Err(Error::invalid(
+            "attachments",
+            format!(
+                "the document declares {} attachments but {} contents were sent",
+                declared.len(),
+                contents.len()
+            ),
+        ));
+    }
+    for (i, (declared, content)) in declared.iter().zip(contents).enumerate() {
+        if declared.size != content.len() as u64 {
+            return Err(Error::invalid(
+                format!("attachments[{i}]"),
+                format!(
+                    "has {} bytes but document.attachments[{i}].size says {}",
+                    content.len(),
+                    declared.size
+                ),
+            ));
+        }
+        if ring::digest::digest(&SHA256, content).as_ref() != declared.sha256.as_slice() {
+            return Err(Error::invalid(
+                format!("attachments[{i}]"),
+                format!("its SHA-256 does not match document.attachments[{i}].sha256"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What an idempotent retry must repeat exactly: the document bytes, and
+/// through their declared digests (checked above), the attachments.
+fn content_digest(document_bytes: &[u8], checked: &CheckedDocument) -> [u8; 32] {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(b"lienthong content v1\0");
+    ctx.update(&(document_bytes.len() as u64).to_be_bytes());
+    ctx.update(document_bytes);
+    for a in &checked.document.attachments {
+        ctx.update(&a.sha256);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn page_limit(page_size: u32) -> Result<usize> {
+    match page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        n if n <= MAX_PAGE_SIZE => Ok(n as usize),
+        n => Err(Error::invalid(
+            "page_size",
+            format!("must be at most {MAX_PAGE_SIZE} (got {n})"),
+        )),
+    }
+}
+
+// Page tokens are opaque to clients: a kind byte and a position, in hex.
+const TOKEN_INBOX: u8 = b'i';
+const TOKEN_OUTBOX: u8 = b'o';
+
+fn bad_token() -> Error {
+    Error::invalid(
+        "page_token",
+        "is not a token this listing returned; start again with an empty token",
+    )
+}
+
+fn encode_token(kind: u8, position: &[u8]) -> String {
+    let mut bytes = vec![kind];
+    bytes.extend_from_slice(position);
+    hex::encode(bytes)
+}
+
+fn decode_token(token: &str, kind: u8) -> Result<Option<Vec<u8>>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bytes = hex::decode(token).map_err(|_| bad_token())?;
+    match bytes.split_first() {
+        Some((k, position)) if *k == kind => Ok(Some(position.to_vec())),
+        _ => Err(bad_token()),
+    }
+}

@@ -1,0 +1,48 @@
+//! lienthong ("liên thông văn bản"): signs, routes and archives official
+//! documents between the departments and communes of a district People's
+//! Committee, over mutually authenticated gRPC.
+//!
+//! # Layout
+//!
+//! Requests flow from the top of this list to the bottom; each module only
+//! calls those below it.
+//!
+//! - [`cli`]: the `lienthong` command: `serve`, and the client commands
+//!   (`send`, `inbox`, `outbox`, `show`, `directory`, `pki`).
+//! - [`server`]: assembles directory, certificates, store and gRPC service,
+//!   and shuts them down in order.
+//! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
+//!   certificate, unpack, call the domain, map errors.
+//! - [`exchange`]: the domain rules of sending and reading: the sender is the
+//!   caller, recipients are expanded, attachments must match, a document is
+//!   visible to its parties only.
+//! - [`document`]: decoding and checking a document header (edXML fields,
+//!   the 29 types and clerical rules of Decree 30).
+//! - [`directory`]: organisations, their codes and aliases, and groups.
+//! - [`store`]: sled, its key layout, and group commit. The only module that
+//!   knows how anything is stored.
+//! - [`pki`]: the development PKI, and reading an organisation from a
+//!   client certificate.
+//! - [`client`]: connecting and building requests, shared by the command
+//!   line, tests and benchmarks.
+//! - [`error`]: the one error type, mapped to gRPC statuses in one place.
+//! - [`clock`]: Vietnam time, in which years and dates are counted.
+//! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod directory;
+pub mod document;
+pub mod error;
+pub mod exchange;
+pub mod pki;
+pub mod server;
+pub mod store;
+
+/// The `lienthong.v1` protobuf messages and gRPC stubs.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("lienthong.v1");
+}

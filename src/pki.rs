@@ -1,0 +1,356 @@
+//! Certificates: the development PKI that `serve` creates on first start,
+//! and how an organisation is read from a client certificate.
+//!
+//! # Security decisions
+//!
+//! - Identity is the client certificate, verified by TLS against the
+//!   configured client CA, and nothing else: the organisation is the SAN URI
+//!   `urn:lienthong:org:<code>` or, failing that, a subject CN that is a code.
+//! - The development PKI is for trying the service on one machine. Its CA key
+//!   sits beside the certificates so that `serve` can issue certificates for
+//!   organisations added later; a production deployment configures its own
+//!   certificates by path (see `certs/README.md`) and keeps the CA offline.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::GeneralName;
+
+use crate::directory::{Directory, OrgCode, Organization};
+
+/// The SAN URI prefix that names an organisation in a client certificate.
+pub const ORG_URI_PREFIX: &str = "urn:lienthong:org:";
+
+const CA_NAME: &str = "lienthong development CA";
+const CLIENT_INDEX: &str = "clients.toml";
+
+#[derive(Debug)]
+pub enum PkiError {
+    Io(PathBuf, std::io::Error),
+    Generate(rcgen::Error),
+    Index(String),
+    UnknownClient { name: String, index: PathBuf },
+}
+
+impl fmt::Display for PkiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PkiError::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            PkiError::Generate(e) => write!(f, "cannot generate a certificate: {e}"),
+            PkiError::Index(m) => f.write_str(m),
+            PkiError::UnknownClient { name, index } => write!(
+                f,
+                "no client certificate for {name:?} in {} (give an organisation code or alias listed there, or --cert and --key)",
+                index.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PkiError {}
+
+impl From<rcgen::Error> for PkiError {
+    fn from(e: rcgen::Error) -> Self {
+        PkiError::Generate(e)
+    }
+}
+
+/// Where the files of a PKI folder are.
+#[derive(Debug, Clone)]
+pub struct PkiPaths {
+    pub dir: PathBuf,
+}
+
+impl PkiPaths {
+    pub fn new(dir: impl Into<PathBuf>) -> PkiPaths {
+        PkiPaths { dir: dir.into() }
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.dir.join("ca.key")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    fn index(&self) -> PathBuf {
+        self.dir.join(CLIENT_INDEX)
+    }
+}
+
+/// One organisation's client credentials, as listed in `clients.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientEntry {
+    pub code: String,
+    pub alias: String,
+    /// Relative to the PKI folder.
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ClientIndex {
+    #[serde(default)]
+    client: Vec<ClientEntry>,
+}
+
+fn read(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(|e| PkiError::Io(path.to_owned(), e))
+}
+
+fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let io = |e| PkiError::Io(path.to_owned(), e);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io)?;
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(io)
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(days);
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, CA_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// What [`ensure_dev_pki`] did.
+#[derive(Debug, Default)]
+pub struct DevPkiReport {
+    pub created_ca: bool,
+    pub issued_clients: usize,
+}
+
+/// Makes sure `paths.dir` holds a development PKI for `directory`: creates
+/// the CA and the server certificate if there are none, and a client
+/// certificate for every organisation that has none yet.
+pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiReport, PkiError> {
+    let mut report = DevPkiReport::default();
+    let ca_key = if paths.ca_cert().exists() {
+        KeyPair::from_pem(&read(&paths.ca_key())?)?
+    } else {
+        let key = KeyPair::generate()?;
+        let mut params = ca_params();
+        validity(&mut params, 3650);
+        let cert = params.self_signed(&key)?;
+        write(&paths.ca_key(), &key.serialize_pem(), true)?;
+        write(&paths.ca_cert(), &cert.pem(), false)?;
+        report.created_ca = true;
+        key
+    };
+    // The issuer is rebuilt from the same name and key, which is all that
+    // goes into the certificates it signs.
+    let issuer = Issuer::new(ca_params(), ca_key);
+
+    if !paths.server_cert().exists() {
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "lienthong server");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        validity(&mut params, 825);
+        let cert = params.signed_by(&key, &issuer)?;
+        write(&paths.server_key(), &key.serialize_pem(), true)?;
+        write(&paths.server_cert(), &cert.pem(), false)?;
+    }
+
+    let mut index: ClientIndex = if paths.index().exists() {
+        toml::from_str(&read(&paths.index())?)
+            .map_err(|e| PkiError::Index(format!("{}: {e}", paths.index().display())))?
+    } else {
+        ClientIndex::default()
+    };
+    for org in directory.organizations() {
+        if index.client.iter().any(|c| c.code == org.code.as_str()) {
+            continue;
+        }
+        let entry = issue_client(paths, &issuer, org)?;
+        index.client.push(entry);
+        report.issued_clients += 1;
+    }
+    if report.issued_clients > 0 {
+        let text = toml::to_string(&index).map_err(|e| PkiError::Index(e.to_string()))?;
+        let header = "# Client certificates of this PKI folder, one per organisation.\n\
+                      # `lienthong <command> --as CODE-OR-ALIAS` finds its certificate here.\n\n";
+        write(&paths.index(), &format!("{header}{text}"), false)?;
+    }
+    Ok(report)
+}
+
+fn issue_client(
+    paths: &PkiPaths,
+    issuer: &Issuer<'_, KeyPair>,
+    org: &Organization,
+) -> Result<ClientEntry, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, org.code.as_str());
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org.name.as_str());
+    params.subject_alt_names = vec![SanType::URI(
+        format!("{ORG_URI_PREFIX}{}", org.code).try_into()?,
+    )];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, 825);
+    let cert = params.signed_by(&key, issuer)?;
+    let entry = ClientEntry {
+        code: org.code.to_string(),
+        alias: org.alias.clone(),
+        cert: format!("clients/{}.crt", org.code),
+        key: format!("clients/{}.key", org.code),
+    };
+    write(&paths.dir.join(&entry.key), &key.serialize_pem(), true)?;
+    write(&paths.dir.join(&entry.cert), &cert.pem(), false)?;
+    Ok(entry)
+}
+
+/// The certificate and key files of the organisation `name` (code or alias)
+/// in a PKI folder's `clients.toml`.
+pub fn find_client(paths: &PkiPaths, name: &str) -> Result<(PathBuf, PathBuf), PkiError> {
+    let index: ClientIndex = toml::from_str(&read(&paths.index())?)
+        .map_err(|e| PkiError::Index(format!("{}: {e}", paths.index().display())))?;
+    index
+        .client
+        .iter()
+        .find(|c| c.code == name || c.alias == name)
+        .map(|c| (paths.dir.join(&c.cert), paths.dir.join(&c.key)))
+        .ok_or_else(|| PkiError::UnknownClient {
+            name: name.into(),
+            index: paths.index(),
+        })
+}
+
+/// Why a verified client certificate names no organisation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdentityError {
+    Unparsable,
+    NoOrganization,
+    BadUri(String),
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::Unparsable => f.write_str("the client certificate cannot be parsed"),
+            IdentityError::NoOrganization => write!(
+                f,
+                "the client certificate names no organisation (expected a SAN URI {ORG_URI_PREFIX}<code> or a subject CN that is an organisation code)"
+            ),
+            IdentityError::BadUri(uri) => write!(
+                f,
+                "the client certificate's SAN URI {uri:?} does not end in an organisation code NNN.NN.NN.Xnn"
+            ),
+        }
+    }
+}
+
+/// The organisation a (TLS-verified) client certificate stands for. A SAN URI
+/// with our prefix wins over the CN; two such URIs naming different codes are
+/// refused, since a certificate must stand for exactly one organisation.
+pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, IdentityError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::Unparsable)?;
+    let mut from_san: Option<OrgCode> = None;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::URI(uri) = name {
+                if let Some(code) = uri.strip_prefix(ORG_URI_PREFIX) {
+                    let code = OrgCode::parse(code)
+                        .ok_or_else(|| IdentityError::BadUri(uri.to_string()))?;
+                    if from_san.is_some_and(|c| c != code) {
+                        return Err(IdentityError::BadUri(uri.to_string()));
+                    }
+                    from_san = Some(code);
+                }
+            }
+        }
+    }
+    if let Some(code) = from_san {
+        return Ok(code);
+    }
+    let from_cn = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .find_map(OrgCode::parse);
+    from_cn.ok_or(IdentityError::NoOrganization)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_pki_issues_one_client_per_organisation_and_names_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let paths = PkiPaths::new(dir.path());
+        let directory = Directory::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let report = ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.created_ca);
+        assert_eq!(report.issued_clients, directory.organizations().len());
+
+        let (cert, _key) = find_client(&paths, "xa-van-nham").unwrap_or_else(|e| panic!("{e}"));
+        let pem = fs::read_to_string(cert).unwrap_or_default();
+        let der = rustls_pem_der(&pem);
+        let code = org_from_certificate(&der).ok().map(|c| c.to_string());
+        assert_eq!(
+            code.as_deref(),
+            directory.org("xa-van-nham").map(|o| o.code.as_str())
+        );
+
+        // A second run issues nothing new.
+        let again = ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!again.created_ca);
+        assert_eq!(again.issued_clients, 0);
+    }
+
+    fn rustls_pem_der(pem: &str) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        assert_eq!(
+            org_from_certificate(b"nope"),
+            Err(IdentityError::Unparsable)
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Assembling and running the service: directory, certificates, store, the
+//! gRPC server over mutual TLS, and an orderly shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use crate::api::{ExchangeApi, ExchangeServer};
+use crate::directory::Directory;
+use crate::exchange::{Exchange, Limits};
+use crate::pki::{self, PkiPaths};
+use crate::store::{Store, StoreOptions};
+
+/// Certificates configured by path, for production.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that client certificates must chain to.
+    pub client_ca: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: the built-in Hữu Lũng directory.
+    pub directory: Option<PathBuf>,
+    /// `None`: the development PKI under `DATA/pki`, created if missing.
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+    pub store: StoreOptions,
+}
+
+impl ServerConfig {
+    /// The embedded defaults: `./data`, `127.0.0.1:50051`, Hữu Lũng, dev PKI.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            directory: None,
+            tls: None,
+            limits: Limits::default(),
+            store: StoreOptions::default(),
+        }
+    }
+}
+
+/// Room on top of the document limit for the rest of a request, so that a
+/// document just over the limit gets our RESOURCE_EXHAUSTED naming the limit.
+const ENVELOPE_MARGIN: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn fail(context: &str) -> impl FnOnce(&dyn std::fmt::Display) -> StartError + '_ {
+    move |e| StartError(format!("{context}: {e}"))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|e| StartError(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    /// The development PKI folder, when the server uses one.
+    pub dev_pki: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), StartError>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, flushes the store and
+    /// returns when all of it is done.
+    pub async fn shutdown(mut self) -> Result<(), StartError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops on its own (it does not, unless it fails).
+    pub async fn wait(&mut self) -> Result<(), StartError> {
+        (&mut self.task)
+            .await
+            .map_err(|e| StartError(format!("the server task failed: {e}")))?
+    }
+}
+
+/// Starts the service and returns once it accepts connections.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    // tonic is built with ring; say so explicitly in case another crate in
+    // the build enabled a second provider, which would make rustls refuse to
+    // pick one. An error here only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let directory =
+        Arc::new(Directory::load(config.directory.as_deref()).map_err(|e| fail("directory")(&e))?);
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+
+    let (tls_files, dev_pki) = match &config.tls {
+        Some(files) => (files.clone(), None),
+        None => {
+            let paths = PkiPaths::new(config.data_dir.join("pki"));
+            let report =
+                pki::ensure_dev_pki(&paths, &directory).map_err(|e| fail("development PKI")(&e))?;
+            if report.created_ca {
+                tracing::info!(
+                    "created a development PKI in {} (CA, server certificate, one client certificate per organisation)",
+                    paths.dir.display()
+                );
+            } else if report.issued_clients > 0 {
+                tracing::info!(
+                    "issued {} client certificates for new organisations in {}",
+                    report.issued_clients,
+                    paths.dir.display()
+                );
+            }
+            let files = TlsFiles {
+                cert: paths.server_cert(),
+                key: paths.server_key(),
+                client_ca: paths.ca_cert(),
+            };
+            (files, Some(paths.dir))
+        }
+    };
+    let identity = Identity::from_pem(read_file(&tls_files.cert)?, read_file(&tls_files.key)?);
+    let client_ca = Certificate::from_pem(read_file(&tls_files.client_ca)?);
+    // No client_auth_optional: a connection without a certificate that
+    // chains to the client CA never gets past the handshake.
+    let tls = ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(client_ca);
+
+    let store_dir = config.data_dir.join("store");
+    let store = Arc::new(Store::open(&store_dir, &config.store).map_err(|e| fail("store")(&e))?);
+    let exchange = Arc::new(Exchange::new(
+        store.clone(),
+        directory,
+        config.limits.clone(),
+    ));
+    let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
+    let service = ExchangeServer::new(ExchangeApi::new(exchange))
+        .max_decoding_message_size(message_limit)
+        .max_encoding_message_size(message_limit);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let router = tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(|e| fail("TLS configuration")(&e))?
+        .tcp_nodelay(true)
+        .add_service(service);
+
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stop.await;
+            })
+            .await;
+        // Every request has finished: flush and close the store.
+        let closed = store.close().await;
+        served.map_err(|e| fail("server")(&e))?;
+        closed.map_err(|e| fail("closing the store")(&e))
+    });
+    tracing::info!("listening on {addr}");
+    Ok(RunningServer {
+        addr,
+        dev_pki,
+        shutdown: Some(shutdown),
+        task,
+    })
+}

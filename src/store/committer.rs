@@ -1,0 +1,232 @@
+//! Group commit: one thread applies every write and flushes for all of them.
+//!
+//! Senders hand their [`NewDocument`] to the committer and wait. The
+//! committer takes everything queued (up to a batch limit), applies each send
+//! as its own multi-tree transaction, calls `db.flush()` once, and only then
+//! answers each sender. One fsync covers many sends, and no reply leaves
+//! before its data is on disk.
+//!
+//! Why a thread and not `flush_async`: sled 0.34.7 deadlocks when several
+//! `flush_async` calls run concurrently. Here exactly one flush is ever in
+//! progress, on a thread that may block.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tokio::sync::{mpsc, oneshot};
+
+use super::keys;
+use super::records::{StoredDelivery, StoredDocument};
+use super::{decode_document, DocId, NewDocument, Pending, SendOutcome, Trees};
+use crate::clock;
+use crate::error::{Error, Result};
+
+/// How many sends one flush covers at most.
+const MAX_BATCH: usize = 512;
+/// How many sends may wait for the committer before senders are held back.
+const QUEUE: usize = 4096;
+
+struct Job {
+    new: NewDocument,
+    reply: oneshot::Sender<Result<SendOutcome>>,
+}
+
+pub(super) struct Committer {
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Committer {
+    pub(super) fn start(db: sled::Db, trees: Trees, pending: Arc<Pending>) -> Result<Committer> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("lienthong-committer".into())
+            .spawn(move || run(db, trees, pending, rx))
+            .map_err(|e| Error::Storage(format!("cannot start the committer thread: {e}")))?;
+        Ok(Committer {
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(super) async fn submit(&self, new: NewDocument) -> Result<SendOutcome> {
+        let queue = self.queue.lock().ok().and_then(|q| q.clone());
+        let closed = || Error::Unavailable("the service is shutting down; send again later".into());
+        let queue = queue.ok_or_else(closed)?;
+        let (reply, answer) = oneshot::channel();
+        queue.send(Job { new, reply }).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Closes the queue, lets the committer finish what was queued, and
+    /// waits for its last flush.
+    pub(super) async fn stop(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take();
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn run(db: sled::Db, trees: Trees, pending: Arc<Pending>, mut rx: mpsc::Receiver<Job>) {
+    // After a failed flush, what is in memory may never reach the disk: take
+    // no more writes, so nothing is acknowledged on top of a lost one.
+    let mut failed: Option<String> = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Some(reason) = &failed {
+            for job in jobs {
+                let _ = job.reply.send(Err(Error::Unavailable(format!(
+                    "storage failed earlier ({reason}); the service must be restarted"
+                ))));
+            }
+            continue;
+        }
+
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            pending.insert(job.new.id);
+            ids.push(job.new.id);
+            answers.push((job.reply, apply(&trees, &job.new)));
+        }
+        match db.flush() {
+            Ok(_) => {
+                pending.remove(&ids);
+                for (reply, outcome) in answers {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "flush failed; refusing further writes");
+                let reason = e.to_string();
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(Error::Storage(format!("flush failed: {reason}"))));
+                }
+                failed = Some(reason);
+            }
+        }
+    }
+    if let Err(e) = db.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+type TxError = ConflictableTransactionError<Error>;
+
+fn abort(message: impl Into<String>) -> TxError {
+    ConflictableTransactionError::Abort(Error::Storage(message.into()))
+}
+
+fn read_u64(value: Option<sled::IVec>) -> Result<u64, TxError> {
+    match value {
+        None => Ok(0),
+        Some(v) => v
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| abort("a counter is not 8 bytes")),
+    }
+}
+
+/// Applies one send as one transaction over every tree it touches. Runs only
+/// on the committer thread, so the transaction never conflicts.
+fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
+    let t = trees;
+    let result = (
+        &t.documents,
+        &t.attachments,
+        &t.inbox,
+        &t.outbox,
+        &t.counters,
+        &t.idempotency,
+        &t.numbering,
+    )
+        .transaction(
+            |(documents, attachments, inbox, outbox, counters, idempotency, numbering)| {
+                let stored = |id: &DocId| -> Result<StoredDocument, TxError> {
+                    let bytes = documents
+                        .get(id.0)?
+                        .ok_or_else(|| abort(format!("document {id} is indexed but missing")))?;
+                    decode_document(&bytes).map_err(ConflictableTransactionError::Abort)
+                };
+
+                if let Some(key) = &new.idempotency_key {
+                    if let Some(v) = idempotency.get(keys::idempotency(&new.sender, key))? {
+                        let id =
+                            DocId::from_slice(&v).map_err(ConflictableTransactionError::Abort)?;
+                        return if v.get(16..) == Some(&new.content_digest[..]) {
+                            Ok(SendOutcome::Duplicate(id, stored(&id)?))
+                        } else {
+                            Ok(SendOutcome::KeyReused(id))
+                        };
+                    }
+                }
+                let (year, number, notation) = &new.numbering;
+                let numbering_key = keys::numbering(&new.sender, *year, *number, notation);
+                if let Some(v) = numbering.get(&numbering_key)? {
+                    let id = DocId::from_slice(&v).map_err(ConflictableTransactionError::Abort)?;
+                    return Ok(SendOutcome::NumberTaken(id));
+                }
+
+                // Accepted now: the time, and so the arrival year, is fixed in
+                // the same place as the arrival numbers.
+                let accepted_at_ms = clock::now_ms();
+                let arrival_year = clock::vietnam_date(accepted_at_ms).year() as u16;
+                let mut deliveries = Vec::with_capacity(new.recipients.len());
+                for recipient in &new.recipients {
+                    let counter = keys::arrival_counter(recipient, arrival_year);
+                    let arrival_number = read_u64(counters.get(&counter)?)? + 1;
+                    counters.insert(counter, &arrival_number.to_be_bytes())?;
+                    inbox.insert(
+                        keys::inbox(recipient, arrival_year, arrival_number),
+                        &new.id.0,
+                    )?;
+                    deliveries.push(StoredDelivery {
+                        recipient: recipient.to_string(),
+                        arrival_year: u32::from(arrival_year),
+                        arrival_number,
+                    });
+                }
+                let counter = keys::outbox_counter(&new.sender);
+                let seq = read_u64(counters.get(&counter)?)? + 1;
+                counters.insert(counter, &seq.to_be_bytes())?;
+                outbox.insert(keys::outbox(&new.sender, seq), &new.id.0)?;
+
+                let document = StoredDocument {
+                    document_bytes: new.document_bytes.clone(),
+                    sender: new.sender.to_string(),
+                    deliveries,
+                    accepted_at_ms,
+                    content_digest: new.content_digest.to_vec(),
+                    attachment_count: new.attachments.len() as u32,
+                };
+                documents.insert(&new.id.0, prost::Message::encode_to_vec(&document))?;
+                for (index, content) in new.attachments.iter().enumerate() {
+                    attachments
+                        .insert(keys::attachment(&new.id, index as u16), content.as_slice())?;
+                }
+                if let Some(key) = &new.idempotency_key {
+                    let mut value = new.id.0.to_vec();
+                    value.extend_from_slice(&new.content_digest);
+                    idempotency.insert(keys::idempotency(&new.sender, key), value)?;
+                }
+                numbering.insert(numbering_key, &new.id.0)?;
+                Ok(SendOutcome::Accepted(new.id, document))
+            },
+        );
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => Error::from(e),
+    })
+}

@@ -1,0 +1,89 @@
+//! Encoding of storage keys. Integers are big-endian so that sled's byte
+//! order is numeric order, and every key starts with the fixed-width
+//! organisation code so that one mailbox is one contiguous range.
+
+use crate::directory::OrgCode;
+
+use super::DocId;
+
+/// `org ‖ year u16 ‖ arrival_number u64`
+pub fn inbox(org: &OrgCode, year: u16, number: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(OrgCode::LEN + 10);
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&year.to_be_bytes());
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// The (year, number) of an inbox key.
+pub fn inbox_position(key: &[u8]) -> Option<(u16, u64)> {
+    let rest = key.get(OrgCode::LEN..)?;
+    let year = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+    let number = u64::from_be_bytes(rest.get(2..10)?.try_into().ok()?);
+    Some((year, number))
+}
+
+/// `org ‖ seq u64`
+pub fn outbox(org: &OrgCode, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(OrgCode::LEN + 8);
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn outbox_seq(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        key.get(OrgCode::LEN..)?.try_into().ok()?,
+    ))
+}
+
+/// `doc_id ‖ index u16`
+pub fn attachment(id: &DocId, index: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(18);
+    k.extend_from_slice(&id.0);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// `"arrival" ‖ org ‖ year u16`: the last arrival number given that year.
+pub fn arrival_counter(org: &OrgCode, year: u16) -> Vec<u8> {
+    let mut k = b"arrival".to_vec();
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&year.to_be_bytes());
+    k
+}
+
+/// `"outbox" ‖ org`: the last outbox sequence used.
+pub fn outbox_counter(org: &OrgCode) -> Vec<u8> {
+    let mut k = b"outbox".to_vec();
+    k.extend_from_slice(org.as_bytes());
+    k
+}
+
+/// `org ‖ key`: the sender's idempotency key.
+pub fn idempotency(org: &OrgCode, key: &str) -> Vec<u8> {
+    let mut k = org.as_bytes().to_vec();
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `org ‖ year u16 ‖ number u64 ‖ notation`: Decree 30 makes number and
+/// notation unique per issuer within a year.
+pub fn numbering(org: &OrgCode, year: u16, number: u64, notation: &str) -> Vec<u8> {
+    let mut k = org.as_bytes().to_vec();
+    k.extend_from_slice(&year.to_be_bytes());
+    k.extend_from_slice(&number.to_be_bytes());
+    k.extend_from_slice(notation.as_bytes());
+    k
+}
+
+/// The smallest and one-past-largest key of an organisation's range.
+pub fn org_range(org: &OrgCode) -> (Vec<u8>, Vec<u8>) {
+    let start = org.as_bytes().to_vec();
+    let mut end = start.clone();
+    // Codes are ASCII, so the last byte is below 0xff and can be bumped.
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    (start, end)
+}

@@ -1,0 +1,388 @@
+//! Durable storage: the only code that knows sled, its trees and its keys.
+//!
+//! The domain sees a narrow interface — commit a new document, read a
+//! document, page through a mailbox — so that another engine can later sit
+//! behind the same methods without the domain changing.
+//!
+//! # Key layout
+//!
+//! One sled database under `DATA/store/`, with these trees (`‖` is
+//! concatenation, integers are big-endian, `org` is the 13-byte code):
+//!
+//! | tree          | key                                   | value                                |
+//! |---------------|---------------------------------------|--------------------------------------|
+//! | `meta`        | `"schema"`                            | `"lienthong-store-1"`                |
+//! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
+//! | `attachments` | `doc_id[16] ‖ index u16`              | raw attachment bytes                 |
+//! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
+//! | `outbox`      | `org ‖ seq u64`                       | `doc_id[16]`                         |
+//! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
+//! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
+//! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
+//! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
+//!
+//! A document and its attachments are stored once, however many recipients
+//! it has; each recipient's inbox holds only the id. The inbox key *is* the
+//! arrival number, so a page of a mailbox is one range scan whose cost does
+//! not depend on the mailbox's size.
+//!
+//! # Durability
+//!
+//! Writes go through one committer thread (see `committer`): it applies each
+//! send as one multi-tree transaction, then calls `flush()` once for all the
+//! sends it applied, and only then answers them. sled's own periodic flush is
+//! switched off, so nothing else flushes concurrently.
+//!
+//! Between apply and flush a document is in sled's memory but not yet on
+//! disk; it is kept *pending* and invisible to readers, so no recipient ever
+//! sees a document that a crash could still take away.
+
+mod committer;
+mod keys;
+mod records;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::directory::OrgCode;
+use crate::error::{Error, Result};
+pub use records::{StoredDelivery, StoredDocument};
+
+use committer::Committer;
+
+const SCHEMA: &[u8] = b"lienthong-store-1";
+
+/// A document's id: 16 random bytes, shown as 32 lowercase hex characters.
+/// Random rather than sequential so ids say nothing about others' traffic.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocId(pub [u8; 16]);
+
+impl DocId {
+    pub fn random() -> Result<DocId> {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| Error::Storage("the system random generator failed".into()))?;
+        Ok(DocId(bytes))
+    }
+
+    /// Parses the 32-hex-character form.
+    pub fn parse(text: &str) -> Option<DocId> {
+        if text.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(DocId(bytes))
+    }
+
+    fn from_slice(bytes: &[u8]) -> Result<DocId> {
+        bytes
+            .get(..16)
+            .and_then(|b| b.try_into().ok())
+            .map(DocId)
+            .ok_or_else(|| Error::Storage("a stored document id is truncated".into()))
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocId({self})")
+    }
+}
+
+/// A document the exchange has checked and routed, ready to be committed.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub id: DocId,
+    pub sender: OrgCode,
+    pub recipients: Vec<OrgCode>,
+    pub document_bytes: Vec<u8>,
+    pub attachments: Vec<Vec<u8>>,
+    pub content_digest: [u8; 32],
+    pub idempotency_key: Option<String>,
+    /// Year, number and notation: unique per sender (Decree 30).
+    pub numbering: (u16, u64, String),
+}
+
+/// What committing a [`NewDocument`] did.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Stored and durable.
+    Accepted(DocId, StoredDocument),
+    /// The idempotency key was used before for the same content: that
+    /// document, nothing new.
+    Duplicate(DocId, StoredDocument),
+    /// The idempotency key was used before for other content.
+    KeyReused(DocId),
+    /// The sender already used this number and notation this year.
+    NumberTaken(DocId),
+}
+
+/// One entry of an inbox, with its document.
+#[derive(Debug)]
+pub struct InboxItem {
+    pub arrival_year: u16,
+    pub arrival_number: u64,
+    pub id: DocId,
+    pub document: StoredDocument,
+}
+
+/// One entry of an outbox, with its document.
+#[derive(Debug)]
+pub struct OutboxItem {
+    pub seq: u64,
+    pub id: DocId,
+    pub document: StoredDocument,
+}
+
+/// A page of a listing, newest first, and where the next page starts.
+#[derive(Debug)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    /// The position to pass back for the next page; `None` at the end.
+    pub next: Option<C>,
+}
+
+#[derive(Clone)]
+struct Trees {
+    documents: sled::Tree,
+    attachments: sled::Tree,
+    inbox: sled::Tree,
+    outbox: sled::Tree,
+    counters: sled::Tree,
+    idempotency: sled::Tree,
+    numbering: sled::Tree,
+}
+
+/// Documents committed to sled's memory but not yet flushed: hidden from
+/// readers until the flush that makes them durable.
+#[derive(Default)]
+struct Pending(Mutex<HashSet<DocId>>);
+
+impl Pending {
+    fn contains(&self, id: &DocId) -> bool {
+        self.0.lock().map(|s| s.contains(id)).unwrap_or(true)
+    }
+    fn insert(&self, id: DocId) {
+        if let Ok(mut s) = self.0.lock() {
+            s.insert(id);
+        }
+    }
+    fn remove(&self, ids: &[DocId]) {
+        if let Ok(mut s) = self.0.lock() {
+            for id in ids {
+                s.remove(id);
+            }
+        }
+    }
+}
+
+/// Storage tuning.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct Store {
+    db: sled::Db,
+    trees: Trees,
+    pending: std::sync::Arc<Pending>,
+    committer: Committer,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            // Only the committer flushes: see the module documentation.
+            .flush_every_ms(None)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema")? {
+            Some(v) if v.as_ref() == SCHEMA => {}
+            Some(v) => {
+                return Err(Error::Storage(format!(
+                    "{} holds schema {:?}, this build reads {:?}",
+                    dir.display(),
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(SCHEMA)
+                )))
+            }
+            None => {
+                meta.insert("schema", SCHEMA)?;
+                db.flush()?;
+            }
+        }
+        let trees = Trees {
+            documents: db.open_tree("documents")?,
+            attachments: db.open_tree("attachments")?,
+            inbox: db.open_tree("inbox")?,
+            outbox: db.open_tree("outbox")?,
+            counters: db.open_tree("counters")?,
+            idempotency: db.open_tree("idempotency")?,
+            numbering: db.open_tree("numbering")?,
+        };
+        let pending = std::sync::Arc::new(Pending::default());
+        let committer = Committer::start(db.clone(), trees.clone(), pending.clone())?;
+        Ok(Store {
+            db,
+            trees,
+            pending,
+            committer,
+        })
+    }
+
+    /// Commits a new document: either all of it is stored and durable when
+    /// this returns `Accepted`, or nothing was written.
+    pub async fn send(&self, new: NewDocument) -> Result<SendOutcome> {
+        self.committer.submit(new).await
+    }
+
+    /// A durable document, or `None`.
+    pub fn document(&self, id: &DocId) -> Result<Option<StoredDocument>> {
+        if self.pending.contains(id) {
+            return Ok(None);
+        }
+        self.trees
+            .documents
+            .get(id.0)?
+            .map(|bytes| decode_document(&bytes))
+            .transpose()
+    }
+
+    /// The content of attachment `index` of a document.
+    pub fn attachment(&self, id: &DocId, index: u16) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .trees
+            .attachments
+            .get(keys::attachment(id, index))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Up to `limit` entries of `org`'s inbox, newest first, strictly before
+    /// `before` (a (year, arrival number) from a previous page).
+    pub fn inbox_page(
+        &self,
+        org: &OrgCode,
+        before: Option<(u16, u64)>,
+        limit: usize,
+    ) -> Result<Page<InboxItem, (u16, u64)>> {
+        let (start, org_end) = keys::org_range(org);
+        let end = match before {
+            Some((year, number)) => keys::inbox(org, year, number),
+            None => org_end,
+        };
+        self.page(&self.trees.inbox, start, end, limit, |key, id, document| {
+            let (arrival_year, arrival_number) = keys::inbox_position(key)
+                .ok_or_else(|| Error::Storage("an inbox key is truncated".into()))?;
+            Ok(InboxItem {
+                arrival_year,
+                arrival_number,
+                id,
+                document,
+            })
+        })
+        .map(|(items, more)| Page {
+            next: more
+                .then(|| {
+                    items
+                        .last()
+                        .map(|i: &InboxItem| (i.arrival_year, i.arrival_number))
+                })
+                .flatten(),
+            items,
+        })
+    }
+
+    /// Up to `limit` entries of `org`'s outbox, newest first, strictly before
+    /// sequence `before`.
+    pub fn outbox_page(
+        &self,
+        org: &OrgCode,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<OutboxItem, u64>> {
+        let (start, org_end) = keys::org_range(org);
+        let end = match before {
+            Some(seq) => keys::outbox(org, seq),
+            None => org_end,
+        };
+        self.page(
+            &self.trees.outbox,
+            start,
+            end,
+            limit,
+            |key, id, document| {
+                let seq = keys::outbox_seq(key)
+                    .ok_or_else(|| Error::Storage("an outbox key is truncated".into()))?;
+                Ok(OutboxItem { seq, id, document })
+            },
+        )
+        .map(|(items, more)| Page {
+            next: more
+                .then(|| items.last().map(|i: &OutboxItem| i.seq))
+                .flatten(),
+            items,
+        })
+    }
+
+    /// Walks `tree` backwards over `[start, end)`, skipping pending documents,
+    /// and returns at most `limit` items and whether more follow.
+    fn page<T>(
+        &self,
+        tree: &sled::Tree,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        make: impl Fn(&[u8], DocId, StoredDocument) -> Result<T>,
+    ) -> Result<(Vec<T>, bool)> {
+        let mut items = Vec::with_capacity(limit.min(512));
+        for entry in tree.range(start..end).rev() {
+            let (key, value) = entry?;
+            let id = DocId::from_slice(&value)?;
+            let Some(document) = self.document(&id)? else {
+                continue; // pending: not durable yet
+            };
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            items.push(make(&key, id, document)?);
+        }
+        Ok((items, false))
+    }
+
+    /// Stops taking writes, waits for those in flight, and flushes.
+    pub async fn close(&self) -> Result<()> {
+        self.committer.stop().await;
+        // The committer is gone, so this is the only flush in progress.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::Storage(format!("the final flush did not run: {e}")))??;
+        Ok(())
+    }
+}
+
+fn decode_document(bytes: &[u8]) -> Result<StoredDocument> {
+    prost::Message::decode(bytes)
+        .map_err(|e| Error::Storage(format!("a stored document does not decode: {e}")))
+}

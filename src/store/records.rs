@@ -1,0 +1,36 @@
+//! The values stored in sled, encoded with prost. Field tags are part of the
+//! on-disk format: add fields with new tags, never renumber.
+
+use prost::Message;
+
+/// One accepted document: the sender's bytes, exactly as received, and what
+/// the service decided about them. Attachment contents are stored apart.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredDocument {
+    #[prost(bytes = "vec", tag = "1")]
+    pub document_bytes: Vec<u8>,
+    /// Sender's organisation code.
+    #[prost(string, tag = "2")]
+    pub sender: String,
+    #[prost(message, repeated, tag = "3")]
+    pub deliveries: Vec<StoredDelivery>,
+    #[prost(int64, tag = "4")]
+    pub accepted_at_ms: i64,
+    /// SHA-256 over the document bytes and every attachment's digest: what an
+    /// idempotent retry must match.
+    #[prost(bytes = "vec", tag = "5")]
+    pub content_digest: Vec<u8>,
+    #[prost(uint32, tag = "6")]
+    pub attachment_count: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredDelivery {
+    /// Recipient's organisation code.
+    #[prost(string, tag = "1")]
+    pub recipient: String,
+    #[prost(uint32, tag = "2")]
+    pub arrival_year: u32,
+    #[prost(uint64, tag = "3")]
+    pub arrival_number: u64,
+}

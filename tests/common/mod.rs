@@ -1,0 +1,154 @@
+//! Test harness: a real server (mutual TLS, ephemeral port, temporary data
+//! directory, development PKI) and clients that connect as an organisation.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use lienthong::client::{self, AttachmentFile, ClientConfig};
+use lienthong::exchange::Limits;
+use lienthong::pb;
+use lienthong::pb::exchange_client::ExchangeClient;
+use lienthong::pki::{self, PkiPaths};
+use lienthong::server::{self, RunningServer, ServerConfig};
+use tonic::transport::Channel;
+
+pub type Client = ExchangeClient<Channel>;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub limits: Limits,
+    running: Option<RunningServer>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with_limits(Limits::default()).await
+    }
+
+    pub async fn with_limits(limits: Limits) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let running = launch(dir.path(), &limits).await;
+        TestServer {
+            dir,
+            limits,
+            running: Some(running),
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().expect("server running").addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr())
+    }
+
+    pub fn pki(&self) -> PkiPaths {
+        PkiPaths::new(self.dir.path().join("pki"))
+    }
+
+    /// A client holding `org`'s certificate from the development PKI.
+    pub async fn client(&self, org: &str) -> Client {
+        let (cert, key) = pki::find_client(&self.pki(), org).expect("client certificate");
+        self.client_with(cert, key).await
+    }
+
+    pub async fn client_with(&self, cert: PathBuf, key: PathBuf) -> Client {
+        let config = ClientConfig {
+            server: self.url(),
+            ca_cert: self.pki().ca_cert(),
+            cert,
+            key,
+        };
+        client::connect(&config).await.expect("connect")
+    }
+
+    /// Stops the server cleanly and starts a new one on the same data.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.running = Some(launch(self.dir.path(), &self.limits).await);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+async fn launch(data: &Path, limits: &Limits) -> RunningServer {
+    let mut config = ServerConfig::new(data);
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.limits = limits.clone();
+    server::start(config).await.expect("server starts")
+}
+
+/// A valid directive (chỉ thị) from `from` to `to`.
+pub fn directive(from: &str, to: &[&str], number: u64) -> pb::Document {
+    pb::Document {
+        from: from.into(),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        number,
+        notation: "CT-UBND".into(),
+        place: "Hữu Lũng".into(),
+        promulgation_date: "2026-11-20".into(),
+        document_type: "chi-thi".into(),
+        subject: format!("Về việc tăng cường phòng cháy chữa cháy, số {number}"),
+        signer: Some(pb::Signer {
+            competence: "TM.".into(),
+            position: "Chủ tịch".into(),
+            full_name: "Nguyễn Văn A".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn request(document: pb::Document) -> pb::SendRequest {
+    client::send_request(document, Vec::new(), None)
+}
+
+pub fn pdf(name: &str, content: &[u8]) -> AttachmentFile {
+    AttachmentFile {
+        name: name.into(),
+        media_type: "application/pdf".into(),
+        content: content.to_vec(),
+    }
+}
+
+pub async fn send(client: &mut Client, document: pb::Document) -> pb::SendResponse {
+    client
+        .send(request(document))
+        .await
+        .expect("send accepted")
+        .into_inner()
+}
+
+pub async fn inbox_all(client: &mut Client) -> Vec<pb::InboxEntry> {
+    let mut entries = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_inbox(pb::ListMailboxRequest {
+                page_size: 0,
+                page_token: token,
+            })
+            .await
+            .expect("inbox")
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return entries;
+        }
+        token = page.next_page_token;
+    }
+}
+
+pub fn communes() -> Vec<String> {
+    lienthong::directory::Directory::builtin()
+        .expect("built-in directory")
+        .organizations()
+        .iter()
+        .filter(|o| o.kind == "commune")
+        .map(|o| o.alias.clone())
+        .collect()
+}
