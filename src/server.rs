@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::{ExchangeApi, ExchangeServer};
@@ -101,6 +102,31 @@ impl RunningServer {
     }
 }
 
+/// tonic refuses a request larger than its decoding limit with OUT_OF_RANGE
+/// before any handler sees it. For the caller that is a size limit, which
+/// gRPC spells RESOURCE_EXHAUSTED; say which limit, as for smaller excesses.
+fn oversize_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+    max_document_bytes: usize,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    let too_large = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if too_large {
+        let message = format!(
+            "max_document_bytes: the request is larger than the limit of {max_document_bytes} bytes for a document and its attachments"
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&message) {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+            headers.insert("grpc-message", value);
+        }
+    }
+    response
+}
+
 /// Starts the service and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // tonic is built with ring; say so explicitly in case another crate in
@@ -169,10 +195,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let max_document_bytes = config.limits.max_document_bytes;
     let router = tonic::transport::Server::builder()
         .tls_config(tls)
         .map_err(|e| fail("TLS configuration")(&e))?
         .tcp_nodelay(true)
+        .layer(tower::util::MapResponseLayer::new(move |response| {
+            oversize_is_resource_exhausted(response, max_document_bytes)
+        }))
         .add_service(service);
 
     let (shutdown, stop) = oneshot::channel::<()>();

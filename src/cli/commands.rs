@@ -29,6 +29,9 @@ pub async fn serve(args: ServeArgs) -> Result {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr closed) is dropped; the
+        // default would report it with eprintln!, which panics.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

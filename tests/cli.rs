@@ -1,0 +1,200 @@
+//! The command line as a user runs it: the real binary serving, the real
+//! binary as client, a SIGKILL right after a send returned, and a restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+/// Starts `lienthong serve` on a free port and waits for its `listening` line.
+fn serve(data: &Path) -> Serve {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lienthong serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the address is known, as a log collector would.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs a line containing 'listening'");
+        if let Some(addr) = line.split("listening on ").nth(1) {
+            return Serve {
+                child,
+                url: format!("https://{}", addr.trim()),
+            };
+        }
+    }
+}
+
+fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LIENTHONG_SERVER", &server.url)
+        .env("LIENTHONG_PKI", data.join("pki"))
+        .output()
+        .expect("run lienthong")
+}
+
+fn ok_json(output: Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("exactly one JSON document on stdout")
+}
+
+#[test]
+fn send_kill_restart_read_and_save_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let original = tmp.path().join("Kế hoạch PCCC 2026.pdf");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&original, &content).expect("write attachment");
+
+    let mut server = serve(&data);
+    let sent = ok_json(cli(
+        &server,
+        &data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "all-communes",
+            "--type",
+            "CT",
+            "--number",
+            "12",
+            "--notation",
+            "CT-UBND",
+            "--date",
+            "2026-11-20",
+            "--subject",
+            "Về việc tăng cường phòng cháy chữa cháy mùa hanh khô",
+            "--signer-name",
+            "Nguyễn Văn A",
+            "--signer-position",
+            "Chủ tịch",
+            "--competence",
+            "TM.",
+            "--urgency",
+            "hoa-toc",
+            "--due",
+            "2026-12-15",
+            "--attach",
+            original.to_str().expect("utf-8 path"),
+            "--json",
+        ],
+    ));
+    let id = sent["id"].as_str().expect("id").to_owned();
+    assert_eq!(sent["deliveries"].as_array().map(Vec::len), Some(23));
+
+    // The send returned: kill the server without any chance to flush.
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+
+    let mut server = serve(&data);
+    let inbox = ok_json(cli(
+        &server,
+        &data,
+        &["inbox", "--as", "xa-van-nham", "--json"],
+    ));
+    let entries = inbox["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["id"], id.as_str());
+    assert_eq!(entries[0]["arrival_number"], 1);
+    assert_eq!(entries[0]["urgency"], "hoa-toc");
+
+    let saved_dir = tmp.path().join("saved");
+    let shown = ok_json(cli(
+        &server,
+        &data,
+        &[
+            "show",
+            "--as",
+            "xa-van-nham",
+            &id,
+            "--save",
+            saved_dir.to_str().expect("path"),
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        shown["subject"],
+        "Về việc tăng cường phòng cháy chữa cháy mùa hanh khô"
+    );
+    let saved = std::fs::read(saved_dir.join("Kế hoạch PCCC 2026.pdf")).expect("saved attachment");
+    assert!(
+        saved == content,
+        "the saved attachment is identical to the original"
+    );
+
+    let outbox = ok_json(cli(
+        &server,
+        &data,
+        &["outbox", "--as", "000.02.09.H37", "--json"],
+    ));
+    assert_eq!(outbox["entries"][0]["id"], id.as_str());
+
+    // Errors: stderr, non-zero exit, the field named.
+    let not_party = cli(&server, &data, &["show", "--as", "phong-tu-phap", &id]);
+    assert!(!not_party.status.success());
+    assert!(String::from_utf8_lossy(&not_party.stderr).contains("NotFound"));
+    let unknown = cli(
+        &server,
+        &data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-khong-co",
+            "--type",
+            "cong-van",
+            "--number",
+            "13",
+            "--notation",
+            "UBND-VP",
+            "--subject",
+            "V/v thử",
+        ],
+    );
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("document.to[0]") && stderr.contains("xa-khong-co"),
+        "{stderr}"
+    );
+
+    // SIGTERM: a clean stop with a zero exit status.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(stopped.success());
+    let status = server.child.wait().expect("exit");
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}"
+    );
+}
