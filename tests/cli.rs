@@ -32,9 +32,11 @@ fn serve(data: &Path) -> Serve {
         }
     });
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs a line containing 'listening'");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server never logged a line containing 'listening'");
+        };
         if let Some(addr) = line.split("listening on ").nth(1) {
             return Serve {
                 child,
