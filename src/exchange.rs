@@ -13,7 +13,9 @@ use crate::directory::{Directory, Organization, UnknownName};
 use crate::document::{self, CheckedDocument};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::store::{DocId, InboxItem, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument};
+use crate::store::{
+    DocId, InboxItem, NewAttachment, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument,
+};
 
 /// Configurable limits on what one send may carry.
 #[derive(Debug, Clone)]
@@ -153,7 +155,17 @@ impl Exchange {
             sender: caller.code,
             recipients: recipients.iter().map(|o| o.code).collect(),
             document_bytes: input.document_bytes,
-            attachments: input.attachments,
+            attachments: checked
+                .document
+                .attachments
+                .iter()
+                .zip(input.attachments)
+                .map(|(declared, content)| NewAttachment {
+                    // check_attachments made sure this is the content's digest.
+                    sha256: declared.sha256.as_slice().try_into().unwrap_or([0; 32]),
+                    content: Some(content),
+                })
+                .collect(),
             content_digest,
             idempotency_key: idempotency_key.map(str::to_owned),
             numbering: (
@@ -258,9 +270,9 @@ impl Exchange {
     pub fn get(&self, caller: &Organization, id: &str, include_content: bool) -> Result<Fetched> {
         let view = self.readable(caller, id)?;
         let mut contents = Vec::with_capacity(view.header.attachments.len());
-        for index in 0..view.header.attachments.len() {
+        for (index, declared) in view.header.attachments.iter().enumerate() {
             contents.push(if include_content {
-                let content = self.store.attachment(&view.id, index as u16)?;
+                let content = self.store.attachment(&declared.sha256)?;
                 Some(content.ok_or_else(|| {
                     Error::Storage(format!("attachment {index} of {} is missing", view.id))
                 })?)

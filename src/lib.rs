@@ -8,7 +8,7 @@
 //! calls those below it.
 //!
 //! - [`cli`]: the `lienthong` command: `serve`, and the client commands
-//!   (`send`, `inbox`, `outbox`, `show`, `directory`, `pki`).
+//!   (`send`, `inbox`, `outbox`, `show`, `directory`, `pki`, `bench`).
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
@@ -25,11 +25,13 @@
 //!   client certificate.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
+//! - [`bench`]: the load generator behind `lienthong bench`.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -404,3 +404,53 @@ async fn the_directory_names_the_caller_from_its_certificate() {
     assert_eq!(dir.organizations.len(), 32);
     assert!(dir.groups.iter().any(|g| g.alias == "all-communes"));
 }
+
+/// Attachment files under DATA/attachments (not counting tmp/).
+fn attachment_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(root.join("attachments"))
+        .expect("attachments dir")
+        .flatten()
+    {
+        if dir.file_name() == "tmp" {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).expect("subdir").flatten() {
+            files.push(file.path());
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_is_stored_once_and_a_damaged_file_is_never_served() {
+    let server = TestServer::start().await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let sent = noi_vu
+        .send(send_request(
+            directive("phong-noi-vu", &["all-communes"], 1),
+            vec![pdf("lon.pdf", &content)],
+            None,
+        ))
+        .await
+        .expect("send")
+        .into_inner();
+    assert_eq!(sent.deliveries.len(), 23);
+    let files = attachment_files(server.dir.path());
+    assert_eq!(files.len(), 1, "one copy for 23 recipients");
+
+    // One byte changed on disk: refused, never handed out as the document.
+    let mut bytes = std::fs::read(&files[0]).expect("read");
+    bytes[100] ^= 1;
+    std::fs::write(&files[0], bytes).expect("tamper");
+    let mut van_nham = server.client("xa-van-nham").await;
+    let err = van_nham
+        .get_document(pb::GetDocumentRequest {
+            id: sent.id,
+            include_content: true,
+        })
+        .await
+        .expect_err("damaged content");
+    assert_eq!(err.code(), Code::Internal);
+}

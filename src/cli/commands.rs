@@ -7,7 +7,8 @@ use tonic::transport::Channel;
 
 use super::output;
 use super::{
-    Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs, UrgencyArg,
+    BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs,
+    UrgencyArg,
 };
 use crate::client::{self, AttachmentFile, ClientConfig};
 use crate::directory::Directory;
@@ -269,5 +270,28 @@ pub fn pki_init(dir: &Path, directory: Option<&Path>) -> Result {
         },
         report.issued_clients
     );
+    Ok(())
+}
+
+pub async fn bench(args: BenchArgs) -> Result {
+    let options = crate::bench::BenchOptions {
+        server: args.server,
+        pki: args.pki,
+        clients: args.clients,
+        duration: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
+        count: args.count,
+        size: args.size,
+        to: args.to,
+        senders: args.senders,
+    };
+    let report = crate::bench::run(&options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json(&options)).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text(&options));
+    }
     Ok(())
 }

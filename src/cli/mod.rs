@@ -39,6 +39,8 @@ enum Command {
     Show(ShowArgs),
     /// List the organisations and groups documents can be sent to.
     Directory(DirectoryArgs),
+    /// Measure: concurrent clients sending documents over mutual TLS.
+    Bench(BenchArgs),
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -211,6 +213,42 @@ pub struct DirectoryArgs {
     pub conn: Connection,
 }
 
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Server URL; without it, bench starts a server of its own on a
+    /// temporary data directory and reports its CPU time and peak memory.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// PKI folder of the given server.
+    #[arg(long, default_value = "./data/pki")]
+    pub pki: PathBuf,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Stop after this many documents in all.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Attachment size per document, in bytes (0: no attachment).
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Recipients of every document.
+    #[arg(long, value_delimiter = ',', default_value = "xa-van-nham")]
+    pub to: Vec<String>,
+    /// Organisations that send, one per client in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "phong-noi-vu,phong-tu-phap,phong-tc-kh,phong-tn-mt,phong-ld-tbxh,phong-vh-tt,phong-gd-dt"
+    )]
+    pub senders: Vec<String>,
+    /// Print the figures as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Subcommand)]
 pub enum PkiCommand {
     /// Create a development PKI (CA, server and client certificates) in DIR,
@@ -244,6 +282,7 @@ pub fn main() -> ExitCode {
             Command::Outbox(args) => commands::outbox(args).await,
             Command::Show(args) => commands::show(args).await,
             Command::Directory(args) => commands::directory(args).await,
+            Command::Bench(args) => commands::bench(args).await,
             Command::Pki(PkiCommand::Init { dir, directory }) => {
                 commands::pki_init(&dir, directory.as_deref())
             }

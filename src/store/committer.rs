@@ -2,7 +2,7 @@
 //!
 //! Senders hand their [`NewDocument`] to the committer and wait. The
 //! committer takes everything queued (up to a batch limit), applies each send
-//! as its own multi-tree transaction, calls `db.flush()` once, and only then
+//! as its own multi-tree transaction, flushes once (sled and fsync), and only then
 //! answers each sender. One fsync covers many sends, and no reply leaves
 //! before its data is on disk.
 //!
@@ -10,6 +10,8 @@
 //! `flush_async` calls run concurrently. Here exactly one flush is ever in
 //! progress, on a thread that may block.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -32,17 +34,81 @@ struct Job {
     reply: oneshot::Sender<Result<SendOutcome>>,
 }
 
+/// sled's files, which the committer fsyncs after each `flush()`.
+///
+/// On Linux sled 0.34.7 ends a flush with `sync_file_range`, which does not
+/// persist the file's size or the drive's write cache, and it never syncs
+/// the blob files it writes for oversized pages (only its periodic flusher,
+/// switched off here, calls `sync_all`). fsync on our own descriptor of the
+/// same file covers what it wrote.
+pub(super) struct SledFiles {
+    db: File,
+    blobs: PathBuf,
+    /// The highest blob file (they are named by log sequence number) synced.
+    last_blob: u64,
+}
+
+impl SledFiles {
+    pub(super) fn open(dir: &Path) -> Result<SledFiles> {
+        let path = dir.join("db");
+        let db = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        let mut files = SledFiles {
+            db,
+            blobs: dir.join("blobs"),
+            last_blob: 0,
+        };
+        files.sync()?;
+        super::files::sync_dir(dir)?;
+        Ok(files)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.db
+            .sync_all()
+            .map_err(|e| Error::Storage(format!("fsync of sled's log: {e}")))?;
+        let mut newest = self.last_blob;
+        if let Ok(entries) = std::fs::read_dir(&self.blobs) {
+            for entry in entries.flatten() {
+                let lsn = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u64>().ok());
+                let Some(lsn) = lsn.filter(|l| *l > self.last_blob) else {
+                    continue;
+                };
+                File::open(entry.path())
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::Storage(format!("fsync of a sled blob: {e}")))?;
+                newest = newest.max(lsn);
+            }
+        }
+        if newest > self.last_blob {
+            super::files::sync_dir(&self.blobs)?;
+            self.last_blob = newest;
+        }
+        Ok(())
+    }
+}
+
 pub(super) struct Committer {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Committer {
-    pub(super) fn start(db: sled::Db, trees: Trees, pending: Arc<Pending>) -> Result<Committer> {
+    pub(super) fn start(
+        db: sled::Db,
+        trees: Trees,
+        files: SledFiles,
+        pending: Arc<Pending>,
+    ) -> Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("lienthong-committer".into())
-            .spawn(move || run(db, trees, pending, rx))
+            .spawn(move || run(db, trees, files, pending, rx))
             .map_err(|e| Error::Storage(format!("cannot start the committer thread: {e}")))?;
         Ok(Committer {
             queue: Mutex::new(Some(tx)),
@@ -72,7 +138,19 @@ impl Committer {
     }
 }
 
-fn run(db: sled::Db, trees: Trees, pending: Arc<Pending>, mut rx: mpsc::Receiver<Job>) {
+/// sled's flush, then fsync of its files: only after both is a write durable.
+fn flush(db: &sled::Db, files: &mut SledFiles) -> Result<()> {
+    db.flush()?;
+    files.sync()
+}
+
+fn run(
+    db: sled::Db,
+    trees: Trees,
+    mut files: SledFiles,
+    pending: Arc<Pending>,
+    mut rx: mpsc::Receiver<Job>,
+) {
     // After a failed flush, what is in memory may never reach the disk: take
     // no more writes, so nothing is acknowledged on top of a lost one.
     let mut failed: Option<String> = None;
@@ -100,8 +178,8 @@ fn run(db: sled::Db, trees: Trees, pending: Arc<Pending>, mut rx: mpsc::Receiver
             ids.push(job.new.id);
             answers.push((job.reply, apply(&trees, &job.new)));
         }
-        match db.flush() {
-            Ok(_) => {
+        match flush(&db, &mut files) {
+            Ok(()) => {
                 pending.remove(&ids);
                 for (reply, outcome) in answers {
                     let _ = reply.send(outcome);
@@ -117,7 +195,7 @@ fn run(db: sled::Db, trees: Trees, pending: Arc<Pending>, mut rx: mpsc::Receiver
             }
         }
     }
-    if let Err(e) = db.flush() {
+    if let Err(e) = flush(&db, &mut files) {
         tracing::error!(error = %e, "final flush failed");
     }
 }
@@ -145,7 +223,7 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
     let t = trees;
     let result = (
         &t.documents,
-        &t.attachments,
+        &t.small_attachments,
         &t.inbox,
         &t.outbox,
         &t.counters,
@@ -153,7 +231,7 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
         &t.numbering,
     )
         .transaction(
-            |(documents, attachments, inbox, outbox, counters, idempotency, numbering)| {
+            |(documents, small_attachments, inbox, outbox, counters, idempotency, numbering)| {
                 let stored = |id: &DocId| -> Result<StoredDocument, TxError> {
                     let bytes = documents
                         .get(id.0)?
@@ -210,11 +288,13 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
                     accepted_at_ms,
                     content_digest: new.content_digest.to_vec(),
                     attachment_count: new.attachments.len() as u32,
+                    attachment_sha256: new.attachments.iter().map(|a| a.sha256.to_vec()).collect(),
                 };
                 documents.insert(&new.id.0, prost::Message::encode_to_vec(&document))?;
-                for (index, content) in new.attachments.iter().enumerate() {
-                    attachments
-                        .insert(keys::attachment(&new.id, index as u16), content.as_slice())?;
+                for attachment in &new.attachments {
+                    if let Some(content) = &attachment.content {
+                        small_attachments.insert(&attachment.sha256, content.as_slice())?;
+                    }
                 }
                 if let Some(key) = &new.idempotency_key {
                     let mut value = new.id.0.to_vec();

@@ -4,8 +4,6 @@
 
 use crate::directory::OrgCode;
 
-use super::DocId;
-
 /// `org ‖ year u16 ‖ arrival_number u64`
 pub fn inbox(org: &OrgCode, year: u16, number: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(OrgCode::LEN + 10);
@@ -35,14 +33,6 @@ pub fn outbox_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(
         key.get(OrgCode::LEN..)?.try_into().ok()?,
     ))
-}
-
-/// `doc_id ‖ index u16`
-pub fn attachment(id: &DocId, index: u16) -> Vec<u8> {
-    let mut k = Vec::with_capacity(18);
-    k.extend_from_slice(&id.0);
-    k.extend_from_slice(&index.to_be_bytes());
-    k
 }
 
 /// `"arrival" ‖ org ‖ year u16`: the last arrival number given that year.

@@ -7,19 +7,25 @@
 //! # Key layout
 //!
 //! One sled database under `DATA/store/`, with these trees (`‖` is
-//! concatenation, integers are big-endian, `org` is the 13-byte code):
+//! concatenation, integers are big-endian, `org` is the 13-byte code), and
+//! attachment contents as files under `DATA/attachments/` (see `files`):
 //!
 //! | tree          | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
 //! | `meta`        | `"schema"`                            | `"lienthong-store-1"`                |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
-//! | `attachments` | `doc_id[16] ‖ index u16`              | raw attachment bytes                 |
+//! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
 //! | `outbox`      | `org ‖ seq u64`                       | `doc_id[16]`                         |
 //! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
 //! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
+//!
+//! Attachments are content-addressed by their SHA-256, which the document
+//! record lists: up to [`INLINE_ATTACHMENT_MAX`] bytes in `small_attachments`
+//! (covered by the group commit's one fsync), larger ones as files
+//! (`DATA/attachments/ab/abcd…`, each synced on its own, before the commit).
 //!
 //! A document and its attachments are stored once, however many recipients
 //! it has; each recipient's inbox holds only the id. The inbox key *is* the
@@ -28,16 +34,22 @@
 //!
 //! # Durability
 //!
-//! Writes go through one committer thread (see `committer`): it applies each
-//! send as one multi-tree transaction, then calls `flush()` once for all the
-//! sends it applied, and only then answers them. sled's own periodic flush is
+//! A send first makes its attachment files durable (`files`), then goes
+//! through one committer thread (see `committer`): it applies each send as
+//! one multi-tree transaction, then flushes once for all the sends it
+//! applied, and only then answers them. sled's own periodic flush is
 //! switched off, so nothing else flushes concurrently.
+//!
+//! "Flushes" means more than sled's `flush()`: on Linux that only calls
+//! `sync_file_range`, which writes neither the file's metadata nor the
+//! drive's cache, so the committer also fsyncs sled's files itself.
 //!
 //! Between apply and flush a document is in sled's memory but not yet on
 //! disk; it is kept *pending* and invisible to readers, so no recipient ever
 //! sees a document that a crash could still take away.
 
 mod committer;
+mod files;
 mod keys;
 mod records;
 
@@ -50,9 +62,15 @@ use crate::directory::OrgCode;
 use crate::error::{Error, Result};
 pub use records::{StoredDelivery, StoredDocument};
 
-use committer::Committer;
+use committer::{Committer, SledFiles};
+use files::AttachmentFiles;
 
 const SCHEMA: &[u8] = b"lienthong-store-1";
+
+/// Attachments up to this size stay inside sled. Larger values would make
+/// sled rewrite whole leaves as unsynced blob files (a leaf holds up to 16
+/// entries, and any page over 128 KiB becomes a blob), so they go to files.
+pub const INLINE_ATTACHMENT_MAX: usize = 8 * 1024;
 
 /// A document's id: 16 random bytes, shown as 32 lowercase hex characters.
 /// Random rather than sequential so ids say nothing about others' traffic.
@@ -98,6 +116,14 @@ impl fmt::Debug for DocId {
     }
 }
 
+/// An attachment whose SHA-256 was checked against its content.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub sha256: [u8; 32],
+    /// `None` once written to a file: the commit then only records the digest.
+    pub content: Option<Vec<u8>>,
+}
+
 /// A document the exchange has checked and routed, ready to be committed.
 #[derive(Debug, Clone)]
 pub struct NewDocument {
@@ -105,7 +131,7 @@ pub struct NewDocument {
     pub sender: OrgCode,
     pub recipients: Vec<OrgCode>,
     pub document_bytes: Vec<u8>,
-    pub attachments: Vec<Vec<u8>>,
+    pub attachments: Vec<NewAttachment>,
     pub content_digest: [u8; 32],
     pub idempotency_key: Option<String>,
     /// Year, number and notation: unique per sender (Decree 30).
@@ -154,7 +180,7 @@ pub struct Page<T, C> {
 #[derive(Clone)]
 struct Trees {
     documents: sled::Tree,
-    attachments: sled::Tree,
+    small_attachments: sled::Tree,
     inbox: sled::Tree,
     outbox: sled::Tree,
     counters: sled::Tree,
@@ -201,15 +227,16 @@ impl Default for StoreOptions {
 }
 
 pub struct Store {
-    db: sled::Db,
     trees: Trees,
+    files: std::sync::Arc<AttachmentFiles>,
     pending: std::sync::Arc<Pending>,
     committer: Committer,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store> {
+    /// Opens (or creates) the store: sled in `dir`, attachment files in
+    /// `attachments_dir`.
+    pub fn open(dir: &Path, attachments_dir: &Path, options: &StoreOptions) -> Result<Store> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
@@ -232,9 +259,11 @@ impl Store {
                 db.flush()?;
             }
         }
+        let sled_files = SledFiles::open(dir)?;
+        let files = std::sync::Arc::new(AttachmentFiles::open(attachments_dir)?);
         let trees = Trees {
             documents: db.open_tree("documents")?,
-            attachments: db.open_tree("attachments")?,
+            small_attachments: db.open_tree("small_attachments")?,
             inbox: db.open_tree("inbox")?,
             outbox: db.open_tree("outbox")?,
             counters: db.open_tree("counters")?,
@@ -242,18 +271,39 @@ impl Store {
             numbering: db.open_tree("numbering")?,
         };
         let pending = std::sync::Arc::new(Pending::default());
-        let committer = Committer::start(db.clone(), trees.clone(), pending.clone())?;
+        let committer = Committer::start(db.clone(), trees.clone(), sled_files, pending.clone())?;
         Ok(Store {
-            db,
             trees,
+            files,
             pending,
             committer,
         })
     }
 
     /// Commits a new document: either all of it is stored and durable when
-    /// this returns `Accepted`, or nothing was written.
-    pub async fn send(&self, new: NewDocument) -> Result<SendOutcome> {
+    /// this returns `Accepted`, or no record of it was written.
+    pub async fn send(&self, mut new: NewDocument) -> Result<SendOutcome> {
+        // Large attachments become files, durable before the commit that
+        // refers to them; written here, by each sender in parallel, not by
+        // the single committer, which then needs only their digests.
+        let contents: Vec<([u8; 32], Vec<u8>)> = new
+            .attachments
+            .iter_mut()
+            .filter(|a| {
+                a.content
+                    .as_ref()
+                    .is_some_and(|c| c.len() > INLINE_ATTACHMENT_MAX)
+            })
+            .filter_map(|a| Some((a.sha256, a.content.take()?)))
+            .collect();
+        if !contents.is_empty() {
+            let files = self.files.clone();
+            tokio::task::spawn_blocking(move || files.put_all(&contents))
+                .await
+                .map_err(|e| {
+                    Error::Storage(format!("writing attachments did not complete: {e}"))
+                })??;
+        }
         self.committer.submit(new).await
     }
 
@@ -269,13 +319,22 @@ impl Store {
             .transpose()
     }
 
-    /// The content of attachment `index` of a document.
-    pub fn attachment(&self, id: &DocId, index: u16) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .trees
-            .attachments
-            .get(keys::attachment(id, index))?
-            .map(|v| v.to_vec()))
+    /// The content of the attachment with this SHA-256, checked against it.
+    /// Blocking (may read a file).
+    pub fn attachment(&self, sha256: &[u8]) -> Result<Option<Vec<u8>>> {
+        let digest: [u8; 32] = sha256
+            .try_into()
+            .map_err(|_| Error::Storage("a stored attachment digest is not 32 bytes".into()))?;
+        if let Some(content) = self.trees.small_attachments.get(digest)? {
+            if ring::digest::digest(&ring::digest::SHA256, &content).as_ref() != digest {
+                return Err(Error::Storage(format!(
+                    "the stored attachment {} does not match its SHA-256",
+                    hex::encode(digest)
+                )));
+            }
+            return Ok(Some(content.to_vec()));
+        }
+        self.files.get(&digest)
     }
 
     /// Up to `limit` entries of `org`'s inbox, newest first, strictly before
@@ -372,12 +431,8 @@ impl Store {
 
     /// Stops taking writes, waits for those in flight, and flushes.
     pub async fn close(&self) -> Result<()> {
+        // The committer's last act is a full flush (sled's and fsync).
         self.committer.stop().await;
-        // The committer is gone, so this is the only flush in progress.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| Error::Storage(format!("the final flush did not run: {e}")))??;
         Ok(())
     }
 }

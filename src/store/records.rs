@@ -22,6 +22,9 @@ pub struct StoredDocument {
     pub content_digest: Vec<u8>,
     #[prost(uint32, tag = "6")]
     pub attachment_count: u32,
+    /// SHA-256 of each attachment, in order: the name of its file.
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub attachment_sha256: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -1,0 +1,371 @@
+//! `lienthong bench`: a load generator over real mutual TLS.
+//!
+//! N concurrent clients send documents of a given size to a given recipient
+//! set, for a given time or count, against a server it starts itself (a child
+//! process on a temporary data directory, so that the server's own CPU time
+//! and peak memory can be read from /proc) or one given by URL. It reports
+//! documents/s, MB/s, acknowledgement latency percentiles and the machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::client::{self, AttachmentFile, ClientConfig};
+use crate::pb;
+use crate::pki::{self, PkiPaths};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// `None`: start a server.
+    pub server: Option<String>,
+    pub pki: PathBuf,
+    pub clients: usize,
+    pub duration: Duration,
+    /// Stop after this many sends in all, if given before the duration.
+    pub count: Option<u64>,
+    /// Attachment bytes per document.
+    pub size: usize,
+    pub to: Vec<String>,
+    /// Organisations that send, in turn per client.
+    pub senders: Vec<String>,
+}
+
+/// The figures of one run.
+#[derive(Debug)]
+pub struct BenchReport {
+    pub documents: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub bytes_per_document: usize,
+    pub recipients: usize,
+    pub latencies: Vec<Duration>,
+    pub server_cpu_seconds: Option<f64>,
+    pub server_peak_rss_bytes: Option<u64>,
+}
+
+impl BenchReport {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
+    }
+
+    pub fn documents_per_second(&self) -> f64 {
+        self.documents as f64 / self.seconds
+    }
+
+    pub fn to_json(&self, options: &BenchOptions) -> serde_json::Value {
+        json!({
+            "machine": machine(),
+            "clients": options.clients,
+            "document_bytes": self.bytes_per_document,
+            "recipients": self.recipients,
+            "documents": self.documents,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "documents_per_second": self.documents_per_second(),
+            "megabytes_per_second": self.documents_per_second() * self.bytes_per_document as f64 / 1e6,
+            "ack_latency_ms": {
+                "p50": self.percentile(0.50),
+                "p90": self.percentile(0.90),
+                "p99": self.percentile(0.99),
+                "max": self.percentile(1.0),
+            },
+            "server_cpu_seconds": self.server_cpu_seconds,
+            "server_cpu_per_document_us": self.server_cpu_seconds.map(|s| s * 1e6 / self.documents.max(1) as f64),
+            "server_peak_rss_bytes": self.server_peak_rss_bytes,
+        })
+    }
+
+    pub fn to_text(&self, options: &BenchOptions) -> String {
+        let mut text = format!(
+            "{} clients, {} bytes per document, {} recipients, {:.1} s on {}\n\
+             documents: {} acknowledged, {} failed\n\
+             throughput: {:.0} documents/s, {:.1} MB/s\n\
+             ack latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
+            options.clients,
+            self.bytes_per_document,
+            self.recipients,
+            self.seconds,
+            machine()["summary"].as_str().unwrap_or("?"),
+            self.documents,
+            self.errors,
+            self.documents_per_second(),
+            self.documents_per_second() * self.bytes_per_document as f64 / 1e6,
+            self.percentile(0.50),
+            self.percentile(0.90),
+            self.percentile(0.99),
+            self.percentile(1.0),
+        );
+        if let (Some(cpu), Some(rss)) = (self.server_cpu_seconds, self.server_peak_rss_bytes) {
+            text.push_str(&format!(
+                "server: {:.1} CPU s ({:.0} µs per document), peak RSS {:.1} MiB\n",
+                cpu,
+                cpu * 1e6 / self.documents.max(1) as f64,
+                rss as f64 / 1048576.0
+            ));
+        }
+        text
+    }
+}
+
+/// What this machine is: CPU model, cores, memory, kernel.
+pub fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    json!({
+        "cpu": model,
+        "cores": cores,
+        "memory_gib": mem_kib as f64 / 1048576.0,
+        "kernel": kernel.trim(),
+        "summary": format!("{cores} cores ({model}), {:.0} GiB", mem_kib as f64 / 1048576.0),
+    })
+}
+
+/// A server process started for the run.
+struct Spawned {
+    child: std::process::Child,
+    url: String,
+    _data: tempfile::TempDir,
+    pki: PathBuf,
+}
+
+fn spawn_server() -> Result<Spawned, String> {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let data =
+        tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let mut child = std::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn,lienthong::server=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let stderr = child.stderr.take().ok_or("no stderr from the server")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    break format!("https://{}", addr.trim());
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the server exited before listening".into());
+            }
+        }
+    };
+    // Keep draining the server's log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let pki = data.path().join("pki");
+    Ok(Spawned {
+        child,
+        url,
+        _data: data,
+        pki,
+    })
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
+}
+
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+async fn connect_as(
+    url: &str,
+    pki_dir: &Path,
+    org: &str,
+) -> Result<crate::pb::exchange_client::ExchangeClient<tonic::transport::Channel>, String> {
+    let paths = PkiPaths::new(pki_dir);
+    let (cert, key) = pki::find_client(&paths, org).map_err(|e| e.to_string())?;
+    client::connect(&ClientConfig {
+        server: url.to_owned(),
+        ca_cert: paths.ca_cert(),
+        cert,
+        key,
+    })
+    .await
+}
+
+pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
+    let spawned = match &options.server {
+        None => Some(spawn_server()?),
+        Some(_) => None,
+    };
+    let (url, pki_dir) = match (&spawned, &options.server) {
+        (Some(s), _) => (s.url.clone(), s.pki.clone()),
+        (None, Some(url)) => (url.clone(), options.pki.clone()),
+        (None, None) => return Err("no server".into()),
+    };
+    let result = drive(
+        options,
+        &url,
+        &pki_dir,
+        spawned.as_ref().map(|s| s.child.id()),
+    )
+    .await;
+    if let Some(mut s) = spawned {
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    result
+}
+
+async fn drive(
+    options: &BenchOptions,
+    url: &str,
+    pki_dir: &Path,
+    pid: Option<u32>,
+) -> Result<BenchReport, String> {
+    if options.clients == 0 || options.senders.is_empty() {
+        return Err("bench needs at least one client and one sender".into());
+    }
+    let content: Vec<u8> = (0..options.size).map(|i| (i % 251) as u8).collect();
+    let attachments = if options.size > 0 {
+        vec![AttachmentFile {
+            name: "tai-lieu.pdf".into(),
+            media_type: "application/pdf".into(),
+            content,
+        }]
+    } else {
+        Vec::new()
+    };
+    let mut clients = Vec::with_capacity(options.clients);
+    for i in 0..options.clients {
+        let sender = options.senders[i % options.senders.len()].clone();
+        clients.push((sender.clone(), connect_as(url, pki_dir, &sender).await?));
+    }
+    // Every document needs a number unique for its sender in the year.
+    let base = crate::clock::now_ms() as u64 % 10_000_000_000 * 5;
+    let next_number = Arc::new(AtomicU64::new(base + 1));
+    let sent = Arc::new(AtomicU64::new(0));
+    let date = crate::clock::format_date(crate::clock::today());
+    let cpu_before = pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let mut tasks = Vec::with_capacity(clients.len());
+    for (sender, mut client) in clients {
+        let (attachments, next_number, sent, date) = (
+            attachments.clone(),
+            next_number.clone(),
+            sent.clone(),
+            date.clone(),
+        );
+        let to = options.to.clone();
+        let count = options.count;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut recipients = 0usize;
+            while Instant::now() < deadline {
+                if let Some(limit) = count {
+                    if sent.fetch_add(1, Ordering::Relaxed) >= limit {
+                        break;
+                    }
+                }
+                let number = next_number.fetch_add(1, Ordering::Relaxed);
+                let header = pb::Document {
+                    from: sender.clone(),
+                    to: to.clone(),
+                    number,
+                    notation: "UBND-VP".into(),
+                    promulgation_date: date.clone(),
+                    document_type: "cong-van".into(),
+                    subject: format!("V/v kiểm tra tải, số {number}"),
+                    ..Default::default()
+                };
+                // Unique content per document, so the content-addressed
+                // store cannot skip writing it.
+                let mut attachments = attachments.clone();
+                for a in &mut attachments {
+                    let stamp = number.to_be_bytes();
+                    let n = stamp.len().min(a.content.len());
+                    a.content[..n].copy_from_slice(&stamp[..n]);
+                }
+                let request = client::send_request(header, attachments, None);
+                let t0 = Instant::now();
+                match client.send(request).await {
+                    Ok(r) => {
+                        latencies.push(t0.elapsed());
+                        recipients = r.into_inner().deliveries.len();
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("bench: a send failed: {:?}: {}", e.code(), e.message());
+                        }
+                    }
+                }
+            }
+            (latencies, errors, recipients)
+        }));
+    }
+    let mut report = BenchReport {
+        documents: 0,
+        errors: 0,
+        seconds: 0.0,
+        bytes_per_document: options.size,
+        recipients: 0,
+        latencies: Vec::new(),
+        server_cpu_seconds: None,
+        server_peak_rss_bytes: None,
+    };
+    for task in tasks {
+        let (latencies, errors, recipients) =
+            task.await.map_err(|e| format!("a client failed: {e}"))?;
+        report.latencies.extend(latencies);
+        report.errors += errors;
+        report.recipients = report.recipients.max(recipients);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.documents = report.latencies.len() as u64;
+    report.latencies.sort_unstable();
+    if let (Some(pid), Some(before)) = (pid, cpu_before) {
+        report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
+        report.server_peak_rss_bytes = peak_rss(pid);
+    }
+    Ok(report)
+}
