@@ -106,11 +106,13 @@ async fn connect(conn: &Connection) -> Result<ExchangeClient<Channel>> {
 }
 
 pub async fn send(args: SendArgs) -> Result {
-    let from = args
-        .conn
-        .as_org
-        .clone()
-        .ok_or("send needs --as ORG (or LIENTHONG_AS): the organisation sending")?;
+    let from = match (&args.conn.as_org, &args.conn.cert) {
+        (Some(org), _) => org.clone(),
+        (None, Some(cert)) => org_of_certificate(cert)?,
+        (None, None) => {
+            return Err("send needs --as ORG (or LIENTHONG_AS): the organisation sending".into())
+        }
+    };
     let mut attachments = Vec::with_capacity(args.attach.len());
     for path in &args.attach {
         attachments.push(AttachmentFile::read(path)?);
@@ -154,6 +156,16 @@ pub async fn send(args: SendArgs) -> Result {
     let response = client.send(request).await.map_err(status)?.into_inner();
     output::sent(&response, args.conn.json);
     Ok(())
+}
+
+/// The organisation a PEM client certificate names, for `send --cert` without `--as`.
+fn org_of_certificate(path: &Path) -> Result<String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let cert = CertificateDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read a certificate from {}: {e}", path.display()))?;
+    pki::org_from_certificate(&cert)
+        .map(|code| code.to_string())
+        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()))
 }
 
 pub async fn inbox(args: ListArgs) -> Result {
