@@ -276,7 +276,10 @@ async fn drive(
     let mut clients = Vec::with_capacity(options.clients);
     for i in 0..options.clients {
         let sender = options.senders[i % options.senders.len()].clone();
-        clients.push((sender.clone(), connect_as(url, pki_dir, &sender).await?));
+        let signer =
+            pki::find_signing_key(&PkiPaths::new(pki_dir), &sender).map_err(|e| e.to_string())?;
+        let client = connect_as(url, pki_dir, &sender).await?;
+        clients.push((sender, Arc::new(signer), client));
     }
     // Every document needs a number unique for its sender in the year.
     let base = crate::clock::now_ms() as u64 % 10_000_000_000 * 5;
@@ -287,7 +290,7 @@ async fn drive(
     let started = Instant::now();
     let deadline = started + options.duration;
     let mut tasks = Vec::with_capacity(clients.len());
-    for (sender, mut client) in clients {
+    for (sender, signer, mut client) in clients {
         let (attachments, next_number, sent, date) = (
             attachments.clone(),
             next_number.clone(),
@@ -325,8 +328,16 @@ async fn drive(
                     let n = stamp.len().min(a.content.len());
                     a.content[..n].copy_from_slice(&stamp[..n]);
                 }
-                let request = client::send_request(header, attachments, None);
+                // Signing is part of the client's work, inside the timing.
                 let t0 = Instant::now();
+                let request = match client::send_request(header, attachments, None, &signer) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("bench: {e}");
+                        errors += 1;
+                        break;
+                    }
+                };
                 match client.send(request).await {
                     Ok(r) => {
                         latencies.push(t0.elapsed());

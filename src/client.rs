@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::crypto::SigningKey;
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 
@@ -104,12 +105,14 @@ pub fn media_type_for(name: &str) -> &'static str {
 }
 
 /// Declares the attachments in the header (name, media type, size, SHA-256),
-/// encodes the header once, and puts the contents beside it.
+/// encodes the header once, signs exactly those bytes, and puts the contents
+/// beside them.
 pub fn send_request(
     mut header: pb::Document,
     attachments: Vec<AttachmentFile>,
     idempotency_key: Option<String>,
-) -> pb::SendRequest {
+    signer: &SigningKey,
+) -> Result<pb::SendRequest, String> {
     header.attachments = attachments
         .iter()
         .map(|a| pb::AttachmentRef {
@@ -121,12 +124,17 @@ pub fn send_request(
                 .to_vec(),
         })
         .collect();
-    pb::SendRequest {
-        document: header.encode_to_vec(),
+    let document = header.encode_to_vec();
+    let (key_id, signature) = signer
+        .sign_document(&document)
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    Ok(pb::SendRequest {
+        document,
         attachments: attachments
             .into_iter()
             .map(|a| pb::AttachmentContent { content: a.content })
             .collect(),
         idempotency_key: idempotency_key.unwrap_or_default(),
-    }
+        signature: Some(pb::DocumentSignature { key_id, signature }),
+    })
 }

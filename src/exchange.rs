@@ -9,10 +9,14 @@ use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
 
+use crate::clock;
+use crate::crypto;
 use crate::directory::{Directory, Organization, UnknownName};
 use crate::document::{self, CheckedDocument};
 use crate::error::{Error, Result};
+use crate::keys::{KeyRegistry, RegisteredKey};
 use crate::pb;
+use crate::receipt::ServiceKey;
 use crate::store::{
     DocId, InboxItem, NewAttachment, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument,
 };
@@ -45,6 +49,7 @@ pub struct SendInput {
     pub document_bytes: Vec<u8>,
     pub attachments: Vec<Vec<u8>>,
     pub idempotency_key: String,
+    pub signature: Option<pb::DocumentSignature>,
 }
 
 /// A document as stored, with its header decoded.
@@ -86,20 +91,70 @@ pub struct Fetched {
 pub struct Exchange {
     store: Arc<Store>,
     directory: Arc<Directory>,
+    keys: Arc<KeyRegistry>,
+    service_key: Arc<ServiceKey>,
     limits: Limits,
 }
 
 impl Exchange {
-    pub fn new(store: Arc<Store>, directory: Arc<Directory>, limits: Limits) -> Exchange {
+    pub fn new(
+        store: Arc<Store>,
+        directory: Arc<Directory>,
+        keys: Arc<KeyRegistry>,
+        service_key: Arc<ServiceKey>,
+        limits: Limits,
+    ) -> Exchange {
         Exchange {
             store,
             directory,
+            keys,
+            service_key,
             limits,
         }
     }
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    pub fn keys(&self) -> &KeyRegistry {
+        &self.keys
+    }
+
+    pub fn service_key(&self) -> &ServiceKey {
+        &self.service_key
+    }
+
+    /// Checks the sender's signature over the exact bytes received: the key
+    /// must be registered to the caller and usable now, and the signature
+    /// must verify with the key's own algorithm.
+    fn check_signature(
+        &self,
+        caller: &Organization,
+        document_bytes: &[u8],
+        signature: Option<&pb::DocumentSignature>,
+    ) -> Result<&RegisteredKey> {
+        let signature = signature.ok_or_else(|| {
+            Error::invalid(
+                "signature",
+                "is required: every document carries its sender's signature over the document bytes",
+            )
+        })?;
+        let key = self
+            .keys
+            .check(&signature.key_id, &caller.code, clock::now_ms())
+            .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
+        let message = crypto::document_message(&signature.key_id, document_bytes);
+        if !key.public.verify(&message, &signature.signature) {
+            return Err(Error::invalid(
+                "signature",
+                format!(
+                    "does not verify with key {} ({}) over the document bytes: the document or the signature was changed, or another key signed",
+                    key.key_id, key.public.algorithm
+                ),
+            ));
+        }
+        Ok(key)
     }
 
     /// Sends a document as `caller`. Returns only once it is durable.
@@ -135,6 +190,8 @@ impl Exchange {
             )));
         }
 
+        let key = self.check_signature(caller, &input.document_bytes, input.signature.as_ref())?;
+        let key_usable_until_ms = key.usable_until_ms();
         let recipients = self.route(caller, &header.to)?;
         check_attachments(&checked, &input.attachments)?;
         if !header.reply_to.is_empty() {
@@ -173,6 +230,13 @@ impl Exchange {
                 header.number,
                 header.notation.clone(),
             ),
+            signing_key_id: input
+                .signature
+                .as_ref()
+                .map(|s| s.key_id.clone())
+                .unwrap_or_default(),
+            signature: input.signature.map(|s| s.signature).unwrap_or_default(),
+            key_usable_until_ms,
         };
         let numbering = format!("{:02}/{}", header.number, header.notation);
         let header = checked.document;
@@ -192,6 +256,10 @@ impl Exchange {
             SendOutcome::KeyReused(id) => Err(Error::exists(
                 "idempotency_key",
                 format!("was already used for document {id}, whose content differs"),
+            )),
+            SendOutcome::KeyNoLongerUsable => Err(Error::invalid(
+                "signature.key_id",
+                "the key stopped being usable while the document was being accepted; sign with a current key",
             )),
             SendOutcome::NumberTaken(id) => Err(Error::exists(
                 "document.number",

@@ -8,7 +8,7 @@
 //! calls those below it.
 //!
 //! - [`cli`]: the `lienthong` command: `serve`, and the client commands
-//!   (`send`, `inbox`, `outbox`, `show`, `directory`, `pki`, `bench`).
+//!   (`send`, `inbox`, `outbox`, `show`, `verify`, `directory`, `pki`, `bench`).
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
@@ -16,6 +16,11 @@
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
 //!   caller, recipients are expanded, attachments must match, a document is
 //!   visible to its parties only.
+//! - [`evidence`]: the proof `show --save` writes and `verify` checks offline.
+//! - [`receipt`]: the service key, and the signed receipt of each accepted
+//!   document.
+//! - [`keys`]: the registry of organisations' signing keys and their
+//!   validity.
 //! - [`document`]: decoding and checking a document header (edXML fields,
 //!   the 29 types and clerical rules of Decree 30).
 //! - [`directory`]: organisations, their codes and aliases, and groups.
@@ -23,6 +28,8 @@
 //!   knows how anything is stored.
 //! - [`pki`]: the development PKI, and reading an organisation from a
 //!   client certificate.
+//! - [`crypto`]: signing and verifying with ring; key ids; the exact bytes
+//!   that are signed.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
 //! - [`bench`]: the load generator behind `lienthong bench`.
@@ -35,11 +42,15 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod crypto;
 pub mod directory;
 pub mod document;
 pub mod error;
+pub mod evidence;
 pub mod exchange;
+pub mod keys;
 pub mod pki;
+pub mod receipt;
 pub mod server;
 pub mod store;
 

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 
+use crate::crypto::SigningKey;
 use crate::directory::{Directory, OrgCode, Organization};
 
 /// The SAN URI prefix that names an organisation in a client certificate.
@@ -87,6 +88,10 @@ impl PkiPaths {
     fn index(&self) -> PathBuf {
         self.dir.join(CLIENT_INDEX)
     }
+    /// The registry of the organisations' public signing keys.
+    pub fn signing_keys(&self) -> PathBuf {
+        self.dir.join("signing-keys.toml")
+    }
 }
 
 /// One organisation's client credentials, as listed in `clients.toml`.
@@ -97,6 +102,9 @@ pub struct ClientEntry {
     /// Relative to the PKI folder.
     pub cert: String,
     pub key: String,
+    /// The organisation's document signing key (PKCS#8 PEM), not its TLS key.
+    #[serde(default)]
+    pub signing_key: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -190,13 +198,29 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
     } else {
         ClientIndex::default()
     };
+    let mut new_keys = String::new();
     for org in directory.organizations() {
         if index.client.iter().any(|c| c.code == org.code.as_str()) {
             continue;
         }
-        let entry = issue_client(paths, &issuer, org)?;
+        let (entry, key_row) = issue_client(paths, &issuer, org)?;
         index.client.push(entry);
+        new_keys.push_str(&key_row);
         report.issued_clients += 1;
+    }
+    if !new_keys.is_empty() {
+        let file = paths.signing_keys();
+        let mut text = if file.exists() {
+            read(&file)?
+        } else {
+            "# Public signing keys of the organisations (development PKI).
+             # Format: see src/keys.rs or the README.
+
+"
+            .to_owned()
+        };
+        text.push_str(&new_keys);
+        write(&file, &text, false)?;
     }
     if report.issued_clients > 0 {
         let text = toml::to_string(&index).map_err(|e| PkiError::Index(e.to_string()))?;
@@ -207,11 +231,13 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
     Ok(report)
 }
 
+/// A client certificate and a document signing key for `org`; returns its
+/// index entry and its row for the signing key registry.
 fn issue_client(
     paths: &PkiPaths,
     issuer: &Issuer<'_, KeyPair>,
     org: &Organization,
-) -> Result<ClientEntry, PkiError> {
+) -> Result<(ClientEntry, String), PkiError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params
@@ -228,15 +254,51 @@ fn issue_client(
     params.use_authority_key_identifier_extension = true;
     validity(&mut params, 825);
     let cert = params.signed_by(&key, issuer)?;
+    let signing_pem =
+        SigningKey::generate_ed25519_pem().map_err(|e| PkiError::Index(e.to_string()))?;
+    let signing = SigningKey::from_pem(&signing_pem).map_err(|e| PkiError::Index(e.to_string()))?;
     let entry = ClientEntry {
         code: org.code.to_string(),
         alias: org.alias.clone(),
         cert: format!("clients/{}.crt", org.code),
         key: format!("clients/{}.key", org.code),
+        signing_key: Some(format!("clients/{}.signing.pem", org.code)),
     };
     write(&paths.dir.join(&entry.key), &key.serialize_pem(), true)?;
     write(&paths.dir.join(&entry.cert), &cert.pem(), false)?;
-    Ok(entry)
+    write(
+        &paths.dir.join(format!("clients/{}.signing.pem", org.code)),
+        &signing_pem,
+        true,
+    )?;
+    let now = crate::clock::now_ms();
+    let day = 86_400_000;
+    let row = crate::keys::key_row(&org.code, signing.spki_der(), now - day, now + 825 * day);
+    Ok((entry, row))
+}
+
+/// An organisation's document signing key from a PKI folder's
+/// `clients.toml`.
+pub fn find_signing_key(paths: &PkiPaths, name: &str) -> Result<SigningKey, PkiError> {
+    let index: ClientIndex = toml::from_str(&read(&paths.index())?)
+        .map_err(|e| PkiError::Index(format!("{}: {e}", paths.index().display())))?;
+    let entry = index
+        .client
+        .iter()
+        .find(|c| c.code == name || c.alias == name)
+        .ok_or_else(|| PkiError::UnknownClient {
+            name: name.into(),
+            index: paths.index(),
+        })?;
+    let file = entry.signing_key.as_ref().ok_or_else(|| {
+        PkiError::Index(format!(
+            "{} lists no signing key for {name}; give --signing-key FILE",
+            paths.index().display()
+        ))
+    })?;
+    let path = paths.dir.join(file);
+    SigningKey::from_pem(&read(&path)?)
+        .map_err(|e| PkiError::Index(format!("{}: {e}", path.display())))
 }
 
 /// The certificate and key files of the organisation `name` (code or alias)

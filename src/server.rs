@@ -13,7 +13,9 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use crate::api::{ExchangeApi, ExchangeServer};
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
+use crate::keys::KeyRegistry;
 use crate::pki::{self, PkiPaths};
+use crate::receipt::{Notary, ServiceKey};
 use crate::store::{Store, StoreOptions};
 
 /// Certificates configured by path, for production.
@@ -33,6 +35,9 @@ pub struct ServerConfig {
     pub directory: Option<PathBuf>,
     /// `None`: the development PKI under `DATA/pki`, created if missing.
     pub tls: Option<TlsFiles>,
+    /// The registry of organisations' signing keys. `None`: the one of the
+    /// development PKI (`DATA/pki/signing-keys.toml`); required with `tls`.
+    pub signing_keys: Option<PathBuf>,
     pub limits: Limits,
     pub store: StoreOptions,
 }
@@ -45,6 +50,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             directory: None,
             tls: None,
+            signing_keys: None,
             limits: Limits::default(),
             store: StoreOptions::default(),
         }
@@ -168,6 +174,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             (files, Some(paths.dir))
         }
     };
+    let keys_file = match (&config.signing_keys, &dev_pki) {
+        (Some(file), _) => file.clone(),
+        (None, Some(dir)) => PkiPaths::new(dir).signing_keys(),
+        (None, None) => {
+            return Err(StartError(
+                "with --tls-cert, give --signing-keys FILE: the registry of organisations' signing keys (see certs/README.md)".into(),
+            ))
+        }
+    };
+    let keys = KeyRegistry::load(&keys_file).map_err(|e| StartError(e.to_string()))?;
+    for key in keys.orphans(&directory) {
+        tracing::warn!(
+            "signing key {} belongs to {}, which is not in the directory; kept to check its old documents",
+            key.key_id,
+            key.org
+        );
+    }
+    let keys = Arc::new(keys);
+    let service_key = Arc::new(
+        ServiceKey::load_or_create(&config.data_dir).map_err(|e| fail("service key")(&e))?,
+    );
     let identity = Identity::from_pem(read_file(&tls_files.cert)?, read_file(&tls_files.key)?);
     let client_ca = Certificate::from_pem(read_file(&tls_files.client_ca)?);
     // No client_auth_optional: a connection without a certificate that
@@ -180,11 +207,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         &config.data_dir.join("store"),
         &config.data_dir.join("attachments"),
         &config.store,
+        Arc::new(Notary::new(service_key.clone())),
     );
     let store = Arc::new(store.map_err(|e| fail("store")(&e))?);
     let exchange = Arc::new(Exchange::new(
         store.clone(),
         directory,
+        keys,
+        service_key,
         config.limits.clone(),
     ));
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use lienthong::client::send_request;
 use lienthong::pb;
 use tonic::Code;
 
@@ -13,7 +12,7 @@ async fn a_send_to_all_communes_reaches_each_commune_with_arrival_numbers() {
     let mut noi_vu = server.client("phong-noi-vu").await;
     let content = b"%PDF-1.7 ke hoach".repeat(1000);
     let first = noi_vu
-        .send(send_request(
+        .send(server.signed(
             directive("phong-noi-vu", &["all-communes"], 1),
             vec![pdf("ke-hoach.pdf", &content)],
             None,
@@ -21,7 +20,9 @@ async fn a_send_to_all_communes_reaches_each_commune_with_arrival_numbers() {
         .await
         .expect("send")
         .into_inner();
-    let second = send(&mut noi_vu, directive("phong-noi-vu", &["all-communes"], 2)).await;
+    let second = server
+        .send(&mut noi_vu, directive("phong-noi-vu", &["all-communes"], 2))
+        .await;
 
     let communes = communes();
     assert_eq!(communes.len(), 23);
@@ -87,7 +88,7 @@ async fn recipients_are_expanded_deduplicated_and_exclude_the_sender() {
     );
     report.document_type = "BC".into();
     report.notation = "BC-UBND".into();
-    let sent = send(&mut van_nham, report).await;
+    let sent = server.send(&mut van_nham, report).await;
     // 22 other communes and the department once, not the sender.
     assert_eq!(sent.deliveries.len(), 23);
     let codes: std::collections::HashSet<_> = sent
@@ -104,7 +105,9 @@ async fn recipients_are_expanded_deduplicated_and_exclude_the_sender() {
 async fn a_commune_cannot_read_another_communes_document() {
     let server = TestServer::start().await;
     let mut noi_vu = server.client("phong-noi-vu").await;
-    let sent = send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], 1)).await;
+    let sent = server
+        .send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], 1))
+        .await;
 
     let mut yen_vuong = server.client("xa-yen-vuong").await;
     assert!(inbox_all(&mut yen_vuong).await.is_empty());
@@ -135,7 +138,7 @@ async fn a_commune_cannot_read_another_communes_document() {
     let mut reply = directive("xa-yen-vuong", &["phong-noi-vu"], 1);
     reply.reply_to = sent.id.clone();
     let err = yen_vuong
-        .send(request(reply))
+        .send(server.request(reply))
         .await
         .expect_err("not its document");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -149,7 +152,7 @@ async fn a_commune_cannot_read_another_communes_document() {
     let mut van_nham = server.client("xa-van-nham").await;
     let mut reply = directive("xa-van-nham", &["phong-noi-vu"], 1);
     reply.reply_to = sent.id.clone();
-    send(&mut van_nham, reply).await;
+    server.send(&mut van_nham, reply).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +160,7 @@ async fn a_certificate_cannot_send_as_another_organisation() {
     let server = TestServer::start().await;
     let mut van_nham = server.client("xa-van-nham").await;
     let err = van_nham
-        .send(request(directive("phong-noi-vu", &["all-communes"], 1)))
+        .send(server.request(directive("phong-noi-vu", &["all-communes"], 1)))
         .await
         .expect_err("impersonation");
     assert_eq!(err.code(), Code::PermissionDenied);
@@ -177,20 +180,12 @@ async fn an_idempotent_retry_returns_the_original_and_creates_nothing() {
     let key = Some("send-2026-0007".to_string());
     let attachment = vec![pdf("a.pdf", b"%PDF one")];
     let first = noi_vu
-        .send(send_request(
-            document.clone(),
-            attachment.clone(),
-            key.clone(),
-        ))
+        .send(server.signed(document.clone(), attachment.clone(), key.clone()))
         .await
         .expect("first")
         .into_inner();
     let retry = noi_vu
-        .send(send_request(
-            document.clone(),
-            attachment.clone(),
-            key.clone(),
-        ))
+        .send(server.signed(document.clone(), attachment.clone(), key.clone()))
         .await
         .expect("retry")
         .into_inner();
@@ -206,7 +201,7 @@ async fn an_idempotent_retry_returns_the_original_and_creates_nothing() {
     let mut changed = document.clone();
     changed.subject.push_str(" (sửa)");
     let err = noi_vu
-        .send(send_request(changed, attachment, key.clone()))
+        .send(server.signed(changed, attachment, key.clone()))
         .await
         .expect_err("key reused");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -216,7 +211,7 @@ async fn an_idempotent_retry_returns_the_original_and_creates_nothing() {
         err.message()
     );
     let err = noi_vu
-        .send(send_request(document, vec![pdf("a.pdf", b"%PDF two")], key))
+        .send(server.signed(document, vec![pdf("a.pdf", b"%PDF two")], key))
         .await
         .expect_err("key reused with another attachment");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -227,9 +222,11 @@ async fn an_idempotent_retry_returns_the_original_and_creates_nothing() {
 async fn number_and_notation_are_unique_per_issuer_within_a_year() {
     let server = TestServer::start().await;
     let mut noi_vu = server.client("phong-noi-vu").await;
-    send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], 3)).await;
+    server
+        .send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], 3))
+        .await;
     let err = noi_vu
-        .send(request(directive("phong-noi-vu", &["xa-yen-vuong"], 3)))
+        .send(server.request(directive("phong-noi-vu", &["xa-yen-vuong"], 3)))
         .await
         .expect_err("number reused");
     assert_eq!(err.code(), Code::AlreadyExists);
@@ -241,14 +238,15 @@ async fn number_and_notation_are_unique_per_issuer_within_a_year() {
 
     // Another issuer may use the same number, and so may the next year.
     let mut tu_phap = server.client("phong-tu-phap").await;
-    send(
-        &mut tu_phap,
-        directive("phong-tu-phap", &["xa-van-nham"], 3),
-    )
-    .await;
+    server
+        .send(
+            &mut tu_phap,
+            directive("phong-tu-phap", &["xa-van-nham"], 3),
+        )
+        .await;
     let mut next_year = directive("phong-noi-vu", &["xa-van-nham"], 3);
     next_year.promulgation_date = "2027-01-02".into();
-    send(&mut noi_vu, next_year).await;
+    server.send(&mut noi_vu, next_year).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +254,7 @@ async fn everything_survives_a_restart_and_numbering_continues() {
     let mut server = TestServer::start().await;
     let mut noi_vu = server.client("phong-noi-vu").await;
     let first = noi_vu
-        .send(send_request(
+        .send(server.signed(
             directive("phong-noi-vu", &["all-communes"], 1),
             vec![pdf("p.pdf", b"%PDF persistent")],
             Some("k1".into()),
@@ -281,11 +279,13 @@ async fn everything_survives_a_restart_and_numbering_continues() {
     assert_eq!(got.attachments[0].content, b"%PDF persistent");
 
     let mut noi_vu = server.client("phong-noi-vu").await;
-    let second = send(&mut noi_vu, directive("phong-noi-vu", &["all-communes"], 2)).await;
+    let second = server
+        .send(&mut noi_vu, directive("phong-noi-vu", &["all-communes"], 2))
+        .await;
     assert!(second.deliveries.iter().all(|d| d.arrival_number == 2));
     // The idempotency key is remembered too.
     let retry = noi_vu
-        .send(send_request(
+        .send(server.signed(
             directive("phong-noi-vu", &["all-communes"], 1),
             vec![pdf("p.pdf", b"%PDF persistent")],
             Some("k1".into()),
@@ -303,11 +303,12 @@ async fn paging_walks_a_mailbox_larger_than_one_page_exactly_once() {
     let mut noi_vu = server.client("phong-noi-vu").await;
     const N: u64 = 120;
     for number in 1..=N {
-        send(
-            &mut noi_vu,
-            directive("phong-noi-vu", &["xa-van-nham"], number),
-        )
-        .await;
+        server
+            .send(
+                &mut noi_vu,
+                directive("phong-noi-vu", &["xa-van-nham"], number),
+            )
+            .await;
     }
     let mut van_nham = server.client("xa-van-nham").await;
     let mut token = String::new();
@@ -368,11 +369,14 @@ async fn concurrent_sends_get_distinct_consecutive_arrival_numbers() {
     .enumerate()
     {
         let mut client = server.client(dept).await;
+        let signer = server.signer(dept);
         tasks.push(tokio::spawn(async move {
             for n in 1..=25u64 {
                 let mut d = directive(dept, &["all-communes"], n);
                 d.subject = format!("Công văn {i}-{n}");
-                send(&mut client, d).await;
+                let request =
+                    lienthong::client::send_request(d, vec![], None, &signer).expect("sign");
+                client.send(request).await.expect("send");
             }
         }));
     }
@@ -428,7 +432,7 @@ async fn an_attachment_is_stored_once_and_a_damaged_file_is_never_served() {
     let mut noi_vu = server.client("phong-noi-vu").await;
     let content: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     let sent = noi_vu
-        .send(send_request(
+        .send(server.signed(
             directive("phong-noi-vu", &["all-communes"], 1),
             vec![pdf("lon.pdf", &content)],
             None,

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use lienthong::client::send_request;
 use lienthong::exchange::Limits;
 use lienthong::pb;
 use prost::Message;
@@ -234,13 +233,19 @@ fn with_attachment(name: &str, media_type: &str) -> pb::AttachmentRef {
 }
 
 /// Requests whose attachments disagree with the header.
-fn attachment_cases() -> Vec<(&'static str, pb::SendRequest, Code, &'static str)> {
+fn attachment_cases(
+    server: &TestServer,
+) -> Vec<(&'static str, pb::SendRequest, Code, &'static str)> {
     use Code::*;
+    let signer = server.signer("phong-noi-vu");
     let encoded = |refs: Vec<pb::AttachmentRef>, contents: Vec<&[u8]>| {
         let mut d = directive("phong-noi-vu", &["xa-van-nham"], 1);
         d.attachments = refs;
+        let document = d.encode_to_vec();
+        let (key_id, signature) = signer.sign_document(&document).expect("sign");
         pb::SendRequest {
-            document: d.encode_to_vec(),
+            signature: Some(pb::DocumentSignature { key_id, signature }),
+            document,
             attachments: contents
                 .into_iter()
                 .map(|c| pb::AttachmentContent {
@@ -349,9 +354,9 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
     for (what, mutate, code, prefix) in header_cases() {
         let mut d = directive("phong-noi-vu", &["xa-van-nham"], 1);
         mutate(&mut d);
-        expect_status(&mut client, what, request(d), code, prefix).await;
+        expect_status(&mut client, what, server.request(d), code, prefix).await;
     }
-    for (what, req, code, prefix) in attachment_cases() {
+    for (what, req, code, prefix) in attachment_cases(&server) {
         expect_status(&mut client, what, req, code, prefix).await;
     }
 
@@ -383,7 +388,7 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
     )
     .await;
 
-    let bad_key = send_request(
+    let bad_key = server.signed(
         directive("phong-noi-vu", &["xa-van-nham"], 1),
         vec![],
         Some("has space".into()),
@@ -398,7 +403,7 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
     .await;
 
     // Limits: RESOURCE_EXHAUSTED naming the limit.
-    let big = send_request(
+    let big = server.signed(
         directive("phong-noi-vu", &["xa-van-nham"], 1),
         vec![pdf("big.pdf", &vec![7u8; 65 * 1024])],
         None,
@@ -411,7 +416,7 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
         "max_document_bytes:",
     )
     .await;
-    let huge = send_request(
+    let huge = server.signed(
         directive("phong-noi-vu", &["xa-van-nham"], 1),
         vec![pdf("huge.pdf", &vec![7u8; 3 * 1024 * 1024])],
         None,
@@ -424,7 +429,7 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
         "max_document_bytes:",
     )
     .await;
-    let many = request(directive("phong-noi-vu", &["all-communes"], 1));
+    let many = server.request(directive("phong-noi-vu", &["all-communes"], 1));
     expect_status(
         &mut client,
         "too many recipients",
@@ -445,7 +450,9 @@ async fn each_invalid_send_is_refused_naming_the_field_and_nothing_is_written() 
     assert!(outbox.entries.is_empty());
 
     // And the server serves normally afterwards.
-    let sent = send(&mut client, directive("phong-noi-vu", &["xa-van-nham"], 1)).await;
+    let sent = server
+        .send(&mut client, directive("phong-noi-vu", &["xa-van-nham"], 1))
+        .await;
     assert_eq!(sent.deliveries[0].arrival_number, 1);
 }
 

@@ -2,7 +2,8 @@
 
 use crate::directory::{Directory, Group, OrgCode, Organization};
 use crate::document;
-use crate::exchange::{DocumentView, Fetched, InboxView, Sent};
+use crate::exchange::{DocumentView, Exchange, Fetched, InboxView, Sent};
+use crate::keys::RegisteredKey;
 use crate::pb;
 use crate::store::StoredDelivery;
 
@@ -79,6 +80,25 @@ pub fn summary(directory: &Directory, view: &DocumentView) -> pb::DocumentSummar
     }
 }
 
+pub fn signing_key(key: &RegisteredKey) -> pb::SigningKey {
+    pb::SigningKey {
+        key_id: key.key_id.clone(),
+        org: key.org.to_string(),
+        algorithm: key.public.algorithm.name().into(),
+        public_key: key.public.spki_der.clone(),
+        not_before_ms: key.not_before_ms,
+        not_after_ms: key.not_after_ms,
+        revoked_at_ms: key.revoked_at_ms,
+    }
+}
+
+fn sealed_receipt(view: &DocumentView) -> pb::SealedReceipt {
+    pb::SealedReceipt {
+        receipt: view.stored.receipt.clone(),
+        signature: view.stored.receipt_signature.clone(),
+    }
+}
+
 pub fn send_response(directory: &Directory, sent: &Sent) -> pb::SendResponse {
     pb::SendResponse {
         id: sent.view.id.to_string(),
@@ -86,6 +106,7 @@ pub fn send_response(directory: &Directory, sent: &Sent) -> pb::SendResponse {
         accepted_at_ms: sent.view.stored.accepted_at_ms,
         deliveries: deliveries(directory, &sent.view),
         duplicate: sent.duplicate,
+        receipt: Some(sealed_receipt(&sent.view)),
     }
 }
 
@@ -105,10 +126,11 @@ pub fn outbox_entry(directory: &Directory, view: &DocumentView) -> pb::OutboxEnt
 }
 
 pub fn get_response(
-    directory: &Directory,
+    exchange: &Exchange,
     caller: &Organization,
     fetched: Fetched,
 ) -> pb::GetDocumentResponse {
+    let directory = exchange.directory();
     let view = &fetched.view;
     let my_delivery = view
         .stored
@@ -137,5 +159,17 @@ pub fn get_response(
         attachments,
         accepted_at_ms: view.stored.accepted_at_ms,
         my_delivery,
+        signature: Some(pb::DocumentSignature {
+            key_id: view.stored.signing_key_id.clone(),
+            signature: view.stored.signature.clone(),
+        }),
+        receipt: Some(sealed_receipt(view)),
+        // A key removed from the registry since is no longer offered; the
+        // receipt still names it.
+        signing_key: exchange
+            .keys()
+            .get(&view.stored.signing_key_id)
+            .map(signing_key),
+        service_key: Some(exchange.service_key().to_pb()),
     }
 }

@@ -61,6 +61,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             document_bytes: req.document,
             attachments: req.attachments.into_iter().map(|a| a.content).collect(),
             idempotency_key: req.idempotency_key,
+            signature: req.signature,
         };
         let sent = self.exchange.send(&caller, input).await?;
         tracing::info!(
@@ -131,7 +132,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .await
                 .map_err(|e| Status::internal(format!("the read did not complete: {e}")))??;
         Ok(Response::new(convert::get_response(
-            self.exchange.directory(),
+            &self.exchange,
             &caller,
             fetched,
         )))
@@ -151,6 +152,22 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .map(convert::organization)
                 .collect(),
             groups: directory.groups().iter().map(convert::group).collect(),
+        }))
+    }
+
+    async fn get_keys(
+        &self,
+        request: Request<pb::GetKeysRequest>,
+    ) -> Result<Response<pb::GetKeysResponse>, Status> {
+        self.caller(&request)?;
+        Ok(Response::new(pb::GetKeysResponse {
+            service_key: Some(self.exchange.service_key().to_pb()),
+            signing_keys: self
+                .exchange
+                .keys()
+                .keys()
+                .map(convert::signing_key)
+                .collect(),
         }))
     }
 }

@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use super::output;
 use super::{
     BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs,
-    UrgencyArg,
+    UrgencyArg, VerifyArgs,
 };
 use crate::client::{self, AttachmentFile, ClientConfig};
 use crate::directory::Directory;
@@ -51,6 +51,7 @@ pub async fn serve(args: ServeArgs) -> Result {
         listen: args.listen,
         directory: args.directory,
         tls,
+        signing_keys: args.signing_keys,
         limits: Limits {
             max_document_bytes: args.max_document_bytes,
             max_recipients: args.max_recipients,
@@ -118,7 +119,7 @@ pub async fn send(args: SendArgs) -> Result {
         attachments.push(AttachmentFile::read(path)?);
     }
     let header = pb::Document {
-        from,
+        from: from.clone(),
         to: args.to,
         number: args.number,
         notation: args.notation,
@@ -151,7 +152,17 @@ pub async fn send(args: SendArgs) -> Result {
         to_places: args.to_place,
         attachments: Vec::new(),
     };
-    let request = client::send_request(header, attachments, args.idempotency_key);
+    let signer = match &args.signing_key {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            crate::crypto::SigningKey::from_pem(&text)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        None => pki::find_signing_key(&PkiPaths::new(&args.conn.pki), &from)
+            .map_err(|e| format!("{e} (or give --signing-key FILE)"))?,
+    };
+    let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
     let mut client = connect(&args.conn).await?;
     let response = client.send(request).await.map_err(status)?.into_inner();
     output::sent(&response, args.conn.json);
@@ -230,6 +241,8 @@ pub async fn show(args: ShowArgs) -> Result {
     let mut saved = Vec::new();
     if let Some(dir) = &args.save {
         saved = save_attachments(dir, &document)?;
+        let proof = crate::evidence::save(dir, &document)?;
+        saved.push(proof.display().to_string());
     }
     output::document(&document, &saved, args.conn.json);
     Ok(())
@@ -249,6 +262,11 @@ fn save_attachments(dir: &Path, document: &pb::GetDocumentResponse) -> Result<Ve
             .unwrap_or_default();
         crate::document::check_file_name(&format!("attachments[{i}].name"), name)
             .map_err(|e| format!("refusing to save: {e}"))?;
+        if name == crate::evidence::PROOF_DIR {
+            return Err(format!(
+                "refusing to save: an attachment is named {name:?}, the folder the proof goes in"
+            ));
+        }
         let path = dir.join(name);
         std::fs::write(&path, &attachment.content)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -306,4 +324,38 @@ pub async fn bench(args: BenchArgs) -> Result {
         print!("{}", report.to_text(&options));
     }
     Ok(())
+}
+
+pub fn verify(args: VerifyArgs) -> Result {
+    let mut trusted = crate::evidence::TrustedKeys::default();
+    if let Some(file) = &args.keys {
+        trusted.registry = Some(crate::keys::KeyRegistry::load(file).map_err(|e| e.to_string())?);
+    }
+    if let Some(file) = &args.service_key {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let block = pem::parse(&text).map_err(|e| format!("{}: not PEM: {e}", file.display()))?;
+        let key = crate::crypto::PublicKey::from_spki_der(block.contents())
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        trusted.service_key = Some(key);
+    }
+    let checks = crate::evidence::verify(&args.dir, &trusted)?;
+    output::checks(
+        &checks,
+        args.keys.is_none() || args.service_key.is_none(),
+        args.json,
+    );
+    match checks.iter().filter(|c| !c.ok).count() {
+        0 => Ok(()),
+        n => Err(format!(
+            "verification failed: {n} of {} checks ({})",
+            checks.len(),
+            checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.subject.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }

@@ -37,6 +37,9 @@ enum Command {
     Outbox(ListArgs),
     /// Show one document; --save writes its attachments.
     Show(ShowArgs),
+    /// Check a document saved with `show --save`, offline: the sender's
+    /// signature, the service's receipt, and every attachment.
+    Verify(VerifyArgs),
     /// List the organisations and groups documents can be sent to.
     Directory(DirectoryArgs),
     /// Measure: concurrent clients sending documents over mutual TLS.
@@ -67,6 +70,10 @@ pub struct ServeArgs {
     /// CA certificate (PEM) that client certificates must chain to.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     pub client_ca: Option<PathBuf>,
+    /// Registry of the organisations' public signing keys (TOML); default,
+    /// with the development PKI: DATA/pki/signing-keys.toml.
+    #[arg(long, env = "LIENTHONG_SIGNING_KEYS")]
+    pub signing_keys: Option<PathBuf>,
     /// Largest document, attachments included, in bytes.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     pub max_document_bytes: usize,
@@ -179,6 +186,10 @@ pub struct SendArgs {
     /// Makes retries safe: the same key and content returns the first send.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The organisation's document signing key (PKCS#8 PEM); default: the
+    /// one listed for --as in the PKI folder's clients.toml.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -205,6 +216,23 @@ pub struct ShowArgs {
     /// Write each attachment into DIR under its own name.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A folder written by `show --save`.
+    pub dir: PathBuf,
+    /// Check the sender's key against this registry (the server's
+    /// signing-keys.toml) instead of the key saved with the document.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Check the receipt against this service public key (PEM, the server's
+    /// service-key.pub.pem) instead of the one saved with the document.
+    #[arg(long, value_name = "FILE")]
+    pub service_key: Option<PathBuf>,
+    /// Print the checks as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -281,6 +309,7 @@ pub fn main() -> ExitCode {
             Command::Inbox(args) => commands::inbox(args).await,
             Command::Outbox(args) => commands::outbox(args).await,
             Command::Show(args) => commands::show(args).await,
+            Command::Verify(args) => commands::verify(args),
             Command::Directory(args) => commands::directory(args).await,
             Command::Bench(args) => commands::bench(args).await,
             Command::Pki(PkiCommand::Init { dir, directory }) => {

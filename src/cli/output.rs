@@ -354,3 +354,25 @@ pub fn directory(d: &pb::GetDirectoryResponse, as_json: bool) {
         );
     }
 }
+
+pub fn checks(checks: &[crate::evidence::Check], used_saved_keys: bool, as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "ok": checks.iter().all(|c| c.ok),
+            "checks": checks.iter().map(|c| json!({"subject": c.subject, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+            "used_saved_keys": used_saved_keys,
+        }));
+        return;
+    }
+    for c in checks {
+        outln!(
+            "{:<6} {}: {}",
+            if c.ok { "ok" } else { "FAILED" },
+            c.subject,
+            c.detail
+        );
+    }
+    if used_saved_keys {
+        outln!("note: checked with keys saved beside the document; --keys and --service-key check them against your own trusted copies");
+    }
+}

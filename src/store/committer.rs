@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::keys;
 use super::records::{StoredDelivery, StoredDocument};
-use super::{decode_document, DocId, NewDocument, Pending, SendOutcome, Trees};
+use super::{decode_document, Accepted, DocId, NewDocument, Pending, Sealer, SendOutcome, Trees};
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -104,11 +104,12 @@ impl Committer {
         trees: Trees,
         files: SledFiles,
         pending: Arc<Pending>,
+        sealer: Arc<dyn Sealer>,
     ) -> Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("lienthong-committer".into())
-            .spawn(move || run(db, trees, files, pending, rx))
+            .spawn(move || run(db, trees, files, pending, sealer, rx))
             .map_err(|e| Error::Storage(format!("cannot start the committer thread: {e}")))?;
         Ok(Committer {
             queue: Mutex::new(Some(tx)),
@@ -149,6 +150,7 @@ fn run(
     trees: Trees,
     mut files: SledFiles,
     pending: Arc<Pending>,
+    sealer: Arc<dyn Sealer>,
     mut rx: mpsc::Receiver<Job>,
 ) {
     // After a failed flush, what is in memory may never reach the disk: take
@@ -176,7 +178,7 @@ fn run(
         for job in jobs {
             pending.insert(job.new.id);
             ids.push(job.new.id);
-            answers.push((job.reply, apply(&trees, &job.new)));
+            answers.push((job.reply, apply(&trees, sealer.as_ref(), &job.new)));
         }
         match flush(&db, &mut files) {
             Ok(()) => {
@@ -219,7 +221,7 @@ fn read_u64(value: Option<sled::IVec>) -> Result<u64, TxError> {
 
 /// Applies one send as one transaction over every tree it touches. Runs only
 /// on the committer thread, so the transaction never conflicts.
-fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
+fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOutcome> {
     let t = trees;
     let result = (
         &t.documents,
@@ -260,6 +262,13 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
                 // Accepted now: the time, and so the arrival year, is fixed in
                 // the same place as the arrival numbers.
                 let accepted_at_ms = clock::now_ms();
+                // Before any write: an Ok return commits what was written.
+                if new
+                    .key_usable_until_ms
+                    .is_some_and(|until| accepted_at_ms >= until)
+                {
+                    return Ok(SendOutcome::KeyNoLongerUsable);
+                }
                 let arrival_year = clock::vietnam_date(accepted_at_ms).year() as u16;
                 let mut deliveries = Vec::with_capacity(new.recipients.len());
                 for recipient in &new.recipients {
@@ -281,6 +290,13 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
                 counters.insert(counter, &seq.to_be_bytes())?;
                 outbox.insert(keys::outbox(&new.sender, seq), &new.id.0)?;
 
+                let (receipt, receipt_signature) = sealer
+                    .seal(&Accepted {
+                        new,
+                        accepted_at_ms,
+                        deliveries: &deliveries,
+                    })
+                    .map_err(ConflictableTransactionError::Abort)?;
                 let document = StoredDocument {
                     document_bytes: new.document_bytes.clone(),
                     sender: new.sender.to_string(),
@@ -289,6 +305,10 @@ fn apply(trees: &Trees, new: &NewDocument) -> Result<SendOutcome> {
                     content_digest: new.content_digest.to_vec(),
                     attachment_count: new.attachments.len() as u32,
                     attachment_sha256: new.attachments.iter().map(|a| a.sha256.to_vec()).collect(),
+                    signing_key_id: new.signing_key_id.clone(),
+                    signature: new.signature.clone(),
+                    receipt,
+                    receipt_signature,
                 };
                 documents.insert(&new.id.0, prost::Message::encode_to_vec(&document))?;
                 for attachment in &new.attachments {

@@ -136,6 +136,26 @@ pub struct NewDocument {
     pub idempotency_key: Option<String>,
     /// Year, number and notation: unique per sender (Decree 30).
     pub numbering: (u16, u64, String),
+    pub signing_key_id: String,
+    pub signature: Vec<u8>,
+    /// The signing key may not sign from this instant on: checked against
+    /// the acceptance time that the committer fixes.
+    pub key_usable_until_ms: Option<i64>,
+}
+
+/// What the store knows when it accepts a document, for its receipt.
+#[derive(Debug)]
+pub struct Accepted<'a> {
+    pub new: &'a NewDocument,
+    pub accepted_at_ms: i64,
+    pub deliveries: &'a [StoredDelivery],
+}
+
+/// Makes the signed receipt of an accepted document, inside the commit, so
+/// that a document is never stored without one. Returns the receipt bytes
+/// and the signature.
+pub trait Sealer: Send + Sync {
+    fn seal(&self, accepted: &Accepted<'_>) -> Result<(Vec<u8>, Vec<u8>)>;
 }
 
 /// What committing a [`NewDocument`] did.
@@ -150,6 +170,8 @@ pub enum SendOutcome {
     KeyReused(DocId),
     /// The sender already used this number and notation this year.
     NumberTaken(DocId),
+    /// The signing key stopped being usable before the acceptance time.
+    KeyNoLongerUsable,
 }
 
 /// One entry of an inbox, with its document.
@@ -235,8 +257,13 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store: sled in `dir`, attachment files in
-    /// `attachments_dir`.
-    pub fn open(dir: &Path, attachments_dir: &Path, options: &StoreOptions) -> Result<Store> {
+    /// `attachments_dir`; `sealer` makes each accepted document's receipt.
+    pub fn open(
+        dir: &Path,
+        attachments_dir: &Path,
+        options: &StoreOptions,
+        sealer: std::sync::Arc<dyn Sealer>,
+    ) -> Result<Store> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_bytes)
@@ -271,7 +298,13 @@ impl Store {
             numbering: db.open_tree("numbering")?,
         };
         let pending = std::sync::Arc::new(Pending::default());
-        let committer = Committer::start(db.clone(), trees.clone(), sled_files, pending.clone())?;
+        let committer = Committer::start(
+            db.clone(),
+            trees.clone(),
+            sled_files,
+            pending.clone(),
+            sealer,
+        )?;
         Ok(Store {
             trees,
             files,

@@ -25,6 +25,17 @@ pub struct StoredDocument {
     /// SHA-256 of each attachment, in order: the name of its file.
     #[prost(bytes = "vec", repeated, tag = "7")]
     pub attachment_sha256: Vec<Vec<u8>>,
+    /// The sender's signature over the document bytes, and its key.
+    #[prost(string, tag = "8")]
+    pub signing_key_id: String,
+    #[prost(bytes = "vec", tag = "9")]
+    pub signature: Vec<u8>,
+    /// The service's receipt (an encoded `lienthong.v1.Receipt`) and its
+    /// signature, made in the same transaction as everything else.
+    #[prost(bytes = "vec", tag = "10")]
+    pub receipt: Vec<u8>,
+    #[prost(bytes = "vec", tag = "11")]
+    pub receipt_signature: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]

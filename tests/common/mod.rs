@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use lienthong::client::{self, AttachmentFile, ClientConfig};
+use lienthong::crypto::SigningKey;
 use lienthong::exchange::Limits;
 use lienthong::pb;
 use lienthong::pb::exchange_client::ExchangeClient;
@@ -45,6 +46,34 @@ impl TestServer {
 
     pub fn pki(&self) -> PkiPaths {
         PkiPaths::new(self.dir.path().join("pki"))
+    }
+
+    /// The document signing key of `org` in the development PKI.
+    pub fn signer(&self, org: &str) -> SigningKey {
+        pki::find_signing_key(&self.pki(), org).expect("signing key")
+    }
+
+    /// A send request signed by the document's sender.
+    pub fn signed(
+        &self,
+        document: pb::Document,
+        attachments: Vec<AttachmentFile>,
+        idempotency_key: Option<String>,
+    ) -> pb::SendRequest {
+        let signer = self.signer(&document.from.clone());
+        client::send_request(document, attachments, idempotency_key, &signer).expect("sign")
+    }
+
+    pub fn request(&self, document: pb::Document) -> pb::SendRequest {
+        self.signed(document, Vec::new(), None)
+    }
+
+    pub async fn send(&self, client: &mut Client, document: pb::Document) -> pb::SendResponse {
+        client
+            .send(self.request(document))
+            .await
+            .expect("send accepted")
+            .into_inner()
     }
 
     /// A client holding `org`'s certificate from the development PKI.
@@ -103,24 +132,12 @@ pub fn directive(from: &str, to: &[&str], number: u64) -> pb::Document {
     }
 }
 
-pub fn request(document: pb::Document) -> pb::SendRequest {
-    client::send_request(document, Vec::new(), None)
-}
-
 pub fn pdf(name: &str, content: &[u8]) -> AttachmentFile {
     AttachmentFile {
         name: name.into(),
         media_type: "application/pdf".into(),
         content: content.to_vec(),
     }
-}
-
-pub async fn send(client: &mut Client, document: pb::Document) -> pb::SendResponse {
-    client
-        .send(request(document))
-        .await
-        .expect("send accepted")
-        .into_inner()
 }
 
 pub async fn inbox_all(client: &mut Client) -> Vec<pb::InboxEntry> {

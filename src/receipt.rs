@@ -1,0 +1,134 @@
+//! Receipts: what the service attests when it accepts a document (which
+//! bytes, from whom, to whom with which arrival numbers, when, signed with
+//! which key), signed with the service's own Ed25519 key so that anyone
+//! holding its public half can check it offline.
+//!
+//! The key lives in `DATA/service-key.pem` (private, mode 0600) and
+//! `DATA/service-key.pub.pem` (its public half, to publish). It is created
+//! on first start. Keep a copy of every public half the service ever used:
+//! receipts stay verifiable with it after the key is replaced.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::crypto::{self, PublicKey, SigningKey};
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::store::{Accepted, Sealer};
+
+pub const PRIVATE_FILE: &str = "service-key.pem";
+pub const PUBLIC_FILE: &str = "service-key.pub.pem";
+
+pub struct ServiceKey {
+    key: SigningKey,
+    key_id: String,
+}
+
+impl ServiceKey {
+    /// Loads the service key from `dir`, creating it on first start.
+    pub fn load_or_create(dir: &Path) -> Result<ServiceKey, String> {
+        let private = dir.join(PRIVATE_FILE);
+        let key = if private.exists() {
+            let text = std::fs::read_to_string(&private)
+                .map_err(|e| format!("cannot read {}: {e}", private.display()))?;
+            SigningKey::from_pem(&text).map_err(|e| format!("{}: {e}", private.display()))?
+        } else {
+            let text = SigningKey::generate_ed25519_pem().map_err(|e| e.to_string())?;
+            write_private(&private, &text)?;
+            SigningKey::from_pem(&text).map_err(|e| e.to_string())?
+        };
+        if key.algorithm() != crypto::Algorithm::Ed25519 {
+            return Err(format!(
+                "{}: the service key must be Ed25519",
+                private.display()
+            ));
+        }
+        let key_id = key.key_id();
+        let service = ServiceKey { key, key_id };
+        let public: PathBuf = dir.join(PUBLIC_FILE);
+        std::fs::write(&public, service.public_pem())
+            .map_err(|e| format!("cannot write {}: {e}", public.display()))?;
+        Ok(service)
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn public(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    pub fn public_pem(&self) -> String {
+        pem::encode(&pem::Pem::new("PUBLIC KEY", self.key.spki_der().to_vec()))
+    }
+
+    pub fn to_pb(&self) -> pb::ServiceKey {
+        pb::ServiceKey {
+            key_id: self.key_id.clone(),
+            algorithm: self.key.algorithm().name().into(),
+            public_key: self.key.spki_der().to_vec(),
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Seals receipts inside the store's commit.
+pub struct Notary {
+    key: Arc<ServiceKey>,
+}
+
+impl Notary {
+    pub fn new(key: Arc<ServiceKey>) -> Notary {
+        Notary { key }
+    }
+}
+
+impl Sealer for Notary {
+    fn seal(&self, accepted: &Accepted<'_>) -> Result<(Vec<u8>, Vec<u8>)> {
+        let new = accepted.new;
+        let receipt = pb::Receipt {
+            document_id: new.id.to_string(),
+            document_sha256: crypto::sha256(&new.document_bytes).to_vec(),
+            sender: new.sender.to_string(),
+            deliveries: accepted
+                .deliveries
+                .iter()
+                .map(|d| pb::ReceiptDelivery {
+                    recipient: d.recipient.clone(),
+                    arrival_year: d.arrival_year,
+                    arrival_number: d.arrival_number,
+                })
+                .collect(),
+            accepted_at_ms: accepted.accepted_at_ms,
+            service_key_id: self.key.key_id.clone(),
+            signing_key_id: new.signing_key_id.clone(),
+            signature_sha256: crypto::sha256(&new.signature).to_vec(),
+        };
+        let bytes = receipt.encode_to_vec();
+        let signature = self
+            .key
+            .key
+            .sign(&crypto::receipt_message(&self.key.key_id, &bytes))
+            .map_err(|e| Error::Storage(format!("cannot sign the receipt: {e}")))?;
+        Ok((bytes, signature))
+    }
+}
