@@ -380,3 +380,89 @@ async fn drive(
     }
     Ok(report)
 }
+
+/// Runs `op` repeatedly for about `budget` and returns microseconds per call.
+fn time_per_call(budget: Duration, mut op: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut calls = 0u64;
+    while started.elapsed() < budget {
+        for _ in 0..16 {
+            op();
+        }
+        calls += 16;
+    }
+    started.elapsed().as_secs_f64() * 1e6 / calls as f64
+}
+
+/// The machine's ceiling for this service's work, measured on one core:
+/// signing and verifying with each accepted algorithm, SHA-256 throughput,
+/// and fsyncs per second in `dir` (on the disk the data directory is on).
+pub fn ceilings(dir: &Path, rsa_pem: Option<&str>) -> Result<serde_json::Value, String> {
+    use crate::crypto::{document_message, SigningKey};
+    let budget = Duration::from_millis(500);
+    let document = vec![0x5au8; 600]; // a typical encoded header
+    let mut algorithms = serde_json::Map::new();
+    let mut keys: Vec<SigningKey> = vec![
+        SigningKey::from_pem(&SigningKey::generate_ed25519_pem().map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
+        SigningKey::from_pem(
+            &rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(|e| e.to_string())?
+                .serialize_pem(),
+        )
+        .map_err(|e| e.to_string())?,
+    ];
+    if let Some(pem) = rsa_pem {
+        keys.push(SigningKey::from_pem(pem).map_err(|e| e.to_string())?);
+    }
+    for key in &keys {
+        let id = key.key_id();
+        let message = document_message(&id, &document);
+        let signature = key.sign(&message).map_err(|e| e.to_string())?;
+        let public = key.public_key();
+        let sign_us = time_per_call(budget, || {
+            let _ = key.sign(&message);
+        });
+        let verify_us = time_per_call(budget, || {
+            let _ = public.verify(&message, &signature);
+        });
+        algorithms.insert(
+            key.algorithm().name().into(),
+            json!({
+                "sign_us": sign_us,
+                "verify_us": verify_us,
+                "verifications_per_second_per_core": 1e6 / verify_us,
+            }),
+        );
+    }
+    let block = vec![0xa5u8; 1 << 20];
+    let sha_us = time_per_call(budget, || {
+        let _ = crate::crypto::sha256(&block);
+    });
+    let fsyncs = fsyncs_per_second(dir)?;
+    Ok(json!({
+        "machine": machine(),
+        "signatures": algorithms,
+        "sha256_mb_per_second": 1.048576e6 / sha_us / 1.0,
+        "fsyncs_per_second": fsyncs,
+        "fsync_dir": dir.display().to_string(),
+    }))
+}
+
+/// Appends 4 KiB and fsyncs, for about a second.
+fn fsyncs_per_second(dir: &Path) -> Result<f64, String> {
+    use std::io::Write;
+    let path = dir.join(".lienthong-fsync-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let block = [0u8; 4096];
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        file.write_all(&block).map_err(|e| e.to_string())?;
+        file.sync_data().map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    Ok(rate)
+}

@@ -55,6 +55,18 @@ fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {
         .expect("run lienthong")
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
 fn ok_json(output: Output) -> serde_json::Value {
     assert!(
         output.status.success(),
@@ -150,6 +162,63 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
         saved == content,
         "the saved attachment is identical to the original"
     );
+
+    // Offline: the saved proof verifies with no server, against the
+    // registry and service key the user trusts...
+    let keys = data.join("pki/signing-keys.toml");
+    let service_key = data.join("service-key.pub.pem");
+    let verify = |dir: &Path| {
+        Command::new(BIN)
+            .args([
+                "verify",
+                "--json",
+                "--keys",
+                keys.to_str().expect("path"),
+                "--service-key",
+            ])
+            .arg(&service_key)
+            .arg(dir)
+            .output()
+            .expect("run verify")
+    };
+    let report = ok_json(verify(&saved_dir));
+    assert_eq!(report["ok"], true, "{report}");
+    // ...and one flipped byte in any file fails, naming what it broke.
+    for (n, (file, subject)) in [
+        ("lienthong-proof/document.pb", "document"),
+        ("lienthong-proof/document.sig", "signature"),
+        ("lienthong-proof/receipt.pb", "receipt"),
+        ("lienthong-proof/receipt.sig", "receipt"),
+        (
+            "Kế hoạch PCCC 2026.pdf",
+            "attachment \"Kế hoạch PCCC 2026.pdf\"",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let copy = tmp.path().join(format!("flipped-{n}"));
+        copy_dir(&saved_dir, &copy);
+        let path = copy.join(file);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[10] ^= 0x20;
+        std::fs::write(&path, bytes).expect("write");
+        let out = verify(&copy);
+        assert!(!out.status.success(), "{file}: verify must fail");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let failed: Vec<&str> = report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .filter_map(|c| c["subject"].as_str())
+            .collect();
+        assert!(failed.contains(&subject), "{file}: {failed:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(subject),
+            "stderr names it"
+        );
+    }
 
     let outbox = ok_json(cli(
         &server,

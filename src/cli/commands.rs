@@ -304,6 +304,21 @@ pub fn pki_init(dir: &Path, directory: Option<&Path>) -> Result {
 }
 
 pub async fn bench(args: BenchArgs) -> Result {
+    if args.ceiling {
+        let rsa = match &args.rsa_key {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+            ),
+            None => None,
+        };
+        let figures = crate::bench::ceilings(&args.ceiling_dir, rsa.as_deref())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&figures).unwrap_or_default()
+        );
+        return Ok(());
+    }
     let options = crate::bench::BenchOptions {
         server: args.server,
         pki: args.pki,

@@ -275,6 +275,18 @@ pub struct BenchArgs {
     /// Print the figures as one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Instead of a load, measure this machine's ceiling for the work: sign
+    /// and verify costs per algorithm, SHA-256 throughput, and fsyncs per
+    /// second in --ceiling-dir.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Where to measure fsyncs (the disk of the data directory).
+    #[arg(long, default_value = ".")]
+    pub ceiling_dir: PathBuf,
+    /// An RSA private key (PKCS#8 PEM) to include RSA in --ceiling; ring
+    /// cannot generate one.
+    #[arg(long, value_name = "FILE")]
+    pub rsa_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
