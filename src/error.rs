@@ -19,6 +19,9 @@ pub enum Error {
     Unauthenticated(String),
     /// A unique thing (idempotency key, number and notation) is taken.
     AlreadyExists { field: String, reason: String },
+    /// A position asked for is outside what is kept (events trimmed away, or
+    /// not yet happened).
+    OutOfRange { field: String, reason: String },
     /// A configured size or count limit was exceeded.
     ResourceExhausted { limit: String, reason: String },
     /// The service cannot take writes now (shutting down, storage failed).
@@ -64,6 +67,7 @@ impl fmt::Display for Error {
             }
             Error::AlreadyExists { field, reason } => write!(f, "{field}: {reason}"),
             Error::ResourceExhausted { limit, reason } => write!(f, "{limit}: {reason}"),
+            Error::OutOfRange { field, reason } => write!(f, "{field}: {reason}"),
             Error::Storage(m) => write!(f, "storage error: {m}"),
         }
     }
@@ -87,6 +91,7 @@ impl From<Error> for tonic::Status {
             Error::Unauthenticated(_) => Status::unauthenticated(e.to_string()),
             Error::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             Error::ResourceExhausted { .. } => Status::resource_exhausted(e.to_string()),
+            Error::OutOfRange { .. } => Status::out_of_range(e.to_string()),
             Error::Unavailable(_) => Status::unavailable(e.to_string()),
             Error::Storage(detail) => {
                 // The detail may name paths on the server: log it, send less.

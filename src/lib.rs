@@ -49,6 +49,7 @@ pub mod error;
 pub mod evidence;
 pub mod exchange;
 pub mod keys;
+pub mod notify;
 pub mod pki;
 pub mod receipt;
 pub mod server;

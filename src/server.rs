@@ -14,6 +14,7 @@ use crate::api::{ExchangeApi, ExchangeServer};
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
 use crate::keys::KeyRegistry;
+use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
 use crate::store::{Store, StoreOptions};
@@ -40,6 +41,7 @@ pub struct ServerConfig {
     pub signing_keys: Option<PathBuf>,
     pub limits: Limits,
     pub store: StoreOptions,
+    pub notify: NotifyOptions,
 }
 
 impl ServerConfig {
@@ -53,6 +55,7 @@ impl ServerConfig {
             signing_keys: None,
             limits: Limits::default(),
             store: StoreOptions::default(),
+            notify: NotifyOptions::default(),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
+    notifier: Arc<Notifier>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -93,6 +97,9 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish, flushes the store and
     /// returns when all of it is done.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
+        // Streams first: graceful shutdown waits for every open request,
+        // and a subscription never ends by itself.
+        self.notifier.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -203,13 +210,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .identity(identity)
         .client_ca_root(client_ca);
 
+    let (listener, committed) = notify::listener();
     let store = Store::open(
         &config.data_dir.join("store"),
         &config.data_dir.join("attachments"),
         &config.store,
         Arc::new(Notary::new(service_key.clone())),
+        Arc::new(listener),
     );
     let store = Arc::new(store.map_err(|e| fail("store")(&e))?);
+    let notifier = Notifier::start(store.clone(), committed, config.notify.clone())
+        .map_err(|e| fail("notifications")(&e))?;
     let exchange = Arc::new(Exchange::new(
         store.clone(),
         directory,
@@ -218,7 +229,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         config.limits.clone(),
     ));
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
-    let service = ExchangeServer::new(ExchangeApi::new(exchange))
+    let service = ExchangeServer::new(ExchangeApi::new(exchange, notifier.clone()))
         .max_decoding_message_size(message_limit)
         .max_encoding_message_size(message_limit);
 
@@ -244,14 +255,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
     let (shutdown, stop) = oneshot::channel::<()>();
+    let tasks = notifier.clone();
     let task = tokio::spawn(async move {
         let served = router
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop.await;
             })
             .await;
-        // Every request has finished: flush and close the store.
+        // Every request has finished: flush and close the store, then wait
+        // for the tasks that hold it, so its files are released on return.
+        tasks.close();
+        tasks.join_subscriptions().await;
         let closed = store.close().await;
+        tasks.join_publisher().await;
         served.map_err(|e| fail("server")(&e))?;
         closed.map_err(|e| fail("closing the store")(&e))
     });
@@ -259,6 +275,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         dev_pki,
+        notifier,
         shutdown: Some(shutdown),
         task,
     })

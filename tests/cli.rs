@@ -16,9 +16,14 @@ struct Serve {
 
 /// Starts `lienthong serve` on a free port and waits for its `listening` line.
 fn serve(data: &Path) -> Serve {
+    serve_with(data, &[])
+}
+
+fn serve_with(data: &Path, extra: &[&str]) -> Serve {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -268,4 +273,134 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
         status.success(),
         "serve exits cleanly on SIGTERM: {status:?}"
     );
+}
+
+/// A running `lienthong watch`, its stdout read line by line.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watch {
+    fn start(server: &Serve, data: &Path, args: &[&str]) -> Watch {
+        let mut child = Command::new(BIN)
+            .arg("watch")
+            .args(args)
+            .env("LIENTHONG_SERVER", &server.url)
+            .env("LIENTHONG_PKI", data.join("pki"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn watch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The next JSON line of the given kind.
+    fn next(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let Ok(line) = self.lines.recv_timeout(Duration::from_secs(60)) else {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("watch printed no {kind} line");
+            };
+            let value: serde_json::Value =
+                serde_json::from_str(&line).expect("one JSON object per line");
+            if value["kind"] == kind {
+                return value;
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send_directive(server: &Serve, data: &Path, number: u32) -> String {
+    let sent = ok_json(cli(
+        server,
+        data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "all-communes",
+            "--type",
+            "CT",
+            "--number",
+            &number.to_string(),
+            "--notation",
+            "CT-UBND",
+            "--subject",
+            &format!("Chỉ thị số {number}"),
+            "--urgency",
+            "hoa-toc",
+            "--json",
+        ],
+    ));
+    sent["id"].as_str().expect("id").to_owned()
+}
+
+#[test]
+fn watch_prints_arrivals_and_resumes_exactly_after_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = serve_with(&data, &["--heartbeat-seconds", "0.2"]);
+
+    // A heartbeat line says the watcher is subscribed; then the directive.
+    let mut watch = Watch::start(
+        &server,
+        &data,
+        &["--as", "xa-van-nham", "--json", "--heartbeats"],
+    );
+    watch.next("heartbeat");
+    let id = send_directive(&server, &data, 1);
+    let event = watch.next("document_arrived");
+    assert_eq!(event["document_id"], id.as_str());
+    assert_eq!(event["urgency"], "hoa-toc");
+    let last_seen = event["seq"].as_u64().expect("seq");
+    watch.stop();
+
+    // Three documents while nobody watches, then a restart.
+    let ids: Vec<String> = (2..=4).map(|n| send_directive(&server, &data, n)).collect();
+    let mut server = server;
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(server.child.wait().expect("exit").success());
+    let server = serve(&data);
+
+    let mut watch = Watch::start(
+        &server,
+        &data,
+        &[
+            "--as",
+            "xa-van-nham",
+            "--json",
+            "--after",
+            &last_seen.to_string(),
+        ],
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let event = watch.next("document_arrived");
+        assert_eq!(event["seq"].as_u64(), Some(last_seen + 1 + n as u64));
+        assert_eq!(event["document_id"], id.as_str());
+    }
+    // Exactly those three: the next line, if any, is not a fourth event.
+    let extra = watch.lines.try_recv().ok();
+    assert!(extra.is_none(), "nothing more: {extra:?}");
+    watch.stop();
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
 }

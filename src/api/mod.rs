@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::directory::Organization;
 use crate::error::Error;
 use crate::exchange::{Exchange, SendInput};
+use crate::notify::{EventStream, Notifier, Start};
 use crate::pb;
 use crate::pki;
 
@@ -19,11 +20,12 @@ pub use pb::exchange_server::ExchangeServer;
 
 pub struct ExchangeApi {
     exchange: Arc<Exchange>,
+    notifier: Arc<Notifier>,
 }
 
 impl ExchangeApi {
-    pub fn new(exchange: Arc<Exchange>) -> ExchangeApi {
-        ExchangeApi { exchange }
+    pub fn new(exchange: Arc<Exchange>, notifier: Arc<Notifier>) -> ExchangeApi {
+        ExchangeApi { exchange, notifier }
     }
 
     /// The caller's organisation, from the client certificate that TLS
@@ -153,6 +155,22 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .collect(),
             groups: directory.groups().iter().map(convert::group).collect(),
         }))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let start = if req.from_now {
+            Start::Now
+        } else {
+            Start::After(req.after_seq)
+        };
+        Ok(Response::new(self.notifier.subscribe(caller.code, start)?))
     }
 
     async fn get_keys(

@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use super::output;
 use super::{
     BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs,
-    UrgencyArg, VerifyArgs,
+    UrgencyArg, VerifyArgs, WatchArgs,
 };
 use crate::client::{self, AttachmentFile, ClientConfig};
 use crate::directory::Directory;
@@ -58,6 +58,11 @@ pub async fn serve(args: ServeArgs) -> Result {
         },
         store: StoreOptions {
             cache_bytes: args.cache_mib * 1024 * 1024,
+            events_kept: args.events_kept,
+        },
+        notify: crate::notify::NotifyOptions {
+            heartbeat: std::time::Duration::from_secs_f64(args.heartbeat_seconds.max(0.01)),
+            buffer: args.event_buffer,
         },
     };
     let running = server::start(config).await.map_err(|e| e.to_string())?;
@@ -372,5 +377,75 @@ pub fn verify(args: VerifyArgs) -> Result {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    }
+}
+
+/// Follows the mailbox: on UNAVAILABLE (server restarting) or
+/// RESOURCE_EXHAUSTED (we read too slowly) it resumes after the last event
+/// printed, so nothing is printed twice or skipped; OUT_OF_RANGE ends it.
+pub async fn watch(args: WatchArgs) -> Result {
+    let mut last = args.after;
+    let mut client: Option<ExchangeClient<Channel>> = None;
+    loop {
+        let mut c = match client.take() {
+            Some(c) => c,
+            None => match connect(&args.conn).await {
+                Ok(c) => c,
+                Err(e) if last.is_some() => {
+                    eprintln!("watch: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let request = pb::SubscribeRequest {
+            after_seq: last.unwrap_or(0),
+            from_now: last.is_none(),
+        };
+        let outcome: std::result::Result<(), tonic::Status> = match c.subscribe(request).await {
+            Ok(response) => {
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(item)) => match item.item {
+                            Some(pb::subscribe_response::Item::Event(event)) => {
+                                last = Some(event.seq);
+                                output::event(&event, args.conn.json);
+                            }
+                            Some(pb::subscribe_response::Item::Heartbeat(beat)) => {
+                                if last.is_none() {
+                                    last = Some(beat.latest_seq);
+                                }
+                                if args.heartbeats {
+                                    output::heartbeat(&beat, args.conn.json);
+                                }
+                            }
+                            None => {}
+                        },
+                        Ok(None) => break Err(tonic::Status::unavailable("the stream ended")),
+                        Err(status) => break Err(status),
+                    }
+                }
+            }
+            Err(status) => Err(status),
+        };
+        // The channel reconnects by itself; keep it.
+        client = Some(c);
+        let Err(status) = outcome else { continue };
+        match status.code() {
+            tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled => {
+                eprintln!(
+                    "watch: {}; resuming after {}",
+                    status.message(),
+                    last.unwrap_or(0)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            _ => return Err(self::status(status)),
+        }
     }
 }

@@ -37,6 +37,8 @@ enum Command {
     Outbox(ListArgs),
     /// Show one document; --save writes its attachments.
     Show(ShowArgs),
+    /// Print mailbox events as they happen, one line each, until interrupted.
+    Watch(WatchArgs),
     /// Check a document saved with `show --save`, offline: the sender's
     /// signature, the service's receipt, and every attachment.
     Verify(VerifyArgs),
@@ -83,6 +85,15 @@ pub struct ServeArgs {
     /// sled's page cache, in MiB.
     #[arg(long, default_value_t = 128)]
     pub cache_mib: u64,
+    /// Mailbox events kept per organisation for subscribers to resume from.
+    #[arg(long, default_value_t = 10_000)]
+    pub events_kept: u64,
+    /// Seconds without an event before a subscriber gets a heartbeat.
+    #[arg(long, default_value_t = 15.0)]
+    pub heartbeat_seconds: f64,
+    /// Events held for a subscriber that reads slowly before it is cut off.
+    #[arg(long, default_value_t = 1024)]
+    pub event_buffer: usize,
 }
 
 /// How a client command reaches the server and who it is.
@@ -219,6 +230,19 @@ pub struct ShowArgs {
 }
 
 #[derive(Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Start after this event sequence (replaying what is stored); default:
+    /// only events from now on.
+    #[arg(long, value_name = "SEQ")]
+    pub after: Option<u64>,
+    /// Print heartbeats too.
+    #[arg(long)]
+    pub heartbeats: bool,
+}
+
+#[derive(Args)]
 pub struct VerifyArgs {
     /// A folder written by `show --save`.
     pub dir: PathBuf,
@@ -321,6 +345,7 @@ pub fn main() -> ExitCode {
             Command::Inbox(args) => commands::inbox(args).await,
             Command::Outbox(args) => commands::outbox(args).await,
             Command::Show(args) => commands::show(args).await,
+            Command::Watch(args) => commands::watch(args).await,
             Command::Verify(args) => commands::verify(args),
             Command::Directory(args) => commands::directory(args).await,
             Command::Bench(args) => commands::bench(args).await,

@@ -376,3 +376,60 @@ pub fn checks(checks: &[crate::evidence::Check], used_saved_keys: bool, as_json:
         outln!("note: checked with keys saved beside the document; --keys and --service-key check them against your own trusted copies");
     }
 }
+
+fn event_kind(kind: i32) -> &'static str {
+    match pb::EventKind::try_from(kind) {
+        Ok(pb::EventKind::DocumentArrived) => "document_arrived",
+        Ok(pb::EventKind::StatusChanged) => "status_changed",
+        Ok(pb::EventKind::DocumentRevoked) => "document_revoked",
+        Ok(pb::EventKind::DocumentUpdated) => "document_updated",
+        Ok(pb::EventKind::DocumentReplaced) => "document_replaced",
+        _ => "unknown",
+    }
+}
+
+/// One line per event: a JSON object with --json.
+pub fn event(e: &pb::MailboxEvent, as_json: bool) {
+    if as_json {
+        let line = json!({
+            "seq": e.seq,
+            "kind": event_kind(e.kind),
+            "document_id": e.document_id,
+            "at_ms": e.at_ms,
+            "sender": e.sender,
+            "arrival_year": e.arrival_year,
+            "arrival_number": e.arrival_number,
+            "subject": e.subject,
+            "urgency": urgency(e.urgency),
+        });
+        outln!("{line}");
+        return;
+    }
+    outln!(
+        "{:>6}  {}  {:<16} {}  from {}  no. {}/{}  {:<10} {}",
+        e.seq,
+        clock::format_vietnam(e.at_ms),
+        event_kind(e.kind),
+        e.document_id,
+        e.sender,
+        e.arrival_number,
+        e.arrival_year,
+        urgency(e.urgency),
+        cut(&e.subject, 60)
+    );
+}
+
+pub fn heartbeat(h: &pb::Heartbeat, as_json: bool) {
+    if as_json {
+        outln!(
+            "{}",
+            json!({"kind": "heartbeat", "latest_seq": h.latest_seq, "at_ms": h.at_ms})
+        );
+    } else {
+        outln!(
+            "        {}  heartbeat, latest event {}",
+            clock::format_vietnam(h.at_ms),
+            h.latest_seq
+        );
+    }
+}

@@ -19,8 +19,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use tokio::sync::{mpsc, oneshot};
 
 use super::keys;
+use super::records::StoredEvent;
 use super::records::{StoredDelivery, StoredDocument};
-use super::{decode_document, Accepted, DocId, NewDocument, Pending, Sealer, SendOutcome, Trees};
+use super::{
+    decode_document, Accepted, CommitListener, DocId, NewDocument, Pending, Sealer, SendOutcome,
+    Trees,
+};
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -99,17 +103,11 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(
-        db: sled::Db,
-        trees: Trees,
-        files: SledFiles,
-        pending: Arc<Pending>,
-        sealer: Arc<dyn Sealer>,
-    ) -> Result<Committer> {
+    pub(super) fn start(setup: Setup) -> Result<Committer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("lienthong-committer".into())
-            .spawn(move || run(db, trees, files, pending, sealer, rx))
+            .spawn(move || run(setup, rx))
             .map_err(|e| Error::Storage(format!("cannot start the committer thread: {e}")))?;
         Ok(Committer {
             queue: Mutex::new(Some(tx)),
@@ -145,14 +143,18 @@ fn flush(db: &sled::Db, files: &mut SledFiles) -> Result<()> {
     files.sync()
 }
 
-fn run(
-    db: sled::Db,
-    trees: Trees,
-    mut files: SledFiles,
-    pending: Arc<Pending>,
-    sealer: Arc<dyn Sealer>,
-    mut rx: mpsc::Receiver<Job>,
-) {
+/// Everything the committer thread owns.
+pub(super) struct Setup {
+    pub db: sled::Db,
+    pub trees: Trees,
+    pub files: SledFiles,
+    pub pending: Arc<Pending>,
+    pub sealer: Arc<dyn Sealer>,
+    pub listener: Arc<dyn CommitListener>,
+    pub events_kept: u64,
+}
+
+fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
     // After a failed flush, what is in memory may never reach the disk: take
     // no more writes, so nothing is acknowledged on top of a lost one.
     let mut failed: Option<String> = None;
@@ -175,14 +177,24 @@ fn run(
 
         let mut ids = Vec::with_capacity(jobs.len());
         let mut answers = Vec::with_capacity(jobs.len());
+        let mut events = Vec::new();
         for job in jobs {
-            pending.insert(job.new.id);
+            setup.pending.insert(job.new.id);
             ids.push(job.new.id);
-            answers.push((job.reply, apply(&trees, sealer.as_ref(), &job.new)));
+            let outcome = apply(&setup, &job.new).map(|(outcome, mut new_events)| {
+                events.append(&mut new_events);
+                outcome
+            });
+            answers.push((job.reply, outcome));
         }
-        match flush(&db, &mut files) {
+        match flush(&setup.db, &mut setup.files) {
             Ok(()) => {
-                pending.remove(&ids);
+                setup.pending.remove(&ids);
+                // Durable now: first tell the listener, so that a sender who
+                // subscribes right after its acknowledgement finds the event.
+                if !events.is_empty() {
+                    setup.listener.committed(events);
+                }
                 for (reply, outcome) in answers {
                     let _ = reply.send(outcome);
                 }
@@ -197,7 +209,7 @@ fn run(
             }
         }
     }
-    if let Err(e) = flush(&db, &mut files) {
+    if let Err(e) = flush(&setup.db, &mut setup.files) {
         tracing::error!(error = %e, "final flush failed");
     }
 }
@@ -221,19 +233,30 @@ fn read_u64(value: Option<sled::IVec>) -> Result<u64, TxError> {
 
 /// Applies one send as one transaction over every tree it touches. Runs only
 /// on the committer thread, so the transaction never conflicts.
-fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOutcome> {
-    let t = trees;
+fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEvent>)> {
+    let t = &setup.trees;
+    let kept = setup.events_kept;
     let result = (
         &t.documents,
         &t.small_attachments,
         &t.inbox,
+        &t.events,
         &t.outbox,
         &t.counters,
         &t.idempotency,
         &t.numbering,
     )
         .transaction(
-            |(documents, small_attachments, inbox, outbox, counters, idempotency, numbering)| {
+            |(
+                documents,
+                small_attachments,
+                inbox,
+                events,
+                outbox,
+                counters,
+                idempotency,
+                numbering,
+            )| {
                 let stored = |id: &DocId| -> Result<StoredDocument, TxError> {
                     let bytes = documents
                         .get(id.0)?
@@ -246,9 +269,9 @@ fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOu
                         let id =
                             DocId::from_slice(&v).map_err(ConflictableTransactionError::Abort)?;
                         return if v.get(16..) == Some(&new.content_digest[..]) {
-                            Ok(SendOutcome::Duplicate(id, stored(&id)?))
+                            Ok((SendOutcome::Duplicate(id, stored(&id)?), Vec::new()))
                         } else {
-                            Ok(SendOutcome::KeyReused(id))
+                            Ok((SendOutcome::KeyReused(id), Vec::new()))
                         };
                     }
                 }
@@ -256,7 +279,7 @@ fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOu
                 let numbering_key = keys::numbering(&new.sender, *year, *number, notation);
                 if let Some(v) = numbering.get(&numbering_key)? {
                     let id = DocId::from_slice(&v).map_err(ConflictableTransactionError::Abort)?;
-                    return Ok(SendOutcome::NumberTaken(id));
+                    return Ok((SendOutcome::NumberTaken(id), Vec::new()));
                 }
 
                 // Accepted now: the time, and so the arrival year, is fixed in
@@ -267,10 +290,11 @@ fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOu
                     .key_usable_until_ms
                     .is_some_and(|until| accepted_at_ms >= until)
                 {
-                    return Ok(SendOutcome::KeyNoLongerUsable);
+                    return Ok((SendOutcome::KeyNoLongerUsable, Vec::new()));
                 }
                 let arrival_year = clock::vietnam_date(accepted_at_ms).year() as u16;
                 let mut deliveries = Vec::with_capacity(new.recipients.len());
+                let mut new_events = Vec::with_capacity(new.recipients.len());
                 for recipient in &new.recipients {
                     let counter = keys::arrival_counter(recipient, arrival_year);
                     let arrival_number = read_u64(counters.get(&counter)?)? + 1;
@@ -284,13 +308,37 @@ fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOu
                         arrival_year: u32::from(arrival_year),
                         arrival_number,
                     });
+                    // The recipient's event log: next sequence, and the
+                    // oldest one out once more than `kept` are held.
+                    let counter = keys::event_counter(recipient);
+                    let seq = read_u64(counters.get(&counter)?)? + 1;
+                    counters.insert(counter, &seq.to_be_bytes())?;
+                    let event = StoredEvent {
+                        org: recipient.to_string(),
+                        seq,
+                        kind: crate::pb::EventKind::DocumentArrived as i32,
+                        document_id: new.id.0.to_vec(),
+                        at_ms: accepted_at_ms,
+                        sender: new.sender.to_string(),
+                        arrival_year: u32::from(arrival_year),
+                        arrival_number,
+                    };
+                    events.insert(
+                        keys::event(recipient, seq),
+                        prost::Message::encode_to_vec(&event),
+                    )?;
+                    if seq > kept {
+                        events.remove(keys::event(recipient, seq - kept))?;
+                    }
+                    new_events.push(event);
                 }
                 let counter = keys::outbox_counter(&new.sender);
                 let seq = read_u64(counters.get(&counter)?)? + 1;
                 counters.insert(counter, &seq.to_be_bytes())?;
                 outbox.insert(keys::outbox(&new.sender, seq), &new.id.0)?;
 
-                let (receipt, receipt_signature) = sealer
+                let (receipt, receipt_signature) = setup
+                    .sealer
                     .seal(&Accepted {
                         new,
                         accepted_at_ms,
@@ -322,7 +370,7 @@ fn apply(trees: &Trees, sealer: &dyn Sealer, new: &NewDocument) -> Result<SendOu
                     idempotency.insert(keys::idempotency(&new.sender, key), value)?;
                 }
                 numbering.insert(numbering_key, &new.id.0)?;
-                Ok(SendOutcome::Accepted(new.id, document))
+                Ok((SendOutcome::Accepted(new.id, document), new_events))
             },
         );
     result.map_err(|e| match e {

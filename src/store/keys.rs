@@ -77,3 +77,15 @@ pub fn org_range(org: &OrgCode) -> (Vec<u8>, Vec<u8>) {
     }
     (start, end)
 }
+
+/// `org ‖ seq u64`: one event of an organisation's log.
+pub fn event(org: &OrgCode, seq: u64) -> Vec<u8> {
+    outbox(org, seq)
+}
+
+/// `"events" ‖ org`: the last event sequence used.
+pub fn event_counter(org: &OrgCode) -> Vec<u8> {
+    let mut k = b"events".to_vec();
+    k.extend_from_slice(org.as_bytes());
+    k
+}

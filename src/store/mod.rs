@@ -17,8 +17,10 @@
 //! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
 //! | `outbox`      | `org ‖ seq u64`                       | `doc_id[16]`                         |
+//! | `events`      | `org ‖ seq u64`                       | [`StoredEvent`] (prost)              |
 //! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
+//! |               | `"events" ‖ org`                      | last event seq, u64                  |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
 //! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
 //!
@@ -48,7 +50,7 @@
 //! disk; it is kept *pending* and invisible to readers, so no recipient ever
 //! sees a document that a crash could still take away.
 
-mod committer;
+pub(crate) mod committer;
 mod files;
 mod keys;
 mod records;
@@ -60,7 +62,7 @@ use std::sync::Mutex;
 
 use crate::directory::OrgCode;
 use crate::error::{Error, Result};
-pub use records::{StoredDelivery, StoredDocument};
+pub use records::{StoredDelivery, StoredDocument, StoredEvent};
 
 use committer::{Committer, SledFiles};
 use files::AttachmentFiles;
@@ -151,6 +153,12 @@ pub struct Accepted<'a> {
     pub deliveries: &'a [StoredDelivery],
 }
 
+/// Told of the events of every batch once the batch is durable, in commit
+/// order. Called on the committer thread: it must not block.
+pub trait CommitListener: Send + Sync {
+    fn committed(&self, events: Vec<StoredEvent>);
+}
+
 /// Makes the signed receipt of an accepted document, inside the commit, so
 /// that a document is never stored without one. Returns the receipt bytes
 /// and the signature.
@@ -204,6 +212,7 @@ struct Trees {
     documents: sled::Tree,
     small_attachments: sled::Tree,
     inbox: sled::Tree,
+    events: sled::Tree,
     outbox: sled::Tree,
     counters: sled::Tree,
     idempotency: sled::Tree,
@@ -238,12 +247,15 @@ impl Pending {
 pub struct StoreOptions {
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
+    /// Events kept per organisation; older ones are removed as new ones come.
+    pub events_kept: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 128 * 1024 * 1024,
+            events_kept: 10_000,
         }
     }
 }
@@ -263,6 +275,7 @@ impl Store {
         attachments_dir: &Path,
         options: &StoreOptions,
         sealer: std::sync::Arc<dyn Sealer>,
+        listener: std::sync::Arc<dyn CommitListener>,
     ) -> Result<Store> {
         let db = sled::Config::new()
             .path(dir)
@@ -291,6 +304,7 @@ impl Store {
         let trees = Trees {
             documents: db.open_tree("documents")?,
             small_attachments: db.open_tree("small_attachments")?,
+            events: db.open_tree("events")?,
             inbox: db.open_tree("inbox")?,
             outbox: db.open_tree("outbox")?,
             counters: db.open_tree("counters")?,
@@ -298,13 +312,15 @@ impl Store {
             numbering: db.open_tree("numbering")?,
         };
         let pending = std::sync::Arc::new(Pending::default());
-        let committer = Committer::start(
-            db.clone(),
-            trees.clone(),
-            sled_files,
-            pending.clone(),
+        let committer = Committer::start(committer::Setup {
+            db: db.clone(),
+            trees: trees.clone(),
+            files: sled_files,
+            pending: pending.clone(),
             sealer,
-        )?;
+            listener,
+            events_kept: options.events_kept.max(1),
+        })?;
         Ok(Store {
             trees,
             files,
@@ -460,6 +476,55 @@ impl Store {
             items.push(make(&key, id, document)?);
         }
         Ok((items, false))
+    }
+
+    /// Events of `org` with `after < seq <= up_to`, at most `limit`, in order.
+    pub fn events(
+        &self,
+        org: &OrgCode,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        if up_to <= after {
+            return Ok(Vec::new());
+        }
+        let range =
+            keys::event(org, after.saturating_add(1))..keys::event(org, up_to.saturating_add(1));
+        self.trees
+            .events
+            .range(range)
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry?;
+                prost::Message::decode(value.as_ref())
+                    .map_err(|e| Error::Storage(format!("a stored event does not decode: {e}")))
+            })
+            .collect()
+    }
+
+    /// The oldest event of `org` still kept, if any.
+    pub fn oldest_event(&self, org: &OrgCode) -> Result<Option<u64>> {
+        let (start, end) = keys::org_range(org);
+        match self.trees.events.range(start..end).next() {
+            Some(entry) => Ok(keys::outbox_seq(&entry?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// The last event sequence of every organisation that has one. At start
+    /// everything in the store is durable, so these are durable watermarks.
+    pub fn event_counters(&self) -> Result<Vec<(OrgCode, u64)>> {
+        let mut out = Vec::new();
+        for entry in self.trees.counters.scan_prefix(b"events") {
+            let (key, value) = entry?;
+            let org = OrgCode::from_key(&key[b"events".len()..]);
+            let seq = value.as_ref().try_into().map(u64::from_be_bytes).ok();
+            if let (Some(org), Some(seq)) = (org, seq) {
+                out.push((org, seq));
+            }
+        }
+        Ok(out)
     }
 
     /// Stops taking writes, waits for those in flight, and flushes.

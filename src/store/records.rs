@@ -48,3 +48,26 @@ pub struct StoredDelivery {
     #[prost(uint64, tag = "3")]
     pub arrival_number: u64,
 }
+
+/// One entry of an organisation's event log.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredEvent {
+    /// The organisation whose mailbox changed.
+    #[prost(string, tag = "1")]
+    pub org: String,
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
+    /// A `lienthong.v1.EventKind` value.
+    #[prost(int32, tag = "3")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub document_id: Vec<u8>,
+    #[prost(int64, tag = "5")]
+    pub at_ms: i64,
+    #[prost(string, tag = "6")]
+    pub sender: String,
+    #[prost(uint32, tag = "7")]
+    pub arrival_year: u32,
+    #[prost(uint64, tag = "8")]
+    pub arrival_number: u64,
+}

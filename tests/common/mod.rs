@@ -2,7 +2,7 @@
 //! directory, development PKI) and clients that connect as an organisation.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lienthong::client::{self, AttachmentFile, ClientConfig};
 use lienthong::crypto::SigningKey;
@@ -17,7 +17,7 @@ pub type Client = ExchangeClient<Channel>;
 
 pub struct TestServer {
     pub dir: tempfile::TempDir,
-    pub limits: Limits,
+    pub config: ServerConfig,
     running: Option<RunningServer>,
 }
 
@@ -27,11 +27,19 @@ impl TestServer {
     }
 
     pub async fn with_limits(limits: Limits) -> TestServer {
+        TestServer::with_config(|c| c.limits = limits).await
+    }
+
+    /// A server on the default configuration, changed by `adjust`.
+    pub async fn with_config(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let running = launch(dir.path(), &limits).await;
+        let mut config = ServerConfig::new(dir.path());
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        adjust(&mut config);
+        let running = server::start(config.clone()).await.expect("server starts");
         TestServer {
             dir,
-            limits,
+            config,
             running: Some(running),
         }
     }
@@ -94,10 +102,35 @@ impl TestServer {
         client::connect(&config).await.expect("connect")
     }
 
+    /// A client of `org` whose HTTP/2 windows are `window` bytes: it can
+    /// have at most that much unread data in flight.
+    pub async fn client_with_window(&self, org: &str, window: u32) -> Client {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let (cert, key) = pki::find_client(&self.pki(), org).expect("client certificate");
+        let read = |p: PathBuf| std::fs::read(p).expect("read");
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(self.pki().ca_cert())))
+            .identity(Identity::from_pem(read(cert), read(key)));
+        let channel = Endpoint::from_shared(self.url())
+            .expect("url")
+            .tls_config(tls)
+            .expect("tls")
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window)
+            .connect()
+            .await
+            .expect("connect");
+        Client::new(channel)
+    }
+
     /// Stops the server cleanly and starts a new one on the same data.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.running = Some(launch(self.dir.path(), &self.limits).await);
+        self.running = Some(
+            server::start(self.config.clone())
+                .await
+                .expect("server restarts"),
+        );
     }
 
     pub async fn stop(&mut self) {
@@ -105,13 +138,6 @@ impl TestServer {
             running.shutdown().await.expect("clean shutdown");
         }
     }
-}
-
-async fn launch(data: &Path, limits: &Limits) -> RunningServer {
-    let mut config = ServerConfig::new(data);
-    config.listen = "127.0.0.1:0".parse().expect("address");
-    config.limits = limits.clone();
-    server::start(config).await.expect("server starts")
 }
 
 /// A valid directive (chỉ thị) from `from` to `to`.
