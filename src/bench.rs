@@ -31,6 +31,9 @@ pub struct BenchOptions {
     pub to: Vec<String>,
     /// Organisations that send, in turn per client.
     pub senders: Vec<String>,
+    /// Subscribers to the recipients' event streams, spread over them, to
+    /// measure the delay from a send's acknowledgement to its notification.
+    pub subscribers: usize,
 }
 
 /// The figures of one run.
@@ -44,15 +47,24 @@ pub struct BenchReport {
     pub latencies: Vec<Duration>,
     pub server_cpu_seconds: Option<f64>,
     pub server_peak_rss_bytes: Option<u64>,
+    /// Delay from acknowledgement to each subscriber's receipt of the event;
+    /// zero where the event arrived before the sender had its reply.
+    pub notify_delays: Vec<Duration>,
+    /// Notifications expected (documents × subscribers).
+    pub notify_expected: u64,
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
 impl BenchReport {
     fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
+        percentile_ms(&self.latencies, p)
     }
 
     pub fn documents_per_second(&self) -> f64 {
@@ -75,6 +87,14 @@ impl BenchReport {
                 "p90": self.percentile(0.90),
                 "p99": self.percentile(0.99),
                 "max": self.percentile(1.0),
+            },
+            "subscribers": options.subscribers,
+            "notify_delay_ms": {
+                "received": self.notify_delays.len(),
+                "expected": self.notify_expected,
+                "p50": percentile_ms(&self.notify_delays, 0.50),
+                "p99": percentile_ms(&self.notify_delays, 0.99),
+                "max": percentile_ms(&self.notify_delays, 1.0),
             },
             "server_cpu_seconds": self.server_cpu_seconds,
             "server_cpu_per_document_us": self.server_cpu_seconds.map(|s| s * 1e6 / self.documents.max(1) as f64),
@@ -102,6 +122,17 @@ impl BenchReport {
             self.percentile(0.99),
             self.percentile(1.0),
         );
+        if options.subscribers > 0 {
+            text.push_str(&format!(
+                "notification delay ms ({} subscribers, {} of {} received): p50 {:.2}  p99 {:.2}  max {:.2}\n",
+                options.subscribers,
+                self.notify_delays.len(),
+                self.notify_expected,
+                percentile_ms(&self.notify_delays, 0.50),
+                percentile_ms(&self.notify_delays, 0.99),
+                percentile_ms(&self.notify_delays, 1.0),
+            ));
+        }
         if let (Some(cpu), Some(rss)) = (self.server_cpu_seconds, self.server_peak_rss_bytes) {
             text.push_str(&format!(
                 "server: {:.1} CPU s ({:.0} µs per document), peak RSS {:.1} MiB\n",
@@ -286,6 +317,8 @@ async fn drive(
     let next_number = Arc::new(AtomicU64::new(base + 1));
     let sent = Arc::new(AtomicU64::new(0));
     let date = crate::clock::format_date(crate::clock::today());
+    let acks: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let (stop_subscribers, subscribers) = subscribe_all(options, url, pki_dir).await?;
     let cpu_before = pid.and_then(cpu_seconds);
     let started = Instant::now();
     let deadline = started + options.duration;
@@ -297,6 +330,7 @@ async fn drive(
             sent.clone(),
             date.clone(),
         );
+        let acks = acks.clone();
         let to = options.to.clone();
         let count = options.count;
         tasks.push(tokio::spawn(async move {
@@ -340,8 +374,13 @@ async fn drive(
                 };
                 match client.send(request).await {
                     Ok(r) => {
-                        latencies.push(t0.elapsed());
-                        recipients = r.into_inner().deliveries.len();
+                        let acked = Instant::now();
+                        latencies.push(acked - t0);
+                        let r = r.into_inner();
+                        recipients = r.deliveries.len();
+                        if let Ok(mut acks) = acks.lock() {
+                            acks.insert(r.id, acked);
+                        }
                     }
                     Err(e) => {
                         errors += 1;
@@ -363,6 +402,8 @@ async fn drive(
         latencies: Vec::new(),
         server_cpu_seconds: None,
         server_peak_rss_bytes: None,
+        notify_delays: Vec::new(),
+        notify_expected: 0,
     };
     for task in tasks {
         let (latencies, errors, recipients) =
@@ -374,11 +415,95 @@ async fn drive(
     report.seconds = started.elapsed().as_secs_f64();
     report.documents = report.latencies.len() as u64;
     report.latencies.sort_unstable();
+    report.notify_expected = report.documents * options.subscribers as u64;
+    // Let the last notifications arrive (at most a few seconds), then stop.
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < drain_until && delivered(&subscribers) < report.notify_expected {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop_subscribers.send(true);
+    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+    for log in subscribers {
+        let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+        for (id, received) in log {
+            if let Some(acked) = acks.get(&id) {
+                report
+                    .notify_delays
+                    .push(received.saturating_duration_since(*acked));
+            }
+        }
+    }
+    report.notify_delays.sort_unstable();
     if let (Some(pid), Some(before)) = (pid, cpu_before) {
         report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
         report.server_peak_rss_bytes = peak_rss(pid);
     }
     Ok(report)
+}
+
+type DeliveryLog = Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
+
+fn delivered(logs: &[DeliveryLog]) -> u64 {
+    logs.iter()
+        .map(|l| l.lock().map_or(0, |l| l.len() as u64))
+        .sum()
+}
+
+/// Opens `options.subscribers` event streams, spread over the recipients,
+/// each logging when every event arrives, until told to stop.
+async fn subscribe_all(
+    options: &BenchOptions,
+    url: &str,
+    pki_dir: &Path,
+) -> Result<(tokio::sync::watch::Sender<bool>, Vec<DeliveryLog>), String> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut logs = Vec::new();
+    if options.subscribers == 0 {
+        return Ok((stop, logs));
+    }
+    // Groups are expanded with the built-in directory.
+    let directory = crate::directory::Directory::builtin().map_err(|e| e.to_string())?;
+    let mut recipients: Vec<String> = Vec::new();
+    for name in &options.to {
+        match directory.group(name) {
+            Some(members) => recipients.extend(members.into_iter().map(|o| o.alias.clone())),
+            None => recipients.push(name.clone()),
+        }
+    }
+    for i in 0..options.subscribers {
+        let org = &recipients[i % recipients.len()];
+        let mut client = connect_as(url, pki_dir, org).await?;
+        let mut stream = client
+            .subscribe(pb::SubscribeRequest {
+                after_seq: 0,
+                from_now: true,
+            })
+            .await
+            .map_err(|e| format!("subscribe as {org}: {}", e.message()))?
+            .into_inner();
+        let log: DeliveryLog = Arc::default();
+        logs.push(log.clone());
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let _client = client; // keep the connection
+            loop {
+                tokio::select! {
+                    item = stream.message() => match item {
+                        Ok(Some(pb::SubscribeResponse { item: Some(pb::subscribe_response::Item::Event(e)) })) => {
+                            let now = Instant::now();
+                            if let Ok(mut log) = log.lock() {
+                                log.push((e.document_id, now));
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        _ => break,
+                    },
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+    }
+    Ok((stop, logs))
 }
 
 /// Runs `op` repeatedly for about `budget` and returns microseconds per call.

@@ -259,6 +259,22 @@ impl Directory {
         }
     }
 
+    /// The members of the group `alias`, or `None` if it is not a group.
+    pub fn group(&self, alias: &str) -> Option<Vec<&Organization>> {
+        match self.by_name.get(alias)? {
+            Entry::Group(g) => {
+                let kinds = &self.groups[*g].kinds;
+                Some(
+                    self.orgs
+                        .iter()
+                        .filter(|o| kinds.contains(&o.kind))
+                        .collect(),
+                )
+            }
+            Entry::Org(_) => None,
+        }
+    }
+
     pub fn org_by_code(&self, code: &OrgCode) -> Option<&Organization> {
         self.org(code.as_str())
     }

@@ -333,6 +333,7 @@ pub async fn bench(args: BenchArgs) -> Result {
         size: args.size,
         to: args.to,
         senders: args.senders,
+        subscribers: args.subscribers,
     };
     let report = crate::bench::run(&options).await?;
     if args.json {

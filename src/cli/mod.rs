@@ -296,6 +296,10 @@ pub struct BenchArgs {
         default_value = "phong-noi-vu,phong-tu-phap,phong-tc-kh,phong-tn-mt,phong-ld-tbxh,phong-vh-tt,phong-gd-dt"
     )]
     pub senders: Vec<String>,
+    /// Subscribers to the recipients' event streams (spread over them), to
+    /// measure the delay from acknowledgement to notification.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
     /// Print the figures as one JSON document.
     #[arg(long)]
     pub json: bool,
