@@ -34,6 +34,11 @@ pub struct BenchOptions {
     /// Subscribers to the recipients' event streams, spread over them, to
     /// measure the delay from a send's acknowledgement to its notification.
     pub subscribers: usize,
+    /// Instead of sending, read the first page of the first recipient's
+    /// inbox, over and over.
+    pub inbox_pages: bool,
+    /// The pid of an external server, to read its CPU time and peak RSS.
+    pub server_pid: Option<u32>,
 }
 
 /// The figures of one run.
@@ -294,6 +299,9 @@ async fn drive(
     if options.clients == 0 || options.senders.is_empty() {
         return Err("bench needs at least one client and one sender".into());
     }
+    if options.inbox_pages {
+        return drive_inbox(options, url, pki_dir, pid).await;
+    }
     let content: Vec<u8> = (0..options.size).map(|i| (i % 251) as u8).collect();
     let attachments = if options.size > 0 {
         vec![AttachmentFile {
@@ -434,6 +442,73 @@ async fn drive(
         }
     }
     report.notify_delays.sort_unstable();
+    if let (Some(pid), Some(before)) = (pid, cpu_before) {
+        report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
+        report.server_peak_rss_bytes = peak_rss(pid);
+    }
+    Ok(report)
+}
+
+/// Clients acting as the first recipient read the first page of its inbox
+/// (50 entries, each with its document's summary) over and over.
+async fn drive_inbox(
+    options: &BenchOptions,
+    url: &str,
+    pki_dir: &Path,
+    pid: Option<u32>,
+) -> Result<BenchReport, String> {
+    let org = options.to.first().ok_or("bench needs --to")?.clone();
+    let mut clients = Vec::with_capacity(options.clients);
+    for _ in 0..options.clients {
+        clients.push(connect_as(url, pki_dir, &org).await?);
+    }
+    let cpu_before = pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let mut tasks = Vec::new();
+    for mut client in clients {
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut entries = 0usize;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let request = pb::ListMailboxRequest {
+                    page_size: 50,
+                    page_token: String::new(),
+                };
+                match client.list_inbox(request).await {
+                    Ok(page) => {
+                        latencies.push(t0.elapsed());
+                        entries = page.into_inner().entries.len();
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors, entries)
+        }));
+    }
+    let mut report = BenchReport {
+        documents: 0,
+        errors: 0,
+        seconds: 0.0,
+        bytes_per_document: 0,
+        recipients: 0,
+        latencies: Vec::new(),
+        server_cpu_seconds: None,
+        server_peak_rss_bytes: None,
+        notify_delays: Vec::new(),
+        notify_expected: 0,
+    };
+    for t in tasks {
+        let (latencies, errors, entries) = t.await.map_err(|e| e.to_string())?;
+        report.latencies.extend(latencies);
+        report.errors += errors;
+        report.recipients = report.recipients.max(entries);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.documents = report.latencies.len() as u64;
+    report.latencies.sort_unstable();
     if let (Some(pid), Some(before)) = (pid, cpu_before) {
         report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
         report.server_peak_rss_bytes = peak_rss(pid);
@@ -590,4 +665,104 @@ fn fsyncs_per_second(dir: &Path) -> Result<f64, String> {
     let rate = n as f64 / started.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&path);
     Ok(rate)
+}
+
+/// Fills the data directory of a stopped server with `count` signed
+/// documents to `to`, through the same checks and commit path as a send,
+/// with many in flight so that group commit batches them. For measuring at
+/// scale; the development PKI in `DATA/pki` signs.
+pub async fn fill(
+    data_dir: &Path,
+    count: u64,
+    to: &[String],
+    in_flight: usize,
+) -> Result<f64, String> {
+    use crate::directory::Directory;
+    use crate::exchange::{Exchange, Limits, SendInput};
+    use crate::keys::KeyRegistry;
+    use crate::receipt::{Notary, ServiceKey};
+    use crate::store::{Store, StoreOptions};
+
+    let directory = Arc::new(Directory::builtin().map_err(|e| e.to_string())?);
+    let pki_paths = PkiPaths::new(data_dir.join("pki"));
+    pki::ensure_dev_pki(&pki_paths, &directory).map_err(|e| e.to_string())?;
+    let keys = Arc::new(KeyRegistry::load(&pki_paths.signing_keys()).map_err(|e| e.to_string())?);
+    let service_key = Arc::new(ServiceKey::load_or_create(data_dir)?);
+    let (listener, mut committed) = crate::notify::listener();
+    tokio::spawn(async move { while committed.recv().await.is_some() {} });
+    let store = Arc::new(
+        Store::open(
+            &data_dir.join("store"),
+            &data_dir.join("attachments"),
+            &StoreOptions::default(),
+            Arc::new(Notary::new(service_key.clone())),
+            Arc::new(listener),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let exchange = Arc::new(Exchange::new(
+        store.clone(),
+        directory.clone(),
+        keys,
+        service_key,
+        Limits::default(),
+    ));
+    let senders: Vec<_> = directory
+        .organizations()
+        .iter()
+        .filter(|o| o.kind == "department")
+        .map(|o| {
+            let key = pki::find_signing_key(&pki_paths, &o.alias).map_err(|e| e.to_string())?;
+            Ok((o.clone(), Arc::new(key)))
+        })
+        .collect::<Result<_, String>>()?;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let date = crate::clock::format_date(crate::clock::today());
+    let mut tasks = Vec::new();
+    for worker in 0..in_flight.max(1) {
+        let (exchange, next, senders, to, date) = (
+            exchange.clone(),
+            next.clone(),
+            senders.clone(),
+            to.to_vec(),
+            date.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<(), String>(());
+                }
+                let (org, key) = &senders[(n as usize + worker) % senders.len()];
+                let header = pb::Document {
+                    from: org.alias.clone(),
+                    to: to.clone(),
+                    number: n + 1,
+                    notation: "UBND-VP".into(),
+                    promulgation_date: date.clone(),
+                    document_type: "cong-van".into(),
+                    subject: format!("V/v văn bản số {} để đo ở quy mô lớn", n + 1),
+                    ..Default::default()
+                };
+                let request = client::send_request(header, Vec::new(), None, key)?;
+                let input = SendInput {
+                    document_bytes: request.document,
+                    attachments: Vec::new(),
+                    idempotency_key: String::new(),
+                    signature: request.signature,
+                };
+                exchange.send(org, input).await.map_err(|e| e.to_string())?;
+                if (n + 1) % 100_000 == 0 {
+                    eprintln!("fill: {} documents", n + 1);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(seconds)
 }

@@ -133,15 +133,52 @@ fn saved_keys(proof: &Path) -> Result<(Option<RegisteredKey>, Option<PublicKey>)
     Ok((signing, service))
 }
 
+/// The proof of one document, as saved.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub document: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub receipt: Vec<u8>,
+    pub receipt_signature: Vec<u8>,
+    /// The keys saved beside it (`keys.json`).
+    pub signing_key: Option<RegisteredKey>,
+    pub service_key: Option<PublicKey>,
+}
+
+/// Reads the proof saved in `dir`.
+pub fn load(dir: &Path) -> Result<Evidence, String> {
+    let proof = dir.join(PROOF_DIR);
+    let (signing_key, service_key) = saved_keys(&proof)?;
+    Ok(Evidence {
+        document: read(&proof.join("document.pb"))?,
+        signature: read(&proof.join("document.sig"))?,
+        receipt: read(&proof.join("receipt.pb"))?,
+        receipt_signature: read(&proof.join("receipt.sig"))?,
+        signing_key,
+        service_key,
+    })
+}
+
 /// Checks the evidence in `dir`. Every check is made and reported, so that
 /// one changed byte is reported against the file it is in.
 pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
-    let proof = dir.join(PROOF_DIR);
-    let document_bytes = read(&proof.join("document.pb"))?;
-    let signature = read(&proof.join("document.sig"))?;
-    let receipt_bytes = read(&proof.join("receipt.pb"))?;
-    let receipt_signature = read(&proof.join("receipt.sig"))?;
-    let (saved_signing, saved_service) = saved_keys(&proof)?;
+    let evidence = load(dir)?;
+    Ok(check(&evidence, trusted, &|name| read(&dir.join(name))))
+}
+
+/// The checks themselves, on evidence in memory; `attachment` reads an
+/// attachment by name.
+pub fn check(
+    evidence: &Evidence,
+    trusted: &TrustedKeys,
+    attachment: &dyn Fn(&str) -> Result<Vec<u8>, String>,
+) -> Vec<Check> {
+    let document_bytes = &evidence.document;
+    let signature = &evidence.signature;
+    let receipt_bytes = &evidence.receipt;
+    let receipt_signature = &evidence.receipt_signature;
+    let saved_signing = evidence.signing_key.clone();
+    let saved_service = evidence.service_key.clone();
     let mut checks = Vec::new();
 
     // 1. The receipt: signed by the service key it names.
@@ -154,7 +191,7 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
         )),
         (_, None) => checks.push(fail("receipt", "no service key to check it with".into())),
         (Some(r), Some(key)) => {
-            let message = crypto::receipt_message(&r.service_key_id, &receipt_bytes);
+            let message = crypto::receipt_message(&r.service_key_id, receipt_bytes);
             if key.key_id() != r.service_key_id {
                 checks.push(fail(
                     "receipt",
@@ -164,7 +201,7 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
                         key.key_id()
                     ),
                 ));
-            } else if key.verify(&message, &receipt_signature) {
+            } else if key.verify(&message, receipt_signature) {
                 checks.push(pass(
                     "receipt",
                     format!(
@@ -186,7 +223,7 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
     let receipt = receipt.unwrap_or_default();
 
     // 2. The document: the bytes the receipt attests.
-    if crypto::sha256(&document_bytes).as_slice() == receipt.document_sha256.as_slice() {
+    if crypto::sha256(document_bytes).as_slice() == receipt.document_sha256.as_slice() {
         checks.push(pass(
             "document",
             "document.pb is the document the receipt attests".into(),
@@ -223,13 +260,13 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
             ),
         ),
         Some(key) => {
-            let message = crypto::document_message(&key.key_id, &document_bytes);
-            if crypto::sha256(&signature).as_slice() != receipt.signature_sha256.as_slice() {
+            let message = crypto::document_message(&key.key_id, document_bytes);
+            if crypto::sha256(signature).as_slice() != receipt.signature_sha256.as_slice() {
                 fail(
                     "signature",
                     "document.sig is not the signature the receipt attests".into(),
                 )
-            } else if !key.public.verify(&message, &signature) {
+            } else if !key.public.verify(&message, signature) {
                 fail(
                     "signature",
                     format!("does not verify with key {} over document.pb", key.key_id),
@@ -268,7 +305,7 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
                     checks.push(fail(&subject, "is not a plain file name".into()));
                     continue;
                 }
-                match std::fs::read(dir.join(&a.name)) {
+                match attachment(&a.name) {
                     Err(e) => checks.push(fail(&subject, format!("cannot read it: {e}"))),
                     Ok(content) if crypto::sha256(&content).as_slice() == a.sha256.as_slice() => {
                         checks.push(pass(
@@ -284,5 +321,5 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, String> {
             }
         }
     }
-    Ok(checks)
+    checks
 }

@@ -88,12 +88,27 @@ pub struct Fetched {
     pub contents: Vec<Option<Vec<u8>>>,
 }
 
+/// The checks a send must pass before anything is stored. Pure: no store,
+/// no clock but the key validity, so it can be fuzzed on its own.
+pub struct Rules {
+    pub directory: Arc<Directory>,
+    pub keys: Arc<KeyRegistry>,
+    pub limits: Limits,
+}
+
+/// A send that passed [`Rules::check_send`].
+#[derive(Debug)]
+pub struct CheckedSend {
+    pub document: CheckedDocument,
+    pub recipients: Vec<crate::directory::OrgCode>,
+    pub key_usable_until_ms: Option<i64>,
+    pub idempotency_key: Option<String>,
+}
+
 pub struct Exchange {
     store: Arc<Store>,
-    directory: Arc<Directory>,
-    keys: Arc<KeyRegistry>,
+    rules: Rules,
     service_key: Arc<ServiceKey>,
-    limits: Limits,
 }
 
 impl Exchange {
@@ -106,94 +121,36 @@ impl Exchange {
     ) -> Exchange {
         Exchange {
             store,
-            directory,
-            keys,
+            rules: Rules {
+                directory,
+                keys,
+                limits,
+            },
             service_key,
-            limits,
         }
     }
 
     pub fn directory(&self) -> &Directory {
-        &self.directory
+        &self.rules.directory
     }
 
     pub fn keys(&self) -> &KeyRegistry {
-        &self.keys
+        &self.rules.keys
     }
 
     pub fn service_key(&self) -> &ServiceKey {
         &self.service_key
     }
 
-    /// Checks the sender's signature over the exact bytes received: the key
-    /// must be registered to the caller and usable now, and the signature
-    /// must verify with the key's own algorithm.
-    fn check_signature(
-        &self,
-        caller: &Organization,
-        document_bytes: &[u8],
-        signature: Option<&pb::DocumentSignature>,
-    ) -> Result<&RegisteredKey> {
-        let signature = signature.ok_or_else(|| {
-            Error::invalid(
-                "signature",
-                "is required: every document carries its sender's signature over the document bytes",
-            )
-        })?;
-        let key = self
-            .keys
-            .check(&signature.key_id, &caller.code, clock::now_ms())
-            .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
-        let message = crypto::document_message(&signature.key_id, document_bytes);
-        if !key.public.verify(&message, &signature.signature) {
-            return Err(Error::invalid(
-                "signature",
-                format!(
-                    "does not verify with key {} ({}) over the document bytes: the document or the signature was changed, or another key signed",
-                    key.key_id, key.public.algorithm
-                ),
-            ));
-        }
-        Ok(key)
-    }
-
     /// Sends a document as `caller`. Returns only once it is durable.
     pub async fn send(&self, caller: &Organization, input: SendInput) -> Result<Sent> {
-        let total: usize =
-            input.document_bytes.len() + input.attachments.iter().map(Vec::len).sum::<usize>();
-        if total > self.limits.max_document_bytes {
-            return Err(Error::exhausted(
-                "max_document_bytes",
-                format!(
-                    "the document and its attachments take {total} bytes; the limit is {}",
-                    self.limits.max_document_bytes
-                ),
-            ));
-        }
-        let idempotency_key = check_idempotency_key(&input.idempotency_key)?;
-        let checked = document::check(document::decode(&input.document_bytes)?)?;
+        let CheckedSend {
+            document: checked,
+            recipients,
+            key_usable_until_ms,
+            idempotency_key,
+        } = self.rules.check_send(caller, &input)?;
         let header = &checked.document;
-
-        // Identity comes from the certificate; the document's own "from" must
-        // agree with it, so a signed document can never claim another sender.
-        let from = self.directory.org(header.from.trim()).ok_or_else(|| {
-            Error::invalid(
-                "document.from",
-                format!("{:?} is not an organisation in the directory", header.from),
-            )
-        })?;
-        if from.code != caller.code {
-            return Err(Error::PermissionDenied(format!(
-                "document.from: your certificate identifies {}; you cannot send as {}",
-                caller.label(),
-                from.label()
-            )));
-        }
-
-        let key = self.check_signature(caller, &input.document_bytes, input.signature.as_ref())?;
-        let key_usable_until_ms = key.usable_until_ms();
-        let recipients = self.route(caller, &header.to)?;
-        check_attachments(&checked, &input.attachments)?;
         if !header.reply_to.is_empty() {
             self.readable(caller, &header.reply_to).map_err(|_| {
                 Error::invalid(
@@ -210,7 +167,7 @@ impl Exchange {
         let new = NewDocument {
             id: DocId::random()?,
             sender: caller.code,
-            recipients: recipients.iter().map(|o| o.code).collect(),
+            recipients,
             document_bytes: input.document_bytes,
             attachments: checked
                 .document
@@ -224,7 +181,7 @@ impl Exchange {
                 })
                 .collect(),
             content_digest,
-            idempotency_key: idempotency_key.map(str::to_owned),
+            idempotency_key,
             numbering: (
                 checked.numbering_year(),
                 header.number,
@@ -269,45 +226,6 @@ impl Exchange {
                 ),
             )),
         }
-    }
-
-    /// Expands the named recipients into organisations, without the sender.
-    fn route<'d>(&'d self, caller: &Organization, to: &[String]) -> Result<Vec<&'d Organization>> {
-        let limit = self.limits.max_recipients;
-        if to.len() > limit {
-            return Err(Error::exhausted(
-                "max_recipients",
-                format!(
-                    "document.to names {} recipients; the limit is {limit}",
-                    to.len()
-                ),
-            ));
-        }
-        let recipients =
-            self.directory
-                .resolve(to, &caller.code)
-                .map_err(|(position, UnknownName(name))| {
-                    Error::invalid(
-                        format!("document.to[{position}]"),
-                        format!("{name:?} is neither an organisation nor a group in the directory"),
-                    )
-                })?;
-        if recipients.is_empty() {
-            return Err(Error::invalid(
-                "document.to",
-                "no recipient is left once the sender is removed",
-            ));
-        }
-        if recipients.len() > limit {
-            return Err(Error::exhausted(
-                "max_recipients",
-                format!(
-                    "document.to expands to {} organisations; the limit is {limit}",
-                    recipients.len()
-                ),
-            ));
-        }
-        Ok(recipients)
     }
 
     /// The document `id`, if `caller` sent or received it. Unknown ids and
@@ -423,6 +341,128 @@ impl Exchange {
             items,
             next_page_token,
         })
+    }
+}
+
+impl Rules {
+    /// Every check of a send that needs no stored document: sizes, the
+    /// header, the sender, the signature, the recipients, the attachments.
+    pub fn check_send(&self, caller: &Organization, input: &SendInput) -> Result<CheckedSend> {
+        let total: usize =
+            input.document_bytes.len() + input.attachments.iter().map(Vec::len).sum::<usize>();
+        if total > self.limits.max_document_bytes {
+            return Err(Error::exhausted(
+                "max_document_bytes",
+                format!(
+                    "the document and its attachments take {total} bytes; the limit is {}",
+                    self.limits.max_document_bytes
+                ),
+            ));
+        }
+        let idempotency_key = check_idempotency_key(&input.idempotency_key)?.map(str::to_owned);
+        let checked = document::check(document::decode(&input.document_bytes)?)?;
+        let header = &checked.document;
+
+        // Identity comes from the certificate; the document's own "from" must
+        // agree with it, so a signed document can never claim another sender.
+        let from = self.directory.org(header.from.trim()).ok_or_else(|| {
+            Error::invalid(
+                "document.from",
+                format!("{:?} is not an organisation in the directory", header.from),
+            )
+        })?;
+        if from.code != caller.code {
+            return Err(Error::PermissionDenied(format!(
+                "document.from: your certificate identifies {}; you cannot send as {}",
+                caller.label(),
+                from.label()
+            )));
+        }
+        let key = self.check_signature(caller, &input.document_bytes, input.signature.as_ref())?;
+        let key_usable_until_ms = key.usable_until_ms();
+        let recipients = self
+            .route(caller, &header.to)?
+            .iter()
+            .map(|o| o.code)
+            .collect();
+        check_attachments(&checked, &input.attachments)?;
+        Ok(CheckedSend {
+            document: checked,
+            recipients,
+            key_usable_until_ms,
+            idempotency_key,
+        })
+    }
+
+    /// Checks the sender's signature over the exact bytes received: the key
+    /// must be registered to the caller and usable now, and the signature
+    /// must verify with the key's own algorithm.
+    fn check_signature(
+        &self,
+        caller: &Organization,
+        document_bytes: &[u8],
+        signature: Option<&pb::DocumentSignature>,
+    ) -> Result<&RegisteredKey> {
+        let signature = signature.ok_or_else(|| {
+            Error::invalid(
+                "signature",
+                "is required: every document carries its sender's signature over the document bytes",
+            )
+        })?;
+        let key = self
+            .keys
+            .check(&signature.key_id, &caller.code, clock::now_ms())
+            .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
+        let message = crypto::document_message(&signature.key_id, document_bytes);
+        if !key.public.verify(&message, &signature.signature) {
+            return Err(Error::invalid(
+                "signature",
+                format!(
+                    "does not verify with key {} ({}) over the document bytes: the document or the signature was changed, or another key signed",
+                    key.key_id, key.public.algorithm
+                ),
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Expands the named recipients into organisations, without the sender.
+    fn route<'d>(&'d self, caller: &Organization, to: &[String]) -> Result<Vec<&'d Organization>> {
+        let limit = self.limits.max_recipients;
+        if to.len() > limit {
+            return Err(Error::exhausted(
+                "max_recipients",
+                format!(
+                    "document.to names {} recipients; the limit is {limit}",
+                    to.len()
+                ),
+            ));
+        }
+        let recipients =
+            self.directory
+                .resolve(to, &caller.code)
+                .map_err(|(position, UnknownName(name))| {
+                    Error::invalid(
+                        format!("document.to[{position}]"),
+                        format!("{name:?} is neither an organisation nor a group in the directory"),
+                    )
+                })?;
+        if recipients.is_empty() {
+            return Err(Error::invalid(
+                "document.to",
+                "no recipient is left once the sender is removed",
+            ));
+        }
+        if recipients.len() > limit {
+            return Err(Error::exhausted(
+                "max_recipients",
+                format!(
+                    "document.to expands to {} organisations; the limit is {limit}",
+                    recipients.len()
+                ),
+            ));
+        }
+        Ok(recipients)
     }
 }
 

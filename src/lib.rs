@@ -42,6 +42,8 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+#[cfg(feature = "jetstream")]
+pub mod compare;
 pub mod crypto;
 pub mod directory;
 pub mod document;

@@ -21,8 +21,21 @@ async fn channel(
         .map_err(|e| e.to_string())
 }
 
-/// A call over `tls` must fail: either the handshake or the first call.
+/// A call over `tls` must fail: either the handshake or the first call; and
+/// the server must go on serving a proper client normally.
 async fn refused(server: &TestServer, tls: ClientTlsConfig) -> String {
+    let message = refusal(server, tls).await;
+    let mut client = server.client("phong-noi-vu").await;
+    server
+        .send(
+            &mut client,
+            directive("phong-noi-vu", &["xa-van-nham"], 1 + message.len() as u64),
+        )
+        .await;
+    message
+}
+
+async fn refusal(server: &TestServer, tls: ClientTlsConfig) -> String {
     match channel(server, tls).await {
         Err(e) => e,
         Ok(ch) => {
@@ -83,6 +96,10 @@ async fn a_plaintext_connection_is_not_served() {
             .await
             .expect_err("plaintext must not be served");
     }
+    let mut client = server.client("phong-noi-vu").await;
+    server
+        .send(&mut client, directive("phong-noi-vu", &["xa-van-nham"], 1))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -502,3 +502,90 @@ async fn invalid_reads_are_refused_naming_the_field() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("id:"), "{}", err.message());
 }
+
+/// Sends raw bytes as the body of a gRPC call, to test what the generated
+/// client cannot produce: an envelope that is not valid protobuf.
+mod raw {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::Status;
+
+    #[derive(Default)]
+    pub struct RawCodec;
+
+    pub struct RawEncoder;
+    pub struct RawDecoder;
+
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            bytes::BufMut::put_slice(buf, &item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for RawDecoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+            let n = bytes::Buf::remaining(buf);
+            Ok(Some(bytes::Buf::copy_to_bytes(buf, n).to_vec()))
+        }
+    }
+
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = RawEncoder;
+        type Decoder = RawDecoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> RawDecoder {
+            RawDecoder
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_envelope_is_invalid_argument_and_the_server_carries_on() {
+    let server = TestServer::start().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel("phong-noi-vu", None).await);
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/lienthong.v1.Exchange/Send");
+    // Field 3 (idempotency_key, a string) holding bytes that are not UTF-8;
+    // then bytes that are not protobuf at all.
+    for body in [vec![(3 << 3) | 2, 2, 0xff, 0xfe], vec![0xff; 16]] {
+        grpc.ready().await.expect("ready");
+        let err = grpc
+            .unary(tonic::Request::new(body), path.clone(), raw::RawCodec)
+            .await
+            .expect_err("malformed");
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(
+            err.message().contains("not valid protobuf"),
+            "{}",
+            err.message()
+        );
+    }
+    let mut client = server.client("phong-noi-vu").await;
+    server
+        .send(&mut client, directive("phong-noi-vu", &["xa-van-nham"], 1))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_recipients_are_merged_not_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client("phong-noi-vu").await;
+    let sent = server
+        .send(
+            &mut client,
+            directive(
+                "phong-noi-vu",
+                &["xa-van-nham", "xa-van-nham", "000.32.09.H37"],
+                1,
+            ),
+        )
+        .await;
+    assert_eq!(sent.deliveries.len(), 1);
+}

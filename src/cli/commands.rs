@@ -309,6 +309,19 @@ pub fn pki_init(dir: &Path, directory: Option<&Path>) -> Result {
 }
 
 pub async fn bench(args: BenchArgs) -> Result {
+    if args.compare_jetstream {
+        #[cfg(feature = "jetstream")]
+        {
+            let report = crate::compare::run(args.rounds, args.seconds).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            return Ok(());
+        }
+        #[cfg(not(feature = "jetstream"))]
+        return Err("this build has no JetStream client: run `cargo run --release --features jetstream -- bench --compare-jetstream`".into());
+    }
     if args.ceiling {
         let rsa = match &args.rsa_key {
             Some(file) => Some(
@@ -334,6 +347,8 @@ pub async fn bench(args: BenchArgs) -> Result {
         to: args.to,
         senders: args.senders,
         subscribers: args.subscribers,
+        inbox_pages: args.operation == "inbox",
+        server_pid: args.server_pid,
     };
     let report = crate::bench::run(&options).await?;
     if args.json {

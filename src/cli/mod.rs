@@ -46,6 +46,9 @@ enum Command {
     Directory(DirectoryArgs),
     /// Measure: concurrent clients sending documents over mutual TLS.
     Bench(BenchArgs),
+    /// Fill a stopped server's data directory with signed documents, for
+    /// measuring at scale.
+    Fill(FillArgs),
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -296,6 +299,12 @@ pub struct BenchArgs {
         default_value = "phong-noi-vu,phong-tu-phap,phong-tc-kh,phong-tn-mt,phong-ld-tbxh,phong-vh-tt,phong-gd-dt"
     )]
     pub senders: Vec<String>,
+    /// What the clients do: `send` documents, or read the first `inbox` page.
+    #[arg(long, default_value = "send", value_parser = ["send", "inbox"])]
+    pub operation: String,
+    /// The pid of the --server given, to report its CPU time and peak RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Subscribers to the recipients' event streams (spread over them), to
     /// measure the delay from acknowledgement to notification.
     #[arg(long, default_value_t = 0)]
@@ -308,6 +317,13 @@ pub struct BenchArgs {
     /// second in --ceiling-dir.
     #[arg(long)]
     pub ceiling: bool,
+    /// Instead of one load, the side-by-side comparison with NATS JetStream
+    /// (workloads a, b, c; needs the `jetstream` build feature).
+    #[arg(long)]
+    pub compare_jetstream: bool,
+    /// Rounds per workload for --compare-jetstream.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Where to measure fsyncs (the disk of the data directory).
     #[arg(long, default_value = ".")]
     pub ceiling_dir: PathBuf,
@@ -315,6 +331,19 @@ pub struct BenchArgs {
     /// cannot generate one.
     #[arg(long, value_name = "FILE")]
     pub rsa_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct FillArgs {
+    #[arg(long, default_value = "./data")]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub count: u64,
+    #[arg(long, value_delimiter = ',', default_value = "xa-van-nham")]
+    pub to: Vec<String>,
+    /// Sends in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub in_flight: usize,
 }
 
 #[derive(Subcommand)]
@@ -353,6 +382,16 @@ pub fn main() -> ExitCode {
             Command::Verify(args) => commands::verify(args),
             Command::Directory(args) => commands::directory(args).await,
             Command::Bench(args) => commands::bench(args).await,
+            Command::Fill(args) => {
+                let seconds =
+                    crate::bench::fill(&args.data, args.count, &args.to, args.in_flight).await?;
+                println!(
+                    "filled {} documents in {seconds:.1} s ({:.0}/s)",
+                    args.count,
+                    args.count as f64 / seconds
+                );
+                Ok(())
+            }
             Command::Pki(PkiCommand::Init { dir, directory }) => {
                 commands::pki_init(&dir, directory.as_deref())
             }

@@ -105,6 +105,12 @@ impl TestServer {
     /// A client of `org` whose HTTP/2 windows are `window` bytes: it can
     /// have at most that much unread data in flight.
     pub async fn client_with_window(&self, org: &str, window: u32) -> Client {
+        Client::new(self.channel(org, Some(window)).await)
+    }
+
+    /// A channel to the server with `org`'s certificate, optionally with
+    /// HTTP/2 windows of `window` bytes.
+    pub async fn channel(&self, org: &str, window: Option<u32>) -> tonic::transport::Channel {
         use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
         let (cert, key) = pki::find_client(&self.pki(), org).expect("client certificate");
         let read = |p: PathBuf| std::fs::read(p).expect("read");
@@ -120,7 +126,7 @@ impl TestServer {
             .connect()
             .await
             .expect("connect");
-        Client::new(channel)
+        channel
     }
 
     /// Stops the server cleanly and starts a new one on the same data.

@@ -1,0 +1,343 @@
+//! `lienthong bench --compare-jetstream`: the same workloads against this
+//! service and against NATS JetStream, in alternation, on this machine.
+//!
+//! JetStream stands for the users' alternative: a broker routing messages
+//! into durable mailboxes with push delivery. It runs on loopback with file
+//! storage in a temporary directory, one stream `MAILBOX` over subjects
+//! `mailbox.<recipient>`, one durable pull consumer per recipient acking
+//! each message. A "document" is one publish per recipient, each waiting
+//! for the stream's acknowledgement. Durability is as close to ours as
+//! nats-server 2.9 allows, which is not close: it acknowledges once a
+//! message is in its page cache and syncs to disk every two minutes by
+//! default, with no option to sync each message. We fsync before every
+//! acknowledgement. The comparison favours JetStream, and the report says
+//! so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use serde_json::json;
+
+/// One workload of the issue: size, recipients, concurrent senders.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub name: &'static str,
+    pub size: usize,
+    pub to: &'static str,
+    pub recipients: usize,
+    pub clients: usize,
+}
+
+pub fn workloads() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "a: 4 KiB, 1 recipient, 64 senders",
+            size: 4096,
+            to: "xa-van-nham",
+            recipients: 1,
+            clients: 64,
+        },
+        Workload {
+            name: "b: 100 KiB to all-communes (23), 16 senders",
+            size: 100 * 1024,
+            to: "all-communes",
+            recipients: 23,
+            clients: 16,
+        },
+        Workload {
+            name: "c: 1 MiB, 1 recipient, 4 senders",
+            size: 1024 * 1024,
+            to: "xa-van-nham",
+            recipients: 1,
+            clients: 4,
+        },
+    ]
+}
+
+/// The figures of one side in one round.
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    pub documents_per_second: f64,
+    pub megabytes_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub consumed: u64,
+    pub expected_consumed: u64,
+}
+
+struct NatsServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server_binary() -> Result<PathBuf, String> {
+    let found = |p: &str| Path::new(p).exists().then(|| PathBuf::from(p));
+    if let Some(p) = found("/usr/bin/nats-server").or_else(|| found("/usr/sbin/nats-server")) {
+        return Ok(p);
+    }
+    eprintln!("compare: installing nats-server from Debian's packages");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "nats-server"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if !status.success() {
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "nats-server"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    }
+    found("/usr/bin/nats-server").ok_or_else(|| "nats-server did not install".into())
+}
+
+fn start_nats() -> Result<NatsServer, String> {
+    let binary = nats_server_binary()?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.local_addr().map_err(|e| e.to_string())?.port()
+    };
+    let config = dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\nmax_payload: 8MB\njetstream {{\n  store_dir: \"{}\"\n  max_file_store: 64GB\n  max_memory_store: 1GB\n}}\n",
+            dir.path().join("js").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start nats-server: {e}"))?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("nats-server did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(NatsServer {
+        child,
+        _dir: dir,
+        url,
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+/// One round of a workload against JetStream, on a fresh stream.
+async fn jetstream_round(w: &Workload, seconds: f64) -> Result<Side, String> {
+    let server = start_nats()?;
+    let admin = async_nats::connect(&server.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let js = jetstream::new(admin.clone());
+    let stream = js
+        .create_stream(stream::Config {
+            name: "MAILBOX".into(),
+            subjects: vec!["mailbox.>".into()],
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("create stream: {e}"))?;
+    let recipients: Vec<String> = (0..w.recipients).map(|i| format!("r{i}")).collect();
+    let consumed = Arc::new(AtomicU64::new(0));
+    let mut consumers = Vec::new();
+    for r in &recipients {
+        let c = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(format!("c-{r}")),
+                filter_subject: format!("mailbox.{r}"),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("create consumer: {e}"))?;
+        let mut messages = c.messages().await.map_err(|e| e.to_string())?;
+        let consumed = consumed.clone();
+        consumers.push(tokio::spawn(async move {
+            while let Some(Ok(m)) = messages.next().await {
+                let _ = m.ack().await;
+                consumed.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let payload = bytes::Bytes::from(vec![0x5a; w.size]);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..w.clients {
+        let client = async_nats::connect(&server.url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let js = jetstream::new(client);
+        let (payload, recipients) = (payload.clone(), recipients.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                let mut acks = Vec::with_capacity(recipients.len());
+                let mut failed = false;
+                for r in &recipients {
+                    match js.publish(format!("mailbox.{r}"), payload.clone()).await {
+                        Ok(ack) => acks.push(ack),
+                        Err(_) => failed = true,
+                    }
+                }
+                for ack in acks {
+                    failed |= ack.await.is_err();
+                }
+                if !failed {
+                    latencies.push(t0.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.map_err(|e| e.to_string())?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let documents = latencies.len() as u64;
+    let expected = documents * w.recipients as u64;
+    let drain = Instant::now() + Duration::from_secs(10);
+    while consumed.load(Ordering::Relaxed) < expected && Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for c in consumers {
+        c.abort();
+    }
+    latencies.sort_unstable();
+    let dps = documents as f64 / elapsed;
+    Ok(Side {
+        documents_per_second: dps,
+        megabytes_per_second: dps * w.size as f64 * w.recipients as f64 / 1e6,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+        consumed: consumed.load(Ordering::Relaxed),
+        expected_consumed: expected,
+    })
+}
+
+/// One round of a workload against lienthong: `lienthong bench` as a child,
+/// which starts its own server, with a subscriber per recipient.
+fn lienthong_round(w: &Workload, seconds: f64) -> Result<Side, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .args(["bench", "--json", "--seconds", &seconds.to_string()])
+        .args([
+            "--clients",
+            &w.clients.to_string(),
+            "--size",
+            &w.size.to_string(),
+        ])
+        .args(["--to", w.to, "--subscribers", &w.recipients.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "lienthong bench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let r: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    let dps = r["documents_per_second"].as_f64().unwrap_or(0.0);
+    Ok(Side {
+        documents_per_second: dps,
+        // What crosses to the recipients, as for JetStream: the document is
+        // stored once, but each recipient gets it.
+        megabytes_per_second: dps * w.size as f64 * w.recipients as f64 / 1e6,
+        p50_ms: r["ack_latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+        p99_ms: r["ack_latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+        consumed: r["notify_delay_ms"]["received"].as_u64().unwrap_or(0),
+        expected_consumed: r["notify_delay_ms"]["expected"].as_u64().unwrap_or(0),
+    })
+}
+
+fn side_json(s: &Side) -> serde_json::Value {
+    json!({
+        "documents_per_second": s.documents_per_second,
+        "megabytes_per_second": s.megabytes_per_second,
+        "ack_p50_ms": s.p50_ms,
+        "ack_p99_ms": s.p99_ms,
+        "consumed": s.consumed,
+        "expected_consumed": s.expected_consumed,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Runs every workload for `rounds` rounds, alternating the two sides, and
+/// returns the report as JSON (also printed as a table on stderr).
+pub async fn run(rounds: usize, seconds: f64) -> Result<serde_json::Value, String> {
+    let mut report = Vec::new();
+    for w in workloads() {
+        let mut rows = Vec::new();
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            // Alternate which goes first, so neither always meets a warm disk.
+            let (ours, theirs) = if round % 2 == 1 {
+                let o = lienthong_round(&w, seconds)?;
+                (o, jetstream_round(&w, seconds).await?)
+            } else {
+                let t = jetstream_round(&w, seconds).await?;
+                (lienthong_round(&w, seconds)?, t)
+            };
+            let ratio = ours.documents_per_second / theirs.documents_per_second.max(1e-9);
+            eprintln!(
+                "{} round {round}: lienthong {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms), JetStream {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms), ratio {:.2}",
+                w.name, ours.documents_per_second, ours.megabytes_per_second, ours.p99_ms,
+                theirs.documents_per_second, theirs.megabytes_per_second, theirs.p99_ms, ratio
+            );
+            ratios.push(ratio);
+            rows.push(json!({"round": round, "lienthong": side_json(&ours), "jetstream": side_json(&theirs), "ratio_documents_per_second": ratio}));
+        }
+        report.push(json!({
+            "workload": w.name,
+            "rounds": rows,
+            "median_ratio_documents_per_second": median(ratios),
+        }));
+    }
+    Ok(json!({
+        "machine": crate::bench::machine(),
+        "seconds_per_run": seconds,
+        "durability": "lienthong: fsync before every acknowledgement (group commit). JetStream (nats-server 2.9.10): file storage, acknowledged once in the page cache, synced every 2 minutes by default; 2.9 has no per-message sync. This favours JetStream.",
+        "workloads": report,
+    }))
+}
