@@ -276,13 +276,11 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
         (None, Some(url)) => (url.clone(), options.pki.clone()),
         (None, None) => return Err("no server".into()),
     };
-    let result = drive(
-        options,
-        &url,
-        &pki_dir,
-        spawned.as_ref().map(|s| s.child.id()),
-    )
-    .await;
+    let pid = spawned
+        .as_ref()
+        .map(|s| s.child.id())
+        .or(options.server_pid);
+    let result = drive(options, &url, &pki_dir, pid).await;
     if let Some(mut s) = spawned {
         let _ = s.child.kill();
         let _ = s.child.wait();

@@ -102,7 +102,9 @@ fn nats_server_binary() -> Result<PathBuf, String> {
             .status()
             .map_err(|e| format!("cannot run apt-get: {e}"))?;
     }
-    found("/usr/bin/nats-server").ok_or_else(|| "nats-server did not install".into())
+    found("/usr/sbin/nats-server")
+        .or_else(|| found("/usr/bin/nats-server"))
+        .ok_or_else(|| "nats-server did not install".into())
 }
 
 fn start_nats() -> Result<NatsServer, String> {

@@ -8,7 +8,8 @@
 //! calls those below it.
 //!
 //! - [`cli`]: the `lienthong` command: `serve`, and the client commands
-//!   (`send`, `inbox`, `outbox`, `show`, `verify`, `directory`, `pki`, `bench`).
+//!   (`send`, `inbox`, `outbox`, `show`, `watch`, `verify`, `directory`,
+//!   `pki`, `bench`, `fill`).
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
@@ -16,6 +17,8 @@
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
 //!   caller, recipients are expanded, attachments must match, a document is
 //!   visible to its parties only.
+//! - [`notify`]: live mailbox events: replay from the store, then live,
+//!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`evidence`]: the proof `show --save` writes and `verify` checks offline.
 //! - [`receipt`]: the service key, and the signed receipt of each accepted
 //!   document.
@@ -32,12 +35,15 @@
 //!   that are signed.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
-//! - [`bench`]: the load generator behind `lienthong bench`.
+//! - [`bench`]: the load generator behind `lienthong bench`, the machine's
+//!   ceiling, and `lienthong fill`; `compare` (feature `jetstream`) runs the
+//!   same workloads against NATS JetStream.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
 
 pub mod api;
+pub mod archive;
 pub mod bench;
 pub mod cli;
 pub mod client;
