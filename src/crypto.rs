@@ -27,6 +27,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 pub const DOCUMENT_CONTEXT: &[u8] = b"lienthong document signature v1\0";
 /// What a receipt signature signs: this, the key id, a NUL, the receipt.
 pub const RECEIPT_CONTEXT: &[u8] = b"lienthong receipt v1\0";
+/// What a checkpoint signature signs: this, the key id, a NUL, the checkpoint.
+pub const CHECKPOINT_CONTEXT: &[u8] = b"lienthong checkpoint v1\0";
 
 fn message(context: &[u8], key_id: &str, bytes: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(context.len() + key_id.len() + 1 + bytes.len());
@@ -40,6 +42,11 @@ fn message(context: &[u8], key_id: &str, bytes: &[u8]) -> Vec<u8> {
 /// The message a sender signs for a document.
 pub fn document_message(key_id: &str, document_bytes: &[u8]) -> Vec<u8> {
     message(DOCUMENT_CONTEXT, key_id, document_bytes)
+}
+
+/// The message the service signs for an archive checkpoint.
+pub fn checkpoint_message(key_id: &str, checkpoint_bytes: &[u8]) -> Vec<u8> {
+    message(CHECKPOINT_CONTEXT, key_id, checkpoint_bytes)
 }
 
 /// The message the service signs for a receipt.

@@ -106,7 +106,7 @@ pub struct CheckedSend {
 }
 
 pub struct Exchange {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     rules: Rules,
     service_key: Arc<ServiceKey>,
 }
@@ -231,7 +231,7 @@ impl Exchange {
     /// The document `id`, if `caller` sent or received it. Unknown ids and
     /// other organisations' documents give the same NOT_FOUND, so the answer
     /// reveals nothing about documents the caller may not see.
-    fn readable(&self, caller: &Organization, id: &str) -> Result<DocumentView> {
+    pub(crate) fn readable(&self, caller: &Organization, id: &str) -> Result<DocumentView> {
         let not_found = || Error::not_found(format!("document {id:?}"));
         let doc_id = DocId::parse(id).ok_or_else(|| {
             Error::invalid(

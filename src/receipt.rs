@@ -131,4 +131,24 @@ impl Sealer for Notary {
             .map_err(|e| Error::Storage(format!("cannot sign the receipt: {e}")))?;
         Ok((bytes, signature))
     }
+
+    fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>> {
+        let checkpoint = pb::Checkpoint {
+            tree_size: size,
+            root_hash: root.to_vec(),
+            timestamp_ms: at_ms,
+            service_key_id: self.key.key_id.clone(),
+        };
+        let bytes = checkpoint.encode_to_vec();
+        let signature = self
+            .key
+            .key
+            .sign(&crypto::checkpoint_message(&self.key.key_id, &bytes))
+            .map_err(|e| Error::Storage(format!("cannot sign the checkpoint: {e}")))?;
+        Ok(pb::SignedCheckpoint {
+            checkpoint: bytes,
+            signature,
+        }
+        .encode_to_vec())
+    }
 }

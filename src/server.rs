@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub store: StoreOptions,
     pub notify: NotifyOptions,
+    /// A checkpoint of the archive is signed at least this often when
+    /// documents came in (and every `store.checkpoint_every` documents).
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -56,6 +59,7 @@ impl ServerConfig {
             limits: Limits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
+            checkpoint_interval: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -228,6 +232,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         service_key,
         config.limits.clone(),
     ));
+    // Checkpoints by time; the committer makes one only if the log grew.
+    let ticking = store.clone();
+    let interval = config.checkpoint_interval;
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if ticking.archive_grew() {
+                if let Err(e) = ticking.make_checkpoint().await {
+                    tracing::warn!(error = %e, "periodic checkpoint");
+                }
+            }
+        }
+    });
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
     let service = ExchangeServer::new(ExchangeApi::new(exchange, notifier.clone()))
         .max_decoding_message_size(message_limit)
@@ -265,6 +284,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         // Every request has finished: flush and close the store, then wait
         // for the tasks that hold it, so its files are released on return.
         tasks.close();
+        ticker.abort();
+        let _ = ticker.await;
         tasks.join_subscriptions().await;
         let closed = store.close().await;
         tasks.join_publisher().await;

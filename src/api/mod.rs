@@ -173,6 +173,42 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         Ok(Response::new(self.notifier.subscribe(caller.code, start)?))
     }
 
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::SignedCheckpoint>, Status> {
+        self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.exchange.checkpoint(req.tree_size, req.fresh).await?,
+        ))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.exchange
+                .inclusion_proof(&caller, &req.document_id, req.tree_size)
+                .await?,
+        ))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        self.caller(&request)?;
+        let req = request.into_inner();
+        Ok(Response::new(
+            self.exchange
+                .consistency_proof(req.first_size, req.second_size)?,
+        ))
+    }
+
     async fn get_keys(
         &self,
         request: Request<pb::GetKeysRequest>,

@@ -7,8 +7,8 @@ use tonic::transport::Channel;
 
 use super::output;
 use super::{
-    BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs, ServeArgs, ShowArgs,
-    UrgencyArg, VerifyArgs, WatchArgs,
+    ArchiveCommand, BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs,
+    ServeArgs, ShowArgs, UrgencyArg, VerifyArgs, WatchArgs,
 };
 use crate::client::{self, AttachmentFile, ClientConfig};
 use crate::directory::Directory;
@@ -59,7 +59,9 @@ pub async fn serve(args: ServeArgs) -> Result {
         store: StoreOptions {
             cache_bytes: args.cache_mib * 1024 * 1024,
             events_kept: args.events_kept,
+            checkpoint_every: args.checkpoint_every,
         },
+        checkpoint_interval: std::time::Duration::from_secs_f64(args.checkpoint_seconds.max(0.1)),
         notify: crate::notify::NotifyOptions {
             heartbeat: std::time::Duration::from_secs_f64(args.heartbeat_seconds.max(0.01)),
             buffer: args.event_buffer,
@@ -363,6 +365,9 @@ pub async fn bench(args: BenchArgs) -> Result {
 }
 
 pub fn verify(args: VerifyArgs) -> Result {
+    if args.dir.is_file() {
+        return verify_proof_file(&args);
+    }
     let mut trusted = crate::evidence::TrustedKeys::default();
     if let Some(file) = &args.keys {
         trusted.registry = Some(crate::keys::KeyRegistry::load(file).map_err(|e| e.to_string())?);
@@ -462,6 +467,160 @@ pub async fn watch(args: WatchArgs) -> Result {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
             _ => return Err(self::status(status)),
+        }
+    }
+}
+
+fn read_service_key(file: &Path) -> Result<crate::crypto::PublicKey> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let block = pem::parse(&text).map_err(|e| format!("{}: not PEM: {e}", file.display()))?;
+    crate::crypto::PublicKey::from_spki_der(block.contents())
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// `verify FILE` for an archive proof file.
+fn verify_proof_file(args: &VerifyArgs) -> Result {
+    let text =
+        std::fs::read(&args.dir).map_err(|e| format!("cannot read {}: {e}", args.dir.display()))?;
+    let file: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not a proof file (JSON): {e}", args.dir.display()))?;
+    let trusted = args
+        .service_key
+        .as_deref()
+        .map(read_service_key)
+        .transpose()?;
+    let checks = crate::archive::proof::verify(&file, trusted.as_ref());
+    output::checks(&checks, trusted.is_none(), args.json);
+    match checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.subject.as_str())
+        .collect::<Vec<_>>()
+    {
+        failed if failed.is_empty() => Ok(()),
+        failed => Err(format!("verification failed: {}", failed.join(", "))),
+    }
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+pub async fn archive(command: ArchiveCommand) -> Result {
+    match command {
+        ArchiveCommand::Prove {
+            conn,
+            id,
+            tree_size,
+            out,
+        } => {
+            let mut client = connect(&conn).await?;
+            let proof = client
+                .get_inclusion_proof(pb::GetInclusionProofRequest {
+                    document_id: id,
+                    tree_size,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let keys = client
+                .get_keys(pb::GetKeysRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let json = crate::archive::proof::inclusion_json(
+                &proof,
+                &keys.service_key.unwrap_or_default(),
+            );
+            write_json(&out, &json)?;
+            println!(
+                "leaf {} of {} written to {}",
+                proof.leaf_index,
+                proof.tree_size,
+                out.display()
+            );
+            Ok(())
+        }
+        ArchiveCommand::Consistency {
+            conn,
+            old,
+            new,
+            out,
+        } => {
+            let mut client = connect(&conn).await?;
+            let proof = client
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    first_size: old,
+                    second_size: new,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let keys = client
+                .get_keys(pb::GetKeysRequest {})
+                .await
+                .map_err(status)?
+                .into_inner();
+            let json = crate::archive::proof::consistency_json(
+                &proof,
+                &keys.service_key.unwrap_or_default(),
+            );
+            write_json(&out, &json)?;
+            println!("consistency {old} -> {new} written to {}", out.display());
+            Ok(())
+        }
+        ArchiveCommand::Checkpoint { conn, fresh } => {
+            let mut client = connect(&conn).await?;
+            let signed = client
+                .get_checkpoint(pb::GetCheckpointRequest {
+                    tree_size: 0,
+                    fresh,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let c = <pb::Checkpoint as prost::Message>::decode(signed.checkpoint.as_slice())
+                .map_err(|e| e.to_string())?;
+            let json = serde_json::json!({
+                "tree_size": c.tree_size,
+                "root_hash": hex::encode(&c.root_hash),
+                "timestamp_ms": c.timestamp_ms,
+                "service_key_id": c.service_key_id,
+                "signature": hex::encode(&signed.signature),
+            });
+            if conn.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "tree size {}, root {}, signed at {} by service key {}",
+                    c.tree_size,
+                    hex::encode(&c.root_hash),
+                    crate::clock::format_vietnam(c.timestamp_ms),
+                    c.service_key_id
+                );
+            }
+            Ok(())
+        }
+        ArchiveCommand::Audit { data } => {
+            let report = crate::store::audit::audit(&data)?;
+            match report.problem {
+                None => {
+                    println!(
+                        "ok: {} leaves and {} checkpoints recomputed; everything stored matches",
+                        report.leaves, report.checkpoints
+                    );
+                    Ok(())
+                }
+                Some(problem) => Err(format!(
+                    "audit failed after {} good leaves: {problem}",
+                    report.leaves
+                )),
+            }
         }
     }
 }

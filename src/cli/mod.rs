@@ -49,6 +49,10 @@ enum Command {
     /// Fill a stopped server's data directory with signed documents, for
     /// measuring at scale.
     Fill(FillArgs),
+    /// The archive: proofs that documents are in the log and that the log
+    /// only grows, and an offline audit.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -92,6 +96,12 @@ pub struct ServeArgs {
     /// Mailbox events kept per organisation for subscribers to resume from.
     #[arg(long, default_value_t = 10_000)]
     pub events_kept: u64,
+    /// Sign a checkpoint of the archive every this many documents...
+    #[arg(long, default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// ...and at least this often, in seconds, when documents came in.
+    #[arg(long, default_value_t = 60.0)]
+    pub checkpoint_seconds: f64,
     /// Seconds without an event before a subscriber gets a heartbeat.
     #[arg(long, default_value_t = 15.0)]
     pub heartbeat_seconds: f64,
@@ -246,9 +256,48 @@ pub struct WatchArgs {
     pub heartbeats: bool,
 }
 
+#[derive(Subcommand)]
+pub enum ArchiveCommand {
+    /// Write the inclusion proof of a document you sent or received.
+    Prove {
+        #[command(flatten)]
+        conn: Connection,
+        /// Document id.
+        id: String,
+        /// Prove it in the checkpoint of this size; default the latest.
+        #[arg(long, default_value_t = 0)]
+        tree_size: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write the proof that the checkpoint of NEW leaves extends that of OLD.
+    Consistency {
+        #[command(flatten)]
+        conn: Connection,
+        old: u64,
+        new: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Show the latest signed checkpoint, or make one now with --fresh.
+    Checkpoint {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Recompute the whole archive of a stopped server's data directory (or
+    /// a copy) and report the first mismatch.
+    Audit {
+        #[arg(long, default_value = "./data")]
+        data: PathBuf,
+    },
+}
+
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A folder written by `show --save`.
+    /// A folder written by `show --save`, or a proof file written by
+    /// `archive prove` or `archive consistency`.
     pub dir: PathBuf,
     /// Check the sender's key against this registry (the server's
     /// signing-keys.toml) instead of the key saved with the document.
@@ -393,6 +442,7 @@ pub fn main() -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Archive(command) => commands::archive(command).await,
             Command::Pki(PkiCommand::Init { dir, directory }) => {
                 commands::pki_init(&dir, directory.as_deref())
             }

@@ -33,9 +33,57 @@ const MAX_BATCH: usize = 512;
 /// How many sends may wait for the committer before senders are held back.
 const QUEUE: usize = 4096;
 
-struct Job {
-    new: NewDocument,
-    reply: oneshot::Sender<Result<SendOutcome>>,
+enum Job {
+    Send {
+        new: NewDocument,
+        reply: oneshot::Sender<Result<SendOutcome>>,
+    },
+    /// Sign a checkpoint of the archive as it stands (or return the latest
+    /// if nothing was appended since).
+    Checkpoint {
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+}
+
+/// A job's result, held until the flush that makes it durable.
+enum Answer {
+    Send(oneshot::Sender<Result<SendOutcome>>, Result<SendOutcome>),
+    Checkpoint(oneshot::Sender<Result<Vec<u8>>>, Result<Vec<u8>>),
+}
+
+impl Answer {
+    fn deliver(self) {
+        match self {
+            Answer::Send(reply, outcome) => {
+                let _ = reply.send(outcome);
+            }
+            Answer::Checkpoint(reply, outcome) => {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    fn fail(self, error: Error) {
+        match self {
+            Answer::Send(reply, _) => {
+                let _ = reply.send(Err(error));
+            }
+            Answer::Checkpoint(reply, _) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+fn job_answer_unavailable(job: Job, error: Error) {
+    match job {
+        Job::Send { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Job::Checkpoint { reply } => {
+            let _ = reply.send(Err(error));
+        }
+    }
 }
 
 /// sled's files, which the committer fsyncs after each `flush()`.
@@ -120,7 +168,23 @@ impl Committer {
         let closed = || Error::Unavailable("the service is shutting down; send again later".into());
         let queue = queue.ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
-        queue.send(Job { new, reply }).await.map_err(|_| closed())?;
+        queue
+            .send(Job::Send { new, reply })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// A signed checkpoint of the archive, durable when returned.
+    pub(super) async fn checkpoint(&self) -> Result<Vec<u8>> {
+        let queue = self.queue.lock().ok().and_then(|q| q.clone());
+        let closed = || Error::Unavailable("the service is shutting down".into());
+        let queue = queue.ok_or_else(closed)?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Job::Checkpoint { reply })
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -152,6 +216,48 @@ pub(super) struct Setup {
     pub sealer: Arc<dyn Sealer>,
     pub listener: Arc<dyn CommitListener>,
     pub events_kept: u64,
+    /// A checkpoint is made once this many leaves were appended since the
+    /// last one.
+    pub checkpoint_every: u64,
+    /// The size of the last checkpoint.
+    pub last_checkpoint: u64,
+}
+
+/// Makes and stores a signed checkpoint of the archive as it stands, if
+/// `force` or `checkpoint_every` leaves were appended since the last one;
+/// otherwise returns the latest. Runs on the committer thread: the size it
+/// reads cannot move under it.
+fn checkpoint(setup: &mut Setup, force: bool) -> Result<Vec<u8>> {
+    let t = &setup.trees;
+    let size = read_counter(&t.counters, keys::ARCHIVE_SIZE)?;
+    let due = size > setup.last_checkpoint
+        && (force || size - setup.last_checkpoint >= setup.checkpoint_every);
+    if !due {
+        return match t.checkpoints.get(setup.last_checkpoint.to_be_bytes())? {
+            Some(latest) => Ok(latest.to_vec()),
+            None if force => Err(Error::not_found("a checkpoint (the archive is empty)")),
+            None => Ok(Vec::new()),
+        };
+    }
+    let root = crate::archive::merkle::Tree::new(&super::ArchiveNodes(&t.archive_nodes))
+        .root(size)
+        .map_err(Error::Storage)?;
+    let signed = setup.sealer.seal_checkpoint(size, root, clock::now_ms())?;
+    t.checkpoints
+        .insert(size.to_be_bytes(), signed.as_slice())?;
+    setup.last_checkpoint = size;
+    Ok(signed)
+}
+
+fn read_counter(tree: &sled::Tree, key: &[u8]) -> Result<u64> {
+    match tree.get(key)? {
+        None => Ok(0),
+        Some(v) => v
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Storage("a counter is not 8 bytes".into())),
+    }
 }
 
 fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
@@ -168,9 +274,12 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
         }
         if let Some(reason) = &failed {
             for job in jobs {
-                let _ = job.reply.send(Err(Error::Unavailable(format!(
-                    "storage failed earlier ({reason}); the service must be restarted"
-                ))));
+                job_answer_unavailable(
+                    job,
+                    Error::Unavailable(format!(
+                        "storage failed earlier ({reason}); the service must be restarted"
+                    )),
+                );
             }
             continue;
         }
@@ -179,13 +288,24 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
         let mut answers = Vec::with_capacity(jobs.len());
         let mut events = Vec::new();
         for job in jobs {
-            setup.pending.insert(job.new.id);
-            ids.push(job.new.id);
-            let outcome = apply(&setup, &job.new).map(|(outcome, mut new_events)| {
-                events.append(&mut new_events);
-                outcome
-            });
-            answers.push((job.reply, outcome));
+            match job {
+                Job::Send { new, reply } => {
+                    setup.pending.insert(new.id);
+                    ids.push(new.id);
+                    let outcome = apply(&setup, &new).map(|(outcome, mut new_events)| {
+                        events.append(&mut new_events);
+                        outcome
+                    });
+                    answers.push(Answer::Send(reply, outcome));
+                }
+                Job::Checkpoint { reply } => {
+                    answers.push(Answer::Checkpoint(reply, checkpoint(&mut setup, true)));
+                }
+            }
+        }
+        // Every `checkpoint_every` appends, a checkpoint in the same flush.
+        if let Err(e) = checkpoint(&mut setup, false) {
+            tracing::error!(error = %e, "cannot make the periodic checkpoint");
         }
         match flush(&setup.db, &mut setup.files) {
             Ok(()) => {
@@ -195,15 +315,15 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
                 if !events.is_empty() {
                     setup.listener.committed(events);
                 }
-                for (reply, outcome) in answers {
-                    let _ = reply.send(outcome);
+                for answer in answers {
+                    answer.deliver();
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "flush failed; refusing further writes");
                 let reason = e.to_string();
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(Error::Storage(format!("flush failed: {reason}"))));
+                for answer in answers {
+                    answer.fail(Error::Storage(format!("flush failed: {reason}")));
                 }
                 failed = Some(reason);
             }
@@ -241,6 +361,9 @@ fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEve
         &t.small_attachments,
         &t.inbox,
         &t.events,
+        &t.archive_leaves,
+        &t.archive_nodes,
+        &t.archive_index,
         &t.outbox,
         &t.counters,
         &t.idempotency,
@@ -252,6 +375,9 @@ fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEve
                 small_attachments,
                 inbox,
                 events,
+                leaves,
+                nodes,
+                index,
                 outbox,
                 counters,
                 idempotency,
@@ -359,6 +485,40 @@ fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEve
                     receipt_signature,
                 };
                 documents.insert(&new.id.0, prost::Message::encode_to_vec(&document))?;
+
+                // The archive: one leaf committing to the sealed receipt, and
+                // the perfect subtrees it completes.
+                let entry = crate::pb::ArchiveEntry {
+                    kind: crate::pb::ArchiveEntryKind::DocumentAccepted as i32,
+                    document_id: new.id.to_string(),
+                    receipt: Some(crate::pb::SealedReceipt {
+                        receipt: document.receipt.clone(),
+                        signature: document.receipt_signature.clone(),
+                    }),
+                };
+                let leaf = prost::Message::encode_to_vec(&entry);
+                let at = read_u64(counters.get(keys::ARCHIVE_SIZE)?)?;
+                let completed = crate::archive::merkle::appended_nodes(
+                    at,
+                    crate::archive::merkle::leaf_hash(&leaf),
+                    |level, i| {
+                        let stored = nodes
+                            .get(keys::archive_node(level, i))
+                            .map_err(|e| format!("{e:?}"))?
+                            .ok_or_else(|| format!("archive node {level}/{i} is missing"))?;
+                        stored
+                            .as_ref()
+                            .try_into()
+                            .map_err(|_| format!("archive node {level}/{i} is not 32 bytes"))
+                    },
+                )
+                .map_err(|e| abort(e))?;
+                for (level, i, hash) in completed {
+                    nodes.insert(keys::archive_node(level, i), &hash)?;
+                }
+                leaves.insert(&at.to_be_bytes(), leaf)?;
+                index.insert(&new.id.0, &at.to_be_bytes())?;
+                counters.insert(keys::ARCHIVE_SIZE, &(at + 1).to_be_bytes())?;
                 for attachment in &new.attachments {
                     if let Some(content) = &attachment.content {
                         small_attachments.insert(&attachment.sha256, content.as_slice())?;

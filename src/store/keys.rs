@@ -89,3 +89,15 @@ pub fn event_counter(org: &OrgCode) -> Vec<u8> {
     k.extend_from_slice(org.as_bytes());
     k
 }
+
+/// The number of leaves in the archive log.
+pub const ARCHIVE_SIZE: &[u8] = b"archive";
+
+/// `level u8 ‖ index u64`: the perfect subtree of 2^level leaves starting
+/// at leaf `index << level`.
+pub fn archive_node(level: u32, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(level as u8);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}

@@ -18,9 +18,14 @@
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
 //! | `outbox`      | `org ‖ seq u64`                       | `doc_id[16]`                         |
 //! | `events`      | `org ‖ seq u64`                       | [`StoredEvent`] (prost)              |
+//! | `archive_leaves` | `index u64`                        | leaf: an encoded `ArchiveEntry`      |
+//! | `archive_nodes`  | `level u8 ‖ index u64`             | hash of a perfect subtree, 32 bytes  |
+//! | `archive_index`  | `doc_id[16]`                       | the document's leaf index, u64       |
+//! | `checkpoints`    | `tree_size u64`                    | an encoded `SignedCheckpoint`        |
 //! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
 //! |               | `"events" ‖ org`                      | last event seq, u64                  |
+//! |               | `"archive"`                           | leaves in the archive log, u64       |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
 //! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
 //!
@@ -50,6 +55,7 @@
 //! disk; it is kept *pending* and invisible to readers, so no recipient ever
 //! sees a document that a crash could still take away.
 
+pub mod audit;
 pub(crate) mod committer;
 mod files;
 mod keys;
@@ -164,6 +170,25 @@ pub trait CommitListener: Send + Sync {
 /// and the signature.
 pub trait Sealer: Send + Sync {
     fn seal(&self, accepted: &Accepted<'_>) -> Result<(Vec<u8>, Vec<u8>)>;
+    /// Signs the archive's tree head; returns an encoded `SignedCheckpoint`.
+    fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>>;
+}
+
+/// The archive's stored perfect subtrees, for `archive::merkle`.
+pub struct ArchiveNodes<'a>(pub(crate) &'a sled::Tree);
+
+impl crate::archive::merkle::Nodes for ArchiveNodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Result<[u8; 32], String> {
+        let value = self
+            .0
+            .get(keys::archive_node(level, index))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("archive node {level}/{index} is missing"))?;
+        value
+            .as_ref()
+            .try_into()
+            .map_err(|_| format!("archive node {level}/{index} is not 32 bytes"))
+    }
 }
 
 /// What committing a [`NewDocument`] did.
@@ -213,6 +238,10 @@ struct Trees {
     small_attachments: sled::Tree,
     inbox: sled::Tree,
     events: sled::Tree,
+    archive_leaves: sled::Tree,
+    archive_nodes: sled::Tree,
+    archive_index: sled::Tree,
+    checkpoints: sled::Tree,
     outbox: sled::Tree,
     counters: sled::Tree,
     idempotency: sled::Tree,
@@ -249,6 +278,8 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// Events kept per organisation; older ones are removed as new ones come.
     pub events_kept: u64,
+    /// A checkpoint of the archive is signed every this many leaves.
+    pub checkpoint_every: u64,
 }
 
 impl Default for StoreOptions {
@@ -256,6 +287,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             events_kept: 10_000,
+            checkpoint_every: 1000,
         }
     }
 }
@@ -305,6 +337,10 @@ impl Store {
             documents: db.open_tree("documents")?,
             small_attachments: db.open_tree("small_attachments")?,
             events: db.open_tree("events")?,
+            archive_leaves: db.open_tree("archive_leaves")?,
+            archive_nodes: db.open_tree("archive_nodes")?,
+            archive_index: db.open_tree("archive_index")?,
+            checkpoints: db.open_tree("checkpoints")?,
             inbox: db.open_tree("inbox")?,
             outbox: db.open_tree("outbox")?,
             counters: db.open_tree("counters")?,
@@ -320,6 +356,12 @@ impl Store {
             sealer,
             listener,
             events_kept: options.events_kept.max(1),
+            checkpoint_every: options.checkpoint_every.max(1),
+            last_checkpoint: trees
+                .checkpoints
+                .last()?
+                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0),
         })?;
         Ok(Store {
             trees,
@@ -525,6 +567,81 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Signs a checkpoint of the archive now (if anything was appended since
+    /// the last) and returns the latest, durable.
+    pub async fn make_checkpoint(&self) -> Result<Vec<u8>> {
+        self.committer.checkpoint().await
+    }
+
+    /// Whether leaves were appended since the latest checkpoint.
+    pub fn archive_grew(&self) -> bool {
+        let size = self
+            .trees
+            .counters
+            .get(keys::ARCHIVE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        let last = self
+            .latest_checkpoint()
+            .ok()
+            .flatten()
+            .map_or(0, |(s, _)| s);
+        size > last
+    }
+
+    /// The signed checkpoint of exactly `size` leaves, if one was made.
+    pub fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .trees
+            .checkpoints
+            .get(size.to_be_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The latest signed checkpoint and its size.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        Ok(self.trees.checkpoints.last()?.and_then(|(k, v)| {
+            let size = u64::from_be_bytes(k.as_ref().try_into().ok()?);
+            Some((size, v.to_vec()))
+        }))
+    }
+
+    /// The leaf index of a document in the archive.
+    pub fn archive_index(&self, id: &DocId) -> Result<Option<u64>> {
+        if self.pending.contains(id) {
+            return Ok(None);
+        }
+        Ok(self
+            .trees
+            .archive_index
+            .get(id.0)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    pub fn archive_leaf(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .trees
+            .archive_leaves
+            .get(index.to_be_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The audit path of leaf `index` in the tree of `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>> {
+        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+            .inclusion(index, size)
+            .map_err(Error::Storage)
+    }
+
+    /// The consistency proof from `first` to `second` leaves.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<[u8; 32]>> {
+        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+            .consistency(first, second)
+            .map_err(Error::Storage)
     }
 
     /// Stops taking writes, waits for those in flight, and flushes.
