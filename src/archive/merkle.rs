@@ -88,7 +88,7 @@ impl<'a, N: Nodes> Tree<'a, N> {
             return Ok(*h);
         }
         let len = end - start;
-        let hash = if len.is_power_of_two() && start % len == 0 {
+        let hash = if len.is_power_of_two() && start.is_multiple_of(len) {
             self.nodes.node(len.trailing_zeros(), start / len)?
         } else {
             let k = split(len);

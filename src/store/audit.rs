@@ -121,12 +121,14 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, String> {
             Some(d)
                 if d.receipt == sealed.receipt
                     && crypto::sha256(&d.document_bytes).as_slice() == receipt.document_sha256 => {}
-            _ => return fail(
-                report,
-                format!(
+            _ => {
+                return fail(
+                    report,
+                    format!(
                     "leaf {i}: document {id} is missing or differs from what its receipt attests"
                 ),
-            ),
+                )
+            }
         }
 
         // A checkpoint at this size: its root and signature.

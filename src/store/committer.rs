@@ -35,7 +35,7 @@ const QUEUE: usize = 4096;
 
 enum Job {
     Send {
-        new: NewDocument,
+        new: Box<NewDocument>,
         reply: oneshot::Sender<Result<SendOutcome>>,
     },
     /// Sign a checkpoint of the archive as it stands (or return the latest
@@ -169,7 +169,10 @@ impl Committer {
         let queue = queue.ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
         queue
-            .send(Job::Send { new, reply })
+            .send(Job::Send {
+                new: Box::new(new),
+                reply,
+            })
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
@@ -512,7 +515,7 @@ fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEve
                             .map_err(|_| format!("archive node {level}/{i} is not 32 bytes"))
                     },
                 )
-                .map_err(|e| abort(e))?;
+                .map_err(abort)?;
                 for (level, i, hash) in completed {
                     nodes.insert(keys::archive_node(level, i), &hash)?;
                 }

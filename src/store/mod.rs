@@ -630,6 +630,13 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    /// The root hash of the tree of the first `size` leaves.
+    pub fn archive_root(&self, size: u64) -> Result<[u8; 32]> {
+        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+            .root(size)
+            .map_err(Error::Storage)
+    }
+
     /// The audit path of leaf `index` in the tree of `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>> {
         crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
