@@ -404,3 +404,123 @@ fn watch_prints_arrivals_and_resumes_exactly_after_a_restart() {
     let _ = server.child.kill();
     let _ = server.child.wait();
 }
+
+#[test]
+fn archive_proofs_export_and_audit_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let mut server = serve_with(&data, &["--checkpoint-every", "2"]);
+    let ids: Vec<String> = (1..=3).map(|n| send_directive(&server, &data, n)).collect();
+    let path = |name: &str| tmp.path().join(name).to_str().expect("path").to_owned();
+    let service_key = data
+        .join("service-key.pub.pem")
+        .to_str()
+        .expect("path")
+        .to_owned();
+    let verify = |file: &str| {
+        Command::new(BIN)
+            .args(["verify", "--json", "--service-key", &service_key, file])
+            .output()
+            .expect("verify")
+    };
+
+    let proof = path("proof.json");
+    ok_or_panic(cli(
+        &server,
+        &data,
+        &[
+            "archive",
+            "prove",
+            "--as",
+            "xa-van-nham",
+            &ids[2],
+            "--out",
+            &proof,
+        ],
+    ));
+    assert_eq!(ok_json(verify(&proof))["ok"], true);
+    // One hex digit of the audit path changed: the inclusion check fails.
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proof).expect("read")).expect("json");
+    let first = file["audit_path"][0].as_str().expect("hash").to_owned();
+    let flipped = if first.starts_with('0') {
+        format!("1{}", &first[1..])
+    } else {
+        format!("0{}", &first[1..])
+    };
+    file["audit_path"][0] = serde_json::Value::String(flipped);
+    let bad = path("bad.json");
+    std::fs::write(&bad, file.to_string()).expect("write");
+    let out = verify(&bad);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inclusion"));
+
+    ok_or_panic(cli(
+        &server,
+        &data,
+        &["archive", "checkpoint", "--as", "xa-van-nham", "--fresh"],
+    ));
+    let consistency = path("consistency.json");
+    ok_or_panic(cli(
+        &server,
+        &data,
+        &[
+            "archive",
+            "consistency",
+            "--as",
+            "xa-van-nham",
+            "2",
+            "3",
+            "--out",
+            &consistency,
+        ],
+    ));
+    assert_eq!(ok_json(verify(&consistency))["ok"], true);
+
+    let export = tmp.path().join("export");
+    ok_or_panic(cli(
+        &server,
+        &data,
+        &[
+            "archive",
+            "export",
+            "--as",
+            "xa-van-nham",
+            "--out",
+            export.to_str().expect("path"),
+        ],
+    ));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("index.json")).expect("index"))
+            .expect("json");
+    assert_eq!(index["documents"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        ok_json(verify(export.join(&ids[0]).to_str().expect("path")))["ok"],
+        true
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(server.child.wait().expect("exit").success());
+    let audit = Command::new(BIN)
+        .args(["archive", "audit", "--data"])
+        .arg(&data)
+        .output()
+        .expect("audit");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("3 leaves"));
+}
+
+fn ok_or_panic(output: Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -7,8 +7,8 @@ use tonic::transport::Channel;
 
 use super::output;
 use super::{
-    ArchiveCommand, BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg, SendArgs,
-    ServeArgs, ShowArgs, UrgencyArg, VerifyArgs, WatchArgs,
+    ArchiveCommand, ArchiveFilter, BenchArgs, Connection, DirectoryArgs, ListArgs, SecrecyArg,
+    SendArgs, ServeArgs, ShowArgs, UrgencyArg, VerifyArgs, WatchArgs,
 };
 use crate::client::{self, AttachmentFile, ClientConfig};
 use crate::directory::Directory;
@@ -324,6 +324,28 @@ pub async fn bench(args: BenchArgs) -> Result {
         #[cfg(not(feature = "jetstream"))]
         return Err("this build has no JetStream client: run `cargo run --release --features jetstream -- bench --compare-jetstream`".into());
     }
+    if args.archive_costs {
+        let dir = tempfile::tempdir_in(&args.ceiling_dir).map_err(|e| e.to_string())?;
+        let rows = crate::store::archive_costs(dir.path(), &[1_000, 100_000, 1_000_000])
+            .map_err(|e| e.to_string())?;
+        let json: Vec<_> = rows
+            .iter()
+            .map(|(size, append, proof, reads, consistency)| {
+                serde_json::json!({
+                    "leaves": size,
+                    "append_us": append,
+                    "inclusion_proof_us": proof,
+                    "inclusion_proof_node_reads": reads,
+                    "consistency_proof_us": consistency,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+        return Ok(());
+    }
     if args.ceiling {
         let rsa = match &args.rsa_key {
             Some(file) => Some(
@@ -606,6 +628,19 @@ pub async fn archive(command: ArchiveCommand) -> Result {
             }
             Ok(())
         }
+        ArchiveCommand::Search { conn, filter } => {
+            let mut client = connect(&conn).await?;
+            let found = search(&mut client, &filter).await?;
+            output::found(&found, conn.json);
+            Ok(())
+        }
+        ArchiveCommand::Export { conn, filter, out } => {
+            let mut client = connect(&conn).await?;
+            let found = search(&mut client, &filter).await?;
+            export(&mut client, &found, &out).await?;
+            println!("{} documents exported to {}", found.len(), out.display());
+            Ok(())
+        }
         ArchiveCommand::Audit { data } => {
             let report = crate::store::audit::audit(&data)?;
             match report.problem {
@@ -623,4 +658,191 @@ pub async fn archive(command: ArchiveCommand) -> Result {
             }
         }
     }
+}
+
+/// A document found in the caller's mailboxes, with its recipients.
+pub struct Found {
+    pub summary: pb::DocumentSummary,
+    pub recipients: Vec<pb::Organization>,
+    pub received: bool,
+}
+
+fn names(o: &pb::Organization, name: &str) -> bool {
+    o.code == name || o.alias == name
+}
+
+/// Walks the caller's inbox and outbox and keeps what matches. The server
+/// only ever shows a caller its own documents, so this is the caller's
+/// archive, not everyone's.
+async fn search(
+    client: &mut ExchangeClient<Channel>,
+    filter: &ArchiveFilter,
+) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let mut token = String::new();
+    let me = client
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(status)?
+        .into_inner()
+        .caller;
+    loop {
+        let page = client
+            .list_inbox(pb::ListMailboxRequest {
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        for e in page.entries {
+            if let Some(summary) = e.document {
+                found.push(Found {
+                    summary,
+                    recipients: me.clone().into_iter().collect(),
+                    received: true,
+                });
+            }
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    loop {
+        let page = client
+            .list_outbox(pb::ListMailboxRequest {
+                page_size: 500,
+                page_token: token,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        for e in page.entries {
+            if let Some(summary) = e.document {
+                let recipients = e
+                    .deliveries
+                    .into_iter()
+                    .filter_map(|d| d.recipient)
+                    .collect();
+                found.push(Found {
+                    summary,
+                    recipients,
+                    received: false,
+                });
+            }
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let type_code = |t: &str| crate::document::types::find(t).map(|t| t.code.to_owned());
+    let wanted_type = filter
+        .document_type
+        .as_deref()
+        .map(|t| type_code(t).unwrap_or_else(|| t.to_owned()));
+    for (field, date) in [("--from", &filter.from), ("--until", &filter.until)] {
+        if let Some(d) = date {
+            crate::clock::parse_date(d)
+                .ok_or_else(|| format!("{field} {d:?} is not a date YYYY-MM-DD"))?;
+        }
+    }
+    found.retain(|f| {
+        let s = &f.summary;
+        filter
+            .sender
+            .as_ref()
+            .is_none_or(|n| s.sender.as_ref().is_some_and(|o| names(o, n)))
+            && filter
+                .recipient
+                .as_ref()
+                .is_none_or(|n| f.recipients.iter().any(|o| names(o, n)))
+            && filter.number.is_none_or(|n| s.number == n)
+            && filter.notation.as_ref().is_none_or(|n| &s.notation == n)
+            && wanted_type
+                .as_ref()
+                .is_none_or(|t| type_code(&s.document_type).as_ref() == Some(t))
+            && filter
+                .from
+                .as_ref()
+                .is_none_or(|d| s.promulgation_date.as_str() >= d.as_str())
+            && filter
+                .until
+                .as_ref()
+                .is_none_or(|d| s.promulgation_date.as_str() <= d.as_str())
+    });
+    found.sort_by(|a, b| a.summary.accepted_at_ms.cmp(&b.summary.accepted_at_ms));
+    Ok(found)
+}
+
+/// `DIR/<id>/`: attachments, `lienthong-proof/`, `inclusion.json`; and
+/// `DIR/index.json`, `DIR/checkpoint.json`, `DIR/service-key.pub.pem`.
+async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Path) -> Result {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let keys = client
+        .get_keys(pb::GetKeysRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    let service_key = keys.service_key.unwrap_or_default();
+    let mut index = Vec::new();
+    for f in found {
+        let id = &f.summary.id;
+        let dir = out.join(id);
+        let document = client
+            .get_document(pb::GetDocumentRequest {
+                id: id.clone(),
+                include_content: true,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        save_attachments(&dir, &document)?;
+        crate::evidence::save(&dir, &document)?;
+        let proof = client
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                document_id: id.clone(),
+                tree_size: 0,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        write_json(
+            &dir.join("inclusion.json"),
+            &crate::archive::proof::inclusion_json(&proof, &service_key),
+        )?;
+        index.push(serde_json::json!({
+            "id": id,
+            "direction": if f.received { "received" } else { "sent" },
+            "sender": f.summary.sender.as_ref().map(|o| o.code.clone()),
+            "recipients": f.recipients.iter().map(|o| o.code.clone()).collect::<Vec<_>>(),
+            "number": f.summary.number,
+            "notation": f.summary.notation,
+            "document_type": f.summary.document_type,
+            "promulgation_date": f.summary.promulgation_date,
+            "subject": f.summary.subject,
+            "accepted_at_ms": f.summary.accepted_at_ms,
+            "leaf_index": proof.leaf_index,
+        }));
+    }
+    let checkpoint = client
+        .get_checkpoint(pb::GetCheckpointRequest {
+            tree_size: 0,
+            fresh: false,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    write_json(
+        &out.join("index.json"),
+        &serde_json::json!({"documents": index}),
+    )?;
+    write_json(
+        &out.join("checkpoint.json"),
+        &serde_json::json!({"bytes": hex::encode(&checkpoint.checkpoint), "signature": hex::encode(&checkpoint.signature)}),
+    )?;
+    let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", service_key.public_key));
+    std::fs::write(out.join("service-key.pub.pem"), pem).map_err(|e| e.to_string())?;
+    Ok(())
 }

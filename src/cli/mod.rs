@@ -286,12 +286,53 @@ pub enum ArchiveCommand {
         #[arg(long)]
         fresh: bool,
     },
+    /// Find documents you sent or received.
+    Search {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        filter: ArchiveFilter,
+    },
+    /// Export documents you sent or received (attachments, signatures,
+    /// receipts, inclusion proofs) as a self-contained folder.
+    Export {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        filter: ArchiveFilter,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Recompute the whole archive of a stopped server's data directory (or
     /// a copy) and report the first mismatch.
     Audit {
         #[arg(long, default_value = "./data")]
         data: PathBuf,
     },
+}
+
+/// Which documents: every condition given must hold.
+#[derive(Args, Clone, Default)]
+pub struct ArchiveFilter {
+    /// Sent by this organisation (code or alias).
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// Received by this organisation (code or alias).
+    #[arg(long)]
+    pub recipient: Option<String>,
+    #[arg(long)]
+    pub number: Option<u64>,
+    #[arg(long)]
+    pub notation: Option<String>,
+    /// Type code or abbreviation.
+    #[arg(long = "type")]
+    pub document_type: Option<String>,
+    /// Date of issue from (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Date of issue until (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Args)]
@@ -374,6 +415,10 @@ pub struct BenchArgs {
     /// Rounds per workload for --compare-jetstream.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Instead of a load, the archive's cost of an append and of a proof at
+    /// 1 000, 100 000 and 1 000 000 leaves (a scratch log in --ceiling-dir).
+    #[arg(long)]
+    pub archive_costs: bool,
     /// Where to measure fsyncs (the disk of the data directory).
     #[arg(long, default_value = ".")]
     pub ceiling_dir: PathBuf,

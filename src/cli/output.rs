@@ -433,3 +433,39 @@ pub fn heartbeat(h: &pb::Heartbeat, as_json: bool) {
         );
     }
 }
+
+pub fn found(found: &[super::commands::Found], as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "documents": found.iter().map(|f| {
+                let mut v = summary(&f.summary);
+                if let Value::Object(m) = &mut v {
+                    m.insert("direction".into(), json!(if f.received { "received" } else { "sent" }));
+                    m.insert("recipients".into(), f.recipients.iter().map(|o| json!(o.code)).collect());
+                }
+                v
+            }).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    outln!(
+        "{:<32} {:<9} {:<11} {:<14} {:<16} SUBJECT",
+        "ID",
+        "",
+        "DATE",
+        "NUMBER",
+        "FROM"
+    );
+    for f in found {
+        let s = &f.summary;
+        outln!(
+            "{:<32} {:<9} {:<11} {:<14} {:<16} {}",
+            s.id,
+            if f.received { "received" } else { "sent" },
+            s.promulgation_date,
+            so_ky_hieu(s.number, &s.notation),
+            org_short(&s.sender),
+            cut(&s.subject, 50)
+        );
+    }
+}

@@ -177,6 +177,72 @@ pub trait Sealer: Send + Sync {
 /// The archive's stored perfect subtrees, for `archive::merkle`.
 pub struct ArchiveNodes<'a>(pub(crate) &'a sled::Tree);
 
+/// Appends `leaves` leaves to a scratch archive in `dir` with the service's
+/// own code and node layout, and times appends and proofs whenever the log
+/// reaches one of `marks`: returns (size, µs per append, µs per inclusion
+/// proof, node reads per inclusion proof, µs per consistency proof).
+pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<(u64, f64, f64, f64, f64)>> {
+    use crate::archive::merkle::{appended_nodes, leaf_hash, Nodes, Tree};
+    use std::cell::Cell;
+    use std::time::Instant;
+    struct Counting<'a>(ArchiveNodes<'a>, Cell<u64>);
+    impl Nodes for Counting<'_> {
+        fn node(&self, level: u32, index: u64) -> std::result::Result<[u8; 32], String> {
+            self.1.set(self.1.get() + 1);
+            self.0.node(level, index)
+        }
+    }
+    let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+    let tree = db.open_tree("archive_nodes")?;
+    let nodes = ArchiveNodes(&tree);
+    let append = |n: u64| -> Result<()> {
+        let leaf = leaf_hash(format!("leaf {n}").as_bytes());
+        for (level, index, hash) in
+            appended_nodes(n, leaf, |l, i| nodes.node(l, i)).map_err(Error::Storage)?
+        {
+            tree.insert(keys::archive_node(level, index), &hash)?;
+        }
+        Ok(())
+    };
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    let mut rng = 0x2545_f491_4f6c_dd1du64; // xorshift: leaf indexes to prove
+    for &mark in marks {
+        while n < mark {
+            append(n)?;
+            n += 1;
+        }
+        // 1000 appends from this size on, timed; then proofs at this size.
+        let started = Instant::now();
+        for i in 0..1000 {
+            append(n + i)?;
+        }
+        let append_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        n += 1000;
+        let counting = Counting(ArchiveNodes(&tree), Cell::new(0));
+        let started = Instant::now();
+        for _ in 0..1000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            Tree::new(&counting)
+                .inclusion(rng % mark, mark)
+                .map_err(Error::Storage)?;
+        }
+        let proof_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        let reads = counting.1.get() as f64 / 1000.0;
+        let started = Instant::now();
+        for i in 0..1000 {
+            Tree::new(&counting)
+                .consistency(mark / 2 + i, mark)
+                .map_err(Error::Storage)?;
+        }
+        let consistency_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        out.push((mark, append_us, proof_us, reads, consistency_us));
+    }
+    Ok(out)
+}
+
 impl crate::archive::merkle::Nodes for ArchiveNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Result<[u8; 32], String> {
         let value = self
