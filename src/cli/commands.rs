@@ -330,13 +330,13 @@ pub async fn bench(args: BenchArgs) -> Result {
             .map_err(|e| e.to_string())?;
         let json: Vec<_> = rows
             .iter()
-            .map(|(size, append, proof, reads, consistency)| {
+            .map(|c| {
                 serde_json::json!({
-                    "leaves": size,
-                    "append_us": append,
-                    "inclusion_proof_us": proof,
-                    "inclusion_proof_node_reads": reads,
-                    "consistency_proof_us": consistency,
+                    "leaves": c.leaves,
+                    "append_us": c.append_us,
+                    "inclusion_proof_us": c.inclusion_proof_us,
+                    "inclusion_proof_node_reads": c.inclusion_proof_node_reads,
+                    "consistency_proof_us": c.consistency_proof_us,
                 })
             })
             .collect();
@@ -772,7 +772,7 @@ async fn search(
                 .as_ref()
                 .is_none_or(|d| s.promulgation_date.as_str() <= d.as_str())
     });
-    found.sort_by(|a, b| a.summary.accepted_at_ms.cmp(&b.summary.accepted_at_ms));
+    found.sort_by_key(|f| f.summary.accepted_at_ms);
     Ok(found)
 }
 

@@ -177,11 +177,20 @@ pub trait Sealer: Send + Sync {
 /// The archive's stored perfect subtrees, for `archive::merkle`.
 pub struct ArchiveNodes<'a>(pub(crate) &'a sled::Tree);
 
-/// Appends `leaves` leaves to a scratch archive in `dir` with the service's
-/// own code and node layout, and times appends and proofs whenever the log
-/// reaches one of `marks`: returns (size, µs per append, µs per inclusion
-/// proof, node reads per inclusion proof, µs per consistency proof).
-pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<(u64, f64, f64, f64, f64)>> {
+/// What an archive operation costs at a size.
+#[derive(Debug, Clone)]
+pub struct ArchiveCost {
+    pub leaves: u64,
+    pub append_us: f64,
+    pub inclusion_proof_us: f64,
+    pub inclusion_proof_node_reads: f64,
+    pub consistency_proof_us: f64,
+}
+
+/// Appends leaves to a scratch archive in `dir` with the service's own code
+/// and node layout, and times 1000 appends and 1000 proofs of each kind
+/// whenever the log reaches one of `marks`.
+pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<ArchiveCost>> {
     use crate::archive::merkle::{appended_nodes, leaf_hash, Nodes, Tree};
     use std::cell::Cell;
     use std::time::Instant;
@@ -238,7 +247,13 @@ pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<(u64, f64, f64, f6
                 .map_err(Error::Storage)?;
         }
         let consistency_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        out.push((mark, append_us, proof_us, reads, consistency_us));
+        out.push(ArchiveCost {
+            leaves: mark,
+            append_us,
+            inclusion_proof_us: proof_us,
+            inclusion_proof_node_reads: reads,
+            consistency_proof_us: consistency_us,
+        });
     }
     Ok(out)
 }
