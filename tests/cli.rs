@@ -443,11 +443,9 @@ fn archive_proofs_export_and_audit_from_the_command_line() {
     let mut file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&proof).expect("read")).expect("json");
     let first = file["audit_path"][0].as_str().expect("hash").to_owned();
-    let flipped = if first.starts_with('0') {
-        format!("1{}", &first[1..])
-    } else {
-        format!("0{}", &first[1..])
-    };
+    let mut digits: Vec<char> = first.chars().collect();
+    digits[0] = if digits[0] == '0' { '1' } else { '0' };
+    let flipped: String = digits.into_iter().collect();
     file["audit_path"][0] = serde_json::Value::String(flipped);
     let bad = path("bad.json");
     std::fs::write(&bad, file.to_string()).expect("write");
