@@ -336,8 +336,41 @@ pub async fn run(rounds: usize, seconds: f64) -> Result<serde_json::Value, Strin
             "median_ratio_documents_per_second": median(ratios),
         }));
     }
+    // The machine's ceiling for workload (a), measured in the same run: per
+    // document the client signs once, the server verifies once and signs
+    // one receipt (Ed25519).
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let limits = crate::bench::ceilings(scratch.path(), None)?;
+    let ed = &limits["signatures"]["ed25519"];
+    let per_document_us =
+        2.0 * ed["sign_us"].as_f64().unwrap_or(0.0) + ed["verify_us"].as_f64().unwrap_or(0.0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let ceiling = cores * 1e6 / per_document_us.max(1e-9);
+    let ours_a = report
+        .first()
+        .and_then(|w| w["rounds"].as_array())
+        .map(|rounds| {
+            median(
+                rounds
+                    .iter()
+                    .filter_map(|r| r["lienthong"]["documents_per_second"].as_f64())
+                    .collect(),
+            )
+        })
+        .unwrap_or(0.0);
+    eprintln!(
+        "ceiling for (a): {cores} cores / {per_document_us:.1} µs of signature work per document = {ceiling:.0} documents/s; lienthong reached {ours_a:.0} ({:.1} %)",
+        100.0 * ours_a / ceiling
+    );
     Ok(json!({
         "machine": crate::bench::machine(),
+        "limits": limits,
+        "ceiling_a": {
+            "signature_work_per_document_us": per_document_us,
+            "documents_per_second": ceiling,
+            "lienthong_median_documents_per_second": ours_a,
+            "fraction": ours_a / ceiling,
+        },
         "seconds_per_run": seconds,
         "durability": "lienthong: fsync before every acknowledgement (group commit). JetStream (nats-server 2.9.10): file storage, acknowledged once in the page cache, synced every 2 minutes by default; 2.9 has no per-message sync. This favours JetStream.",
         "workloads": report,

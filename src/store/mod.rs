@@ -243,7 +243,7 @@ pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<ArchiveCost>> {
         let started = Instant::now();
         for i in 0..1000 {
             Tree::new(&counting)
-                .consistency(mark / 2 + i, mark)
+                .consistency(mark / 2 + i % (mark / 2), mark)
                 .map_err(Error::Storage)?;
         }
         let consistency_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
