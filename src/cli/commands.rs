@@ -186,51 +186,77 @@ fn org_of_certificate(path: &Path) -> Result<String> {
         .map_err(|e| format!("{}: {e}; give --as ORG", path.display()))
 }
 
-pub async fn inbox(args: ListArgs) -> Result {
-    let mut client = connect(&args.conn).await?;
-    let mut token = args.page_token.clone();
+/// Pages through a listing from `token`: one page, or every page with
+/// `all`. Returns the entries and the token to continue from ("" at the end).
+async fn pages<T, Fut>(
+    mut token: String,
+    page_size: u32,
+    all: bool,
+    fetch: impl Fn(pb::ListMailboxRequest) -> Fut,
+) -> Result<(Vec<T>, String)>
+where
+    Fut: std::future::Future<Output = std::result::Result<(Vec<T>, String), tonic::Status>>,
+{
     let mut entries = Vec::new();
     loop {
         let request = pb::ListMailboxRequest {
-            page_size: args.page_size,
+            page_size,
             page_token: token,
         };
-        let page = client
-            .list_inbox(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        entries.extend(page.entries);
-        token = page.next_page_token;
-        if !args.all || token.is_empty() {
-            break;
+        let (page, next) = fetch(request).await.map_err(status)?;
+        entries.extend(page);
+        token = next;
+        if !all || token.is_empty() {
+            return Ok((entries, token));
         }
     }
-    output::inbox(&entries, &token, args.conn.json);
+}
+
+async fn inbox_pages(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+) -> Result<(Vec<pb::InboxEntry>, String)> {
+    pages(token, page_size, all, |request| {
+        let mut client = client.clone();
+        async move {
+            let page = client.list_inbox(request).await?.into_inner();
+            Ok((page.entries, page.next_page_token))
+        }
+    })
+    .await
+}
+
+async fn outbox_pages(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+) -> Result<(Vec<pb::OutboxEntry>, String)> {
+    pages(token, page_size, all, |request| {
+        let mut client = client.clone();
+        async move {
+            let page = client.list_outbox(request).await?.into_inner();
+            Ok((page.entries, page.next_page_token))
+        }
+    })
+    .await
+}
+
+pub async fn inbox(args: ListArgs) -> Result {
+    let client = connect(&args.conn).await?;
+    let (entries, next) =
+        inbox_pages(&client, args.page_token.clone(), args.page_size, args.all).await?;
+    output::inbox(&entries, &next, args.conn.json);
     Ok(())
 }
 
 pub async fn outbox(args: ListArgs) -> Result {
-    let mut client = connect(&args.conn).await?;
-    let mut token = args.page_token.clone();
-    let mut entries = Vec::new();
-    loop {
-        let request = pb::ListMailboxRequest {
-            page_size: args.page_size,
-            page_token: token,
-        };
-        let page = client
-            .list_outbox(request)
-            .await
-            .map_err(status)?
-            .into_inner();
-        entries.extend(page.entries);
-        token = page.next_page_token;
-        if !args.all || token.is_empty() {
-            break;
-        }
-    }
-    output::outbox(&entries, &token, args.conn.json);
+    let client = connect(&args.conn).await?;
+    let (entries, next) =
+        outbox_pages(&client, args.page_token.clone(), args.page_size, args.all).await?;
+    output::outbox(&entries, &next, args.conn.json);
     Ok(())
 }
 
@@ -678,63 +704,34 @@ async fn search(
     client: &mut ExchangeClient<Channel>,
     filter: &ArchiveFilter,
 ) -> Result<Vec<Found>> {
-    let mut found = Vec::new();
-    let mut token = String::new();
     let me = client
         .get_directory(pb::GetDirectoryRequest {})
         .await
         .map_err(status)?
         .into_inner()
         .caller;
-    loop {
-        let page = client
-            .list_inbox(pb::ListMailboxRequest {
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        for e in page.entries {
-            if let Some(summary) = e.document {
-                found.push(Found {
-                    summary,
-                    recipients: me.clone().into_iter().collect(),
-                    received: true,
-                });
-            }
-        }
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
+    let mut found = Vec::new();
+    for e in inbox_pages(client, String::new(), 500, true).await?.0 {
+        if let Some(summary) = e.document {
+            found.push(Found {
+                summary,
+                recipients: me.clone().into_iter().collect(),
+                received: true,
+            });
         }
     }
-    loop {
-        let page = client
-            .list_outbox(pb::ListMailboxRequest {
-                page_size: 500,
-                page_token: token,
-            })
-            .await
-            .map_err(status)?
-            .into_inner();
-        for e in page.entries {
-            if let Some(summary) = e.document {
-                let recipients = e
-                    .deliveries
-                    .into_iter()
-                    .filter_map(|d| d.recipient)
-                    .collect();
-                found.push(Found {
-                    summary,
-                    recipients,
-                    received: false,
-                });
-            }
-        }
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
+    for e in outbox_pages(client, String::new(), 500, true).await?.0 {
+        if let Some(summary) = e.document {
+            let recipients = e
+                .deliveries
+                .into_iter()
+                .filter_map(|d| d.recipient)
+                .collect();
+            found.push(Found {
+                summary,
+                recipients,
+                received: false,
+            });
         }
     }
     let type_code = |t: &str| crate::document::types::find(t).map(|t| t.code.to_owned());
