@@ -281,7 +281,8 @@ async fn audit_catches_a_leaf_or_a_node_edited_directly_in_sled() {
     );
 
     let edit = |tree: &str, key: Vec<u8>| {
-        let db = sled::open(dir.path().join("store")).expect("open sled");
+        let db = lienthong::store::open_sled(sled::Config::new().path(dir.path().join("store")))
+            .expect("open sled");
         let t = db.open_tree(tree).expect("tree");
         let mut v = t.get(&key).expect("get").expect("value").to_vec();
         let middle = v.len() / 2;

@@ -37,9 +37,7 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, String> {
     let service = pem::parse(pem_text)
         .map_err(|e| e.to_string())
         .and_then(|b| PublicKey::from_spki_der(b.contents()).map_err(|e| e.to_string()))?;
-    let db = sled::Config::new()
-        .path(data_dir.join("store"))
-        .open()
+    let db = super::open_sled(sled::Config::new().path(data_dir.join("store")))
         .map_err(|e| format!("cannot open the store (is the server still running? audit a stopped server or a copy): {e}"))?;
     let open = |name: &str| db.open_tree(name).map_err(|e| e.to_string());
     let (counters, leaves, nodes, index, checkpoints, documents) = (

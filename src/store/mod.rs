@@ -390,12 +390,13 @@ impl Store {
         sealer: std::sync::Arc<dyn Sealer>,
         listener: std::sync::Arc<dyn CommitListener>,
     ) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            // Only the committer flushes: see the module documentation.
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(options.cache_bytes)
+                // Only the committer flushes: see the module documentation.
+                .flush_every_ms(None),
+        )?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema")? {
             Some(v) if v.as_ref() == SCHEMA => {}
@@ -737,6 +738,26 @@ impl Store {
         // The committer's last act is a full flush (sled's and fsync).
         self.committer.stop().await;
         Ok(())
+    }
+}
+
+/// Opens sled, waiting up to ten seconds for a previous owner of the
+/// directory to let go of its lock: sled's I/O threads release it a moment
+/// after the process (or, in one process, the store) that held it is gone,
+/// and sled offers no signal to wait for instead.
+pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match config.open() {
+            // sled reports a held lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
