@@ -68,6 +68,33 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 impl BenchReport {
+    fn new(bytes_per_document: usize) -> BenchReport {
+        BenchReport {
+            documents: 0,
+            errors: 0,
+            seconds: 0.0,
+            bytes_per_document,
+            recipients: 0,
+            latencies: Vec::new(),
+            server_cpu_seconds: None,
+            server_peak_rss_bytes: None,
+            notify_delays: Vec::new(),
+            notify_expected: 0,
+        }
+    }
+
+    /// Closes the run: its length, the sorted latencies, and the server's
+    /// CPU time since `cpu_before` and peak memory, when its pid is known.
+    fn finish(&mut self, started: Instant, pid: Option<u32>, cpu_before: Option<f64>) {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.documents = self.latencies.len() as u64;
+        self.latencies.sort_unstable();
+        if let (Some(pid), Some(before)) = (pid, cpu_before) {
+            self.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
+            self.server_peak_rss_bytes = peak_rss(pid);
+        }
+    }
+
     fn percentile(&self, p: f64) -> f64 {
         percentile_ms(&self.latencies, p)
     }
@@ -399,18 +426,7 @@ async fn drive(
             (latencies, errors, recipients)
         }));
     }
-    let mut report = BenchReport {
-        documents: 0,
-        errors: 0,
-        seconds: 0.0,
-        bytes_per_document: options.size,
-        recipients: 0,
-        latencies: Vec::new(),
-        server_cpu_seconds: None,
-        server_peak_rss_bytes: None,
-        notify_delays: Vec::new(),
-        notify_expected: 0,
-    };
+    let mut report = BenchReport::new(options.size);
     for task in tasks {
         let (latencies, errors, recipients) =
             task.await.map_err(|e| format!("a client failed: {e}"))?;
@@ -418,9 +434,7 @@ async fn drive(
         report.errors += errors;
         report.recipients = report.recipients.max(recipients);
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    report.documents = report.latencies.len() as u64;
-    report.latencies.sort_unstable();
+    report.finish(started, pid, cpu_before);
     report.notify_expected = report.documents * options.subscribers as u64;
     // Let the last notifications arrive (at most a few seconds), then stop.
     let drain_until = Instant::now() + Duration::from_secs(5);
@@ -440,10 +454,6 @@ async fn drive(
         }
     }
     report.notify_delays.sort_unstable();
-    if let (Some(pid), Some(before)) = (pid, cpu_before) {
-        report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
-        report.server_peak_rss_bytes = peak_rss(pid);
-    }
     Ok(report)
 }
 
@@ -486,31 +496,14 @@ async fn drive_inbox(
             (latencies, errors, entries)
         }));
     }
-    let mut report = BenchReport {
-        documents: 0,
-        errors: 0,
-        seconds: 0.0,
-        bytes_per_document: 0,
-        recipients: 0,
-        latencies: Vec::new(),
-        server_cpu_seconds: None,
-        server_peak_rss_bytes: None,
-        notify_delays: Vec::new(),
-        notify_expected: 0,
-    };
+    let mut report = BenchReport::new(0);
     for t in tasks {
         let (latencies, errors, entries) = t.await.map_err(|e| e.to_string())?;
         report.latencies.extend(latencies);
         report.errors += errors;
         report.recipients = report.recipients.max(entries);
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    report.documents = report.latencies.len() as u64;
-    report.latencies.sort_unstable();
-    if let (Some(pid), Some(before)) = (pid, cpu_before) {
-        report.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
-        report.server_peak_rss_bytes = peak_rss(pid);
-    }
+    report.finish(started, pid, cpu_before);
     Ok(report)
 }
 

@@ -7,12 +7,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
 
-struct Serve {
-    child: Child,
-    url: String,
-}
+type Serve = common::ServeProcess;
 
 /// Starts `lienthong serve` on a free port and waits for its `listening` line.
 fn serve(data: &Path) -> Serve {
@@ -20,35 +19,7 @@ fn serve(data: &Path) -> Serve {
 }
 
 fn serve_with(data: &Path, extra: &[&str]) -> Serve {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lienthong serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the address is known, as a log collector would.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server never logged a line containing 'listening'");
-        };
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            return Serve {
-                child,
-                url: format!("https://{}", addr.trim()),
-            };
-        }
-    }
+    common::serve_process(data, extra)
 }
 
 fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {

@@ -10,9 +10,8 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +23,6 @@ use lienthong::pb;
 use lienthong::pki::{self, PkiPaths};
 use prost::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
 const DEPARTMENTS: [&str; 4] = [
     "phong-noi-vu",
     "phong-tu-phap",
@@ -32,46 +30,10 @@ const DEPARTMENTS: [&str; 4] = [
     "phong-tn-mt",
 ];
 
-struct Server {
-    child: Child,
-    url: String,
-}
+type Server = common::ServeProcess;
 
 fn start(data: &Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-seconds",
-            "0.2",
-            "--data",
-        ])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not start again on the same data: a finding, not a flake");
-        };
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            return Server {
-                child,
-                url: format!("https://{}", addr.trim()),
-            };
-        }
-    }
+    common::serve_process(data, &["--heartbeat-seconds", "0.2"])
 }
 
 async fn connect(server: &Server, data: &Path, org: &str) -> Client {

@@ -203,3 +203,44 @@ pub fn communes() -> Vec<String> {
         .map(|o| o.alias.clone())
         .collect()
 }
+
+/// A `lienthong serve` process of the built binary.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+/// Starts the binary on a free port on `data`, with `extra` flags, and waits
+/// for its `listening` line (its log is drained for as long as it runs).
+pub fn serve_process(data: &std::path::Path, extra: &[&str]) -> ServeProcess {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lienthong serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not log a line containing 'listening' (on this data: a finding, not a flake)");
+        };
+        if let Some(addr) = line.split("listening on ").nth(1) {
+            return ServeProcess {
+                child,
+                url: format!("https://{}", addr.trim()),
+            };
+        }
+    }
+}
