@@ -57,6 +57,7 @@ pub mod error;
 pub mod evidence;
 pub mod exchange;
 pub mod keys;
+pub mod merkle;
 pub mod notify;
 pub mod pki;
 pub mod receipt;

@@ -2,7 +2,6 @@
 //! every accepted document, with signed checkpoints and proofs that anyone
 //! can check offline.
 
-pub mod merkle;
 pub mod proof;
 
 use prost::Message;

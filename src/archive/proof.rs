@@ -5,7 +5,7 @@
 use prost::Message;
 use serde_json::{json, Value};
 
-use super::merkle::{self, Hash};
+use crate::merkle::{self, Hash};
 use crate::crypto::{self, PublicKey};
 use crate::evidence::Check;
 use crate::pb;

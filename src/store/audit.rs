@@ -13,7 +13,7 @@ use std::path::Path;
 use prost::Message;
 
 use super::{keys, StoredDocument};
-use crate::archive::merkle::{appended_nodes, leaf_hash, node_hash, Hash};
+use crate::merkle::{appended_nodes, leaf_hash, node_hash, Hash};
 use crate::crypto::{self, PublicKey};
 use crate::pb;
 

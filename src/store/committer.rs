@@ -242,7 +242,7 @@ fn checkpoint(setup: &mut Setup, force: bool) -> Result<Vec<u8>> {
             None => Ok(Vec::new()),
         };
     }
-    let root = crate::archive::merkle::Tree::new(&super::ArchiveNodes(&t.archive_nodes))
+    let root = crate::merkle::Tree::new(&super::ArchiveNodes(&t.archive_nodes))
         .root(size)
         .map_err(Error::Storage)?;
     let signed = setup.sealer.seal_checkpoint(size, root, clock::now_ms())?;
@@ -501,9 +501,9 @@ fn apply(setup: &Setup, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEve
                 };
                 let leaf = prost::Message::encode_to_vec(&entry);
                 let at = read_u64(counters.get(keys::ARCHIVE_SIZE)?)?;
-                let completed = crate::archive::merkle::appended_nodes(
+                let completed = crate::merkle::appended_nodes(
                     at,
-                    crate::archive::merkle::leaf_hash(&leaf),
+                    crate::merkle::leaf_hash(&leaf),
                     |level, i| {
                         let stored = nodes
                             .get(keys::archive_node(level, i))

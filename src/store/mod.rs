@@ -174,7 +174,7 @@ pub trait Sealer: Send + Sync {
     fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>>;
 }
 
-/// The archive's stored perfect subtrees, for `archive::merkle`.
+/// The archive's stored perfect subtrees, for `merkle`.
 pub struct ArchiveNodes<'a>(pub(crate) &'a sled::Tree);
 
 /// What an archive operation costs at a size.
@@ -191,7 +191,7 @@ pub struct ArchiveCost {
 /// and node layout, and times 1000 appends and 1000 proofs of each kind
 /// whenever the log reaches one of `marks`.
 pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<ArchiveCost>> {
-    use crate::archive::merkle::{appended_nodes, leaf_hash, Nodes, Tree};
+    use crate::merkle::{appended_nodes, leaf_hash, Nodes, Tree};
     use std::cell::Cell;
     use std::time::Instant;
     struct Counting<'a>(ArchiveNodes<'a>, Cell<u64>);
@@ -258,7 +258,7 @@ pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<ArchiveCost>> {
     Ok(out)
 }
 
-impl crate::archive::merkle::Nodes for ArchiveNodes<'_> {
+impl crate::merkle::Nodes for ArchiveNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Result<[u8; 32], String> {
         let value = self
             .0
@@ -714,21 +714,21 @@ impl Store {
 
     /// The root hash of the tree of the first `size` leaves.
     pub fn archive_root(&self, size: u64) -> Result<[u8; 32]> {
-        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
             .root(size)
             .map_err(Error::Storage)
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>> {
-        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
             .inclusion(index, size)
             .map_err(Error::Storage)
     }
 
     /// The consistency proof from `first` to `second` leaves.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<[u8; 32]>> {
-        crate::archive::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
+        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
             .consistency(first, second)
             .map_err(Error::Storage)
     }
