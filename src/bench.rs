@@ -681,9 +681,11 @@ pub async fn fill(
     let service_key = Arc::new(ServiceKey::load_or_create(data_dir)?);
     let (listener, mut committed) = crate::notify::listener();
     tokio::spawn(async move { while committed.recv().await.is_some() {} });
+    let engine =
+        crate::store::open_engine(data_dir, &StoreOptions::default()).map_err(|e| e.to_string())?;
     let store = Arc::new(
         Store::open(
-            &data_dir.join("store"),
+            engine,
             &data_dir.join("attachments"),
             &StoreOptions::default(),
             Arc::new(Notary::new(service_key.clone())),

@@ -5,6 +5,7 @@
 //! summary is too long", not "bad request".
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,34 @@ pub enum Error {
     /// The service cannot take writes now (shutting down, storage failed).
     Unavailable(String),
     /// The storage engine failed; the details are logged, not sent.
-    Storage(String),
+    Storage(StorageError),
+}
+
+/// What failed in storage, and the engine's or the system's own error when
+/// there is one, so that a log shows the cause and not only our summary.
+#[derive(Debug, Clone)]
+pub struct StorageError {
+    pub what: String,
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Two storage errors are the same failure if they say the same thing; the
+/// source is detail for the log.
+impl PartialEq for StorageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for StorageError {}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
 }
 
 impl Error {
@@ -47,6 +75,25 @@ impl Error {
             limit: limit.into(),
             reason: reason.into(),
         }
+    }
+
+    /// A storage failure described by `what`, with no underlying error.
+    pub fn storage(what: impl Into<String>) -> Self {
+        Error::Storage(StorageError {
+            what: what.into(),
+            source: None,
+        })
+    }
+
+    /// A storage failure while doing `what`, caused by `source`.
+    pub fn storage_from(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage(StorageError {
+            what: what.into(),
+            source: Some(Arc::new(source)),
+        })
     }
 
     pub fn exists(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -73,11 +120,15 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
-
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        Error::Storage(e.to_string())
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Storage(StorageError {
+                source: Some(source),
+                ..
+            }) => Some(source.as_ref()),
+            _ => None,
+        }
     }
 }
 
@@ -94,6 +145,7 @@ impl From<Error> for tonic::Status {
             Error::OutOfRange { .. } => Status::out_of_range(e.to_string()),
             Error::Unavailable(_) => Status::unavailable(e.to_string()),
             Error::Storage(detail) => {
+                let detail = detail.to_string();
                 // The detail may name paths on the server: log it, send less.
                 tracing::error!(%detail, "storage failure");
                 Status::internal("storage failure; the request was not applied")

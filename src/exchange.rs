@@ -260,7 +260,7 @@ impl Exchange {
             contents.push(if include_content {
                 let content = self.store.attachment(&declared.sha256)?;
                 Some(content.ok_or_else(|| {
-                    Error::Storage(format!("attachment {index} of {} is missing", view.id))
+                    Error::storage(format!("attachment {index} of {} is missing", view.id))
                 })?)
             } else {
                 None

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 use ring::digest::{Context, SHA256};
 
+use crate::error::{Error, Result};
+
 pub type Hash = [u8; 32];
 
 pub fn leaf_hash(leaf: &[u8]) -> Hash {
@@ -45,7 +47,7 @@ fn split(n: u64) -> u64 {
 pub trait Nodes {
     /// The hash of the perfect subtree of 2^level leaves starting at leaf
     /// `index << level`.
-    fn node(&self, level: u32, index: u64) -> Result<Hash, String>;
+    fn node(&self, level: u32, index: u64) -> Result<Hash>;
 }
 
 /// The perfect subtree nodes completed by appending leaf `n` (0-based) with
@@ -54,8 +56,8 @@ pub trait Nodes {
 pub fn appended_nodes(
     n: u64,
     leaf: Hash,
-    mut left_sibling: impl FnMut(u32, u64) -> Result<Hash, String>,
-) -> Result<Vec<(u32, u64, Hash)>, String> {
+    mut left_sibling: impl FnMut(u32, u64) -> Result<Hash>,
+) -> Result<Vec<(u32, u64, Hash)>> {
     let mut out = vec![(0, n, leaf)];
     let (mut level, mut index, mut hash) = (0u32, n, leaf);
     while index & 1 == 1 {
@@ -83,7 +85,7 @@ impl<'a, N: Nodes> Tree<'a, N> {
     }
 
     /// MTH(D[start:end]), end > start.
-    pub fn range(&self, start: u64, end: u64) -> Result<Hash, String> {
+    pub fn range(&self, start: u64, end: u64) -> Result<Hash> {
         if let Some(h) = self.memo.borrow().get(&(start, end)) {
             return Ok(*h);
         }
@@ -99,24 +101,30 @@ impl<'a, N: Nodes> Tree<'a, N> {
     }
 
     /// The root of the tree of the first `size` leaves (size ≥ 1).
-    pub fn root(&self, size: u64) -> Result<Hash, String> {
+    pub fn root(&self, size: u64) -> Result<Hash> {
         if size == 0 {
-            return Err("an empty tree has no root here".into());
+            return Err(Error::OutOfRange {
+                field: "tree_size".into(),
+                reason: "an empty tree has no root".into(),
+            });
         }
         self.range(0, size)
     }
 
     /// PATH(m, D[0:size]) of RFC 9162 §2.1.3.1: sibling hashes, bottom up.
-    pub fn inclusion(&self, m: u64, size: u64) -> Result<Vec<Hash>, String> {
+    pub fn inclusion(&self, m: u64, size: u64) -> Result<Vec<Hash>> {
         if m >= size {
-            return Err(format!("leaf {m} is not in a tree of size {size}"));
+            return Err(Error::OutOfRange {
+                field: "leaf_index".into(),
+                reason: format!("leaf {m} is not in a tree of size {size}"),
+            });
         }
         let mut path = Vec::new();
         self.path(m, 0, size, &mut path)?;
         Ok(path)
     }
 
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), String> {
+    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<()> {
         let n = end - start;
         if n == 1 {
             return Ok(());
@@ -133,9 +141,12 @@ impl<'a, N: Nodes> Tree<'a, N> {
     }
 
     /// PROOF(m, D[0:size]) of RFC 9162 §2.1.4.1, for 0 < m ≤ size.
-    pub fn consistency(&self, m: u64, size: u64) -> Result<Vec<Hash>, String> {
+    pub fn consistency(&self, m: u64, size: u64) -> Result<Vec<Hash>> {
         if m == 0 || m > size {
-            return Err(format!("no consistency proof from size {m} to {size}"));
+            return Err(Error::OutOfRange {
+                field: "first_size".into(),
+                reason: format!("no consistency proof from size {m} to {size}"),
+            });
         }
         let mut proof = Vec::new();
         self.subproof(m, 0, size, true, &mut proof)?;
@@ -149,7 +160,7 @@ impl<'a, N: Nodes> Tree<'a, N> {
         end: u64,
         whole: bool,
         out: &mut Vec<Hash>,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let n = end - start;
         if m == n {
             if !whole {
@@ -255,11 +266,11 @@ mod tests {
     struct Memory(HashMap<(u32, u64), Hash>, u64);
 
     impl Nodes for Memory {
-        fn node(&self, level: u32, index: u64) -> Result<Hash, String> {
+        fn node(&self, level: u32, index: u64) -> Result<Hash> {
             self.0
                 .get(&(level, index))
                 .copied()
-                .ok_or_else(|| format!("no node {level}/{index}"))
+                .ok_or_else(|| Error::storage(format!("no node {level}/{index}")))
         }
     }
 

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -34,7 +34,7 @@ use crate::directory::OrgCode;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::store::{CommitListener, DocId, Store, StoredEvent};
+use crate::store::{CommitListener, DocId, EventKind, Store, StoredEvent};
 
 #[derive(Debug, Clone)]
 pub struct NotifyOptions {
@@ -123,27 +123,19 @@ impl Notifier {
                 publisher.publish(batch);
             }
         });
-        if let Ok(mut slot) = notifier.publisher.lock() {
-            *slot = Some(task);
-        }
+        *lock(&notifier.publisher) = Some(task);
         Ok(notifier)
     }
 
     /// Waits for every subscription task to end (after [`Notifier::close`]).
     pub async fn join_subscriptions(&self) {
-        let tasks = self
-            .subscriptions
-            .lock()
-            .map(|mut set| std::mem::take(&mut *set))
-            .ok();
-        if let Some(mut tasks) = tasks {
-            while tasks.join_next().await.is_some() {}
-        }
+        let mut tasks = std::mem::take(&mut *lock(&self.subscriptions));
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Waits for the publisher to end (after the store is closed).
     pub async fn join_publisher(&self) {
-        let task = self.publisher.lock().ok().and_then(|mut t| t.take());
+        let task = lock(&self.publisher).take();
         if let Some(task) = task {
             let _ = task.await;
         }
@@ -160,34 +152,44 @@ impl Notifier {
                 .or_insert_with(|| self.header(&event.document_id));
             let item = Arc::new(to_pb(&event, header.as_ref()));
             // Watermark first, then broadcast: see the module documentation.
-            if let Ok(mut w) = self.watermarks.lock() {
-                w.insert(org, event.seq);
-            }
-            let sender = self.channels.lock().ok().and_then(|c| c.get(&org).cloned());
+            lock(&self.watermarks).insert(org, event.seq);
+            let sender = lock(&self.channels).get(&org).cloned();
             if let Some(sender) = sender {
                 let _ = sender.send(item); // no receiver: nobody is listening
             }
         }
     }
 
+    /// The header of an event's document, to show its subject and urgency.
+    /// Only a courtesy: an event goes out without them rather than not at
+    /// all, so a failure here is logged, not passed on.
     fn header(&self, document_id: &[u8]) -> Option<pb::Document> {
-        let id = DocId(document_id.try_into().ok()?);
-        let stored = self.store.document(&id).ok()??;
-        document::decode(&stored.document_bytes).ok()
+        let Ok(id) = document_id.try_into().map(DocId) else {
+            tracing::warn!("an event names a malformed document id");
+            return None;
+        };
+        let stored = match self.store.document(&id) {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::warn!(error = %e, %id, "reading the document of an event");
+                return None;
+            }
+        };
+        match document::decode(&stored.document_bytes) {
+            Ok(header) => Some(header),
+            Err(e) => {
+                tracing::warn!(error = %e, %id, "decoding the document of an event");
+                None
+            }
+        }
     }
 
     fn watermark(&self, org: &OrgCode) -> u64 {
-        self.watermarks
-            .lock()
-            .map(|w| w.get(org).copied().unwrap_or(0))
-            .unwrap_or(0)
+        lock(&self.watermarks).get(org).copied().unwrap_or(0)
     }
 
     fn receiver(&self, org: &OrgCode) -> Result<broadcast::Receiver<Item>> {
-        let mut channels = self
-            .channels
-            .lock()
-            .map_err(|_| Error::Unavailable("the notifier failed".into()))?;
+        let mut channels = lock(&self.channels);
         let buffer = self.options.buffer.max(1);
         Ok(channels
             .entry(*org)
@@ -241,18 +243,33 @@ impl Notifier {
             tx,
             closing: self.closing.subscribe(),
         };
-        if let Ok(mut tasks) = self.subscriptions.lock() {
-            while tasks.try_join_next().is_some() {} // reap the finished
-            tasks.spawn(task.run(live, latest));
-        }
+        let mut tasks = lock(&self.subscriptions);
+        while tasks.try_join_next().is_some() {} // reap the finished
+        tasks.spawn(task.run(live, latest));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+/// Takes a lock even if a thread panicked while holding it. Every use here
+/// is a single insert, lookup or take, which a panic cannot leave half
+/// done; refusing the lock instead would silently stop raising watermarks
+/// and so stop notifications.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The API's kind of a stored event kind.
+fn kind_to_pb(kind: i32) -> pb::EventKind {
+    match EventKind::try_from(kind) {
+        Ok(EventKind::DocumentArrived) => pb::EventKind::DocumentArrived,
+        Ok(EventKind::Unspecified) | Err(_) => pb::EventKind::Unspecified,
     }
 }
 
 fn to_pb(event: &StoredEvent, header: Option<&pb::Document>) -> pb::MailboxEvent {
     pb::MailboxEvent {
         seq: event.seq,
-        kind: event.kind,
+        kind: kind_to_pb(event.kind) as i32,
         document_id: hex::encode(&event.document_id),
         at_ms: event.at_ms,
         sender: event.sender.clone(),

@@ -16,7 +16,7 @@ use prost::Message;
 use crate::crypto::{self, PublicKey, SigningKey};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::store::{Accepted, Sealer};
+use crate::store::{Accepted, Sealed, Sealer};
 
 pub const PRIVATE_FILE: &str = "service-key.pem";
 pub const PUBLIC_FILE: &str = "service-key.pub.pem";
@@ -103,7 +103,7 @@ impl Notary {
 }
 
 impl Sealer for Notary {
-    fn seal(&self, accepted: &Accepted<'_>) -> Result<(Vec<u8>, Vec<u8>)> {
+    fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed> {
         let new = accepted.new;
         let receipt = pb::Receipt {
             document_id: new.id.to_string(),
@@ -128,8 +128,23 @@ impl Sealer for Notary {
             .key
             .key
             .sign(&crypto::receipt_message(&self.key.key_id, &bytes))
-            .map_err(|e| Error::Storage(format!("cannot sign the receipt: {e}")))?;
-        Ok((bytes, signature))
+            .map_err(|e| Error::storage(format!("cannot sign the receipt: {e}")))?;
+        // The archive's leaf commits to the sealed receipt, which names the
+        // document's digest, sender, recipients, time and signature.
+        let archive_leaf = pb::ArchiveEntry {
+            kind: pb::ArchiveEntryKind::DocumentAccepted as i32,
+            document_id: new.id.to_string(),
+            receipt: Some(pb::SealedReceipt {
+                receipt: bytes.clone(),
+                signature: signature.clone(),
+            }),
+        }
+        .encode_to_vec();
+        Ok(Sealed {
+            receipt: bytes,
+            signature,
+            archive_leaf,
+        })
     }
 
     fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>> {
@@ -144,7 +159,7 @@ impl Sealer for Notary {
             .key
             .key
             .sign(&crypto::checkpoint_message(&self.key.key_id, &bytes))
-            .map_err(|e| Error::Storage(format!("cannot sign the checkpoint: {e}")))?;
+            .map_err(|e| Error::storage(format!("cannot sign the checkpoint: {e}")))?;
         Ok(pb::SignedCheckpoint {
             checkpoint: bytes,
             signature,

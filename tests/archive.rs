@@ -1,6 +1,6 @@
 //! The archive log against RFC 9162, with a verifier written from the RFC
 //! alone (it shares no code with the service), and the audit against
-//! edits made directly in sled.
+//! edits made directly in the storage engine.
 
 mod common;
 
@@ -10,6 +10,7 @@ use common::*;
 use lienthong::directory::OrgCode;
 use lienthong::pb;
 use lienthong::receipt::{Notary, ServiceKey};
+use lienthong::store::engine::Space;
 use lienthong::store::{DocId, NewDocument, Store, StoreOptions};
 use ring::digest::{digest, SHA256};
 use tonic::Code;
@@ -140,8 +141,9 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
         checkpoint_every: 1_000_000,
         ..StoreOptions::default()
     };
+    let engine = lienthong::store::open_engine(dir, &options).expect("engine");
     let store = Store::open(
-        &dir.join("store"),
+        engine,
         &dir.join("attachments"),
         &options,
         Arc::new(Notary::new(service)),
@@ -268,42 +270,44 @@ async fn a_changed_byte_in_a_proof_or_an_entry_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_catches_a_leaf_or_a_node_edited_directly_in_sled() {
+async fn audit_catches_a_leaf_or_a_node_edited_directly_in_the_engine() {
     let dir = tempfile::tempdir().expect("tmp");
     let (store, _) = archive_of(dir.path(), 40).await;
     store.make_checkpoint().await.expect("checkpoint");
     store.close().await.expect("close");
     drop(store);
-    let report = lienthong::store::audit::audit(dir.path()).expect("audit");
+    let report = lienthong::archive::audit::audit(dir.path()).expect("audit");
     assert_eq!(
         (report.leaves, report.checkpoints, report.problem.clone()),
         (40, 1, None)
     );
 
-    let edit = |tree: &str, key: Vec<u8>| {
-        let db = lienthong::store::open_sled(sled::Config::new().path(dir.path().join("store")))
-            .expect("open sled");
-        let t = db.open_tree(tree).expect("tree");
-        let mut v = t.get(&key).expect("get").expect("value").to_vec();
+    // Edits below the service: straight through the storage engine.
+    let edit = |space: Space, key: Vec<u8>| {
+        let engine = lienthong::store::open_engine(dir.path(), &StoreOptions::default())
+            .expect("open the engine");
+        let mut v = engine.get(space, &key).expect("get").expect("value");
         let middle = v.len() / 2;
         v[middle] ^= 0x01;
-        t.insert(&key, v).expect("edit");
-        db.flush().expect("flush");
+        engine
+            .transact(&mut |txn| txn.put(space, &key, &v))
+            .expect("edit");
+        engine.sync().expect("sync");
     };
-    edit("archive_leaves", 5u64.to_be_bytes().to_vec());
-    let report = lienthong::store::audit::audit(dir.path()).expect("audit");
+    edit(Space::ArchiveLeaves, 5u64.to_be_bytes().to_vec());
+    let report = lienthong::archive::audit::audit(dir.path()).expect("audit");
     let problem = report.problem.expect("the edit is found");
     assert!(problem.starts_with("leaf 5:"), "{problem}");
-    edit("archive_leaves", 5u64.to_be_bytes().to_vec()); // undo
-    assert!(lienthong::store::audit::audit(dir.path())
+    edit(Space::ArchiveLeaves, 5u64.to_be_bytes().to_vec()); // undo
+    assert!(lienthong::archive::audit::audit(dir.path())
         .expect("audit")
         .problem
         .is_none());
 
     let mut node = vec![2u8]; // level 2, index 3: leaves 12..16
     node.extend_from_slice(&3u64.to_be_bytes());
-    edit("archive_nodes", node);
-    let problem = lienthong::store::audit::audit(dir.path())
+    edit(Space::ArchiveNodes, node);
+    let problem = lienthong::archive::audit::audit(dir.path())
         .expect("audit")
         .problem
         .expect("found");

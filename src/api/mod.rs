@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use crate::archive::Archive;
 use crate::directory::Organization;
 use crate::error::Error;
 use crate::exchange::{Exchange, SendInput};
@@ -20,12 +21,21 @@ pub use pb::exchange_server::ExchangeServer;
 
 pub struct ExchangeApi {
     exchange: Arc<Exchange>,
+    archive: Arc<Archive>,
     notifier: Arc<Notifier>,
 }
 
 impl ExchangeApi {
-    pub fn new(exchange: Arc<Exchange>, notifier: Arc<Notifier>) -> ExchangeApi {
-        ExchangeApi { exchange, notifier }
+    pub fn new(
+        exchange: Arc<Exchange>,
+        archive: Arc<Archive>,
+        notifier: Arc<Notifier>,
+    ) -> ExchangeApi {
+        ExchangeApi {
+            exchange,
+            archive,
+            notifier,
+        }
     }
 
     /// The caller's organisation, from the client certificate that TLS
@@ -180,7 +190,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         self.caller(&request)?;
         let req = request.into_inner();
         Ok(Response::new(
-            self.exchange.checkpoint(req.tree_size, req.fresh).await?,
+            self.archive.checkpoint(req.tree_size, req.fresh).await?,
         ))
     }
 
@@ -191,7 +201,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
         Ok(Response::new(
-            self.exchange
+            self.archive
                 .inclusion_proof(&caller, &req.document_id, req.tree_size)
                 .await?,
         ))
@@ -204,7 +214,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         self.caller(&request)?;
         let req = request.into_inner();
         Ok(Response::new(
-            self.exchange
+            self.archive
                 .consistency_proof(req.first_size, req.second_size)?,
         ))
     }

@@ -1,8 +1,16 @@
 //! The tamper-evident archive: an append-only Merkle log (RFC 9162) of
 //! every accepted document, with signed checkpoints and proofs that anyone
 //! can check offline.
+//!
+//! Leaves are appended by the store inside each send's commit (so no
+//! document is ever stored outside the log); this module serves what is
+//! read from the log: checkpoints, inclusion proofs for a document's
+//! parties, consistency proofs, and the offline audit.
 
+pub mod audit;
 pub mod proof;
+
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -10,17 +18,29 @@ use crate::directory::Organization;
 use crate::error::{Error, Result};
 use crate::exchange::Exchange;
 use crate::pb;
+use crate::store::Store;
 
 fn signed(bytes: Vec<u8>) -> Result<pb::SignedCheckpoint> {
     pb::SignedCheckpoint::decode(bytes.as_slice())
-        .map_err(|e| Error::Storage(format!("a stored checkpoint does not decode: {e}")))
+        .map_err(|e| Error::storage_from("a stored checkpoint does not decode", e))
 }
 
 fn hashes(path: Vec<[u8; 32]>) -> Vec<Vec<u8>> {
     path.into_iter().map(|h| h.to_vec()).collect()
 }
 
-impl Exchange {
+/// The archive's read side, as served over gRPC.
+pub struct Archive {
+    store: Arc<Store>,
+    /// Decides who may see a document, and so who may prove it.
+    exchange: Arc<Exchange>,
+}
+
+impl Archive {
+    pub fn new(store: Arc<Store>, exchange: Arc<Exchange>) -> Archive {
+        Archive { store, exchange }
+    }
+
     /// The signed checkpoint of `size` leaves, or the latest (0), or a new
     /// one made now (`fresh`).
     pub async fn checkpoint(&self, size: u64, fresh: bool) -> Result<pb::SignedCheckpoint> {
@@ -49,11 +69,11 @@ impl Exchange {
         id: &str,
         tree_size: u64,
     ) -> Result<pb::InclusionProof> {
-        let view = self.readable(caller, id)?;
+        let view = self.exchange.readable(caller, id)?;
         let index = self
             .store
             .archive_index(&view.id)?
-            .ok_or_else(|| Error::Storage(format!("document {id} is not in the archive")))?;
+            .ok_or_else(|| Error::storage(format!("document {id} is not in the archive")))?;
         let (size, checkpoint) = if tree_size == 0 {
             match self.store.latest_checkpoint()? {
                 Some((size, bytes)) if size > index => (size, bytes),
@@ -79,7 +99,7 @@ impl Exchange {
         let leaf = self
             .store
             .archive_leaf(index)?
-            .ok_or_else(|| Error::Storage(format!("archive leaf {index} is missing")))?;
+            .ok_or_else(|| Error::storage(format!("archive leaf {index} is missing")))?;
         Ok(pb::InclusionProof {
             leaf_index: index,
             tree_size: size,
@@ -117,6 +137,6 @@ impl pb::SignedCheckpoint {
     pub fn checkpoint_size(&self) -> Result<u64> {
         pb::Checkpoint::decode(self.checkpoint.as_slice())
             .map(|c| c.tree_size)
-            .map_err(|e| Error::Storage(format!("a checkpoint does not decode: {e}")))
+            .map_err(|e| Error::storage_from("a checkpoint does not decode", e))
     }
 }

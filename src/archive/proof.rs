@@ -5,9 +5,9 @@
 use prost::Message;
 use serde_json::{json, Value};
 
-use crate::merkle::{self, Hash};
 use crate::crypto::{self, PublicKey};
 use crate::evidence::Check;
+use crate::merkle::{self, Hash};
 use crate::pb;
 
 fn checkpoint_json(signed: &pb::SignedCheckpoint) -> Value {

@@ -352,7 +352,9 @@ pub async fn bench(args: BenchArgs) -> Result {
     }
     if args.archive_costs {
         let dir = tempfile::tempdir_in(&args.ceiling_dir).map_err(|e| e.to_string())?;
-        let rows = crate::store::archive_costs(dir.path(), &[1_000, 100_000, 1_000_000])
+        let engine = crate::store::open_engine(dir.path(), &StoreOptions::default())
+            .map_err(|e| e.to_string())?;
+        let rows = crate::store::archive_costs(engine.as_ref(), &[1_000, 100_000, 1_000_000])
             .map_err(|e| e.to_string())?;
         let json: Vec<_> = rows
             .iter()
@@ -668,7 +670,7 @@ pub async fn archive(command: ArchiveCommand) -> Result {
             Ok(())
         }
         ArchiveCommand::Audit { data } => {
-            let report = crate::store::audit::audit(&data)?;
+            let report = crate::archive::audit::audit(&data).map_err(|e| e.to_string())?;
             match report.problem {
                 None => {
                     println!(

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Storage(format!("{}: {e}", path.display()))
+    Error::storage_from(path.display().to_string(), e)
 }
 
 pub struct AttachmentFiles {
@@ -83,7 +83,7 @@ impl AttachmentFiles {
             Err(e) => return Err(io(&path, e)),
         };
         if ring::digest::digest(&ring::digest::SHA256, &content).as_ref() != sha256 {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage(format!(
                 "{} does not match its SHA-256: the file was changed or damaged",
                 path.display()
             )));

@@ -1,6 +1,7 @@
-//! Encoding of storage keys. Integers are big-endian so that sled's byte
-//! order is numeric order, and every key starts with the fixed-width
-//! organisation code so that one mailbox is one contiguous range.
+//! Encoding of storage keys (the layout is in the parent module). Integers
+//! are big-endian so that an engine's byte order is numeric order, and every
+//! mailbox key starts with the fixed-width organisation code so that one
+//! mailbox is one contiguous range.
 
 use crate::directory::OrgCode;
 
@@ -29,10 +30,15 @@ pub fn outbox(org: &OrgCode, seq: u64) -> Vec<u8> {
     k
 }
 
-pub fn outbox_seq(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(
-        key.get(OrgCode::LEN..)?.try_into().ok()?,
-    ))
+/// The sequence of an `org ‖ seq u64` key (outbox, events).
+pub fn org_seq(key: &[u8]) -> Option<u64> {
+    be_u64(key.get(OrgCode::LEN..)?)
+}
+
+/// A stored big-endian u64 (counters, indexes), or `None` if it is not
+/// exactly 8 bytes.
+pub fn be_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
 }
 
 /// `"arrival" ‖ org ‖ year u16`: the last arrival number given that year.
@@ -88,6 +94,16 @@ pub fn event_counter(org: &OrgCode) -> Vec<u8> {
     let mut k = b"events".to_vec();
     k.extend_from_slice(org.as_bytes());
     k
+}
+
+/// The range of every `"events" ‖ org` counter.
+pub fn event_counter_range() -> (Vec<u8>, Vec<u8>) {
+    (b"events".to_vec(), b"eventt".to_vec())
+}
+
+/// The organisation of an `"events" ‖ org` counter key.
+pub fn event_counter_org(key: &[u8]) -> Option<OrgCode> {
+    OrgCode::from_key(key.strip_prefix(b"events")?)
 }
 
 /// The number of leaves in the archive log.

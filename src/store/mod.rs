@@ -1,16 +1,26 @@
-//! Durable storage: the only code that knows sled, its trees and its keys.
+//! Durable storage behind one narrow interface: commit a new document,
+//! read a document, page through a mailbox, read the archive log.
 //!
-//! The domain sees a narrow interface — commit a new document, read a
-//! document, page through a mailbox — so that another engine can later sit
-//! behind the same methods without the domain changing.
+//! Three layers, top to bottom:
+//!
+//! - [`Store`] (this file): what the domain calls. Engine-neutral; hides
+//!   documents that are committed but not yet durable.
+//! - `committer` and `commit`: group commit on one thread, and the rules of
+//!   a commit (numbering, arrival numbers, events, receipt, archive append,
+//!   idempotency), written once against [`engine::Txn`].
+//! - [`engine::Engine`]: keyspaces of ordered byte keys with transactions
+//!   and `sync`. [`sled::SledEngine`] is the embedded default; another
+//!   engine implements the same four calls and nothing else.
 //!
 //! # Key layout
 //!
-//! One sled database under `DATA/store/`, with these trees (`‖` is
-//! concatenation, integers are big-endian, `org` is the 13-byte code), and
-//! attachment contents as files under `DATA/attachments/` (see `files`):
+//! Keyspaces ([`engine::Space`]; with sled, one tree each, in one database
+//! under `DATA/store/`), their keys (`‖` is concatenation, integers are
+//! big-endian so that byte order is numeric order, `org` is the 13-byte
+//! code) and values; attachment contents are files under
+//! `DATA/attachments/` (see `files`). Keys are built in `keys`.
 //!
-//! | tree          | key                                   | value                                |
+//! | keyspace      | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
 //! | `meta`        | `"schema"`                            | `"lienthong-store-1"`                |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
@@ -18,10 +28,10 @@
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
 //! | `outbox`      | `org ‖ seq u64`                       | `doc_id[16]`                         |
 //! | `events`      | `org ‖ seq u64`                       | [`StoredEvent`] (prost)              |
-//! | `archive_leaves` | `index u64`                        | leaf: an encoded `ArchiveEntry`      |
+//! | `archive_leaves` | `index u64`                        | leaf: opaque bytes from the [`Sealer`] |
 //! | `archive_nodes`  | `level u8 ‖ index u64`             | hash of a perfect subtree, 32 bytes  |
 //! | `archive_index`  | `doc_id[16]`                       | the document's leaf index, u64       |
-//! | `checkpoints`    | `tree_size u64`                    | an encoded `SignedCheckpoint`        |
+//! | `checkpoints`    | `tree_size u64`                    | signed checkpoint from the [`Sealer`] |
 //! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
 //! |               | `"events" ‖ org`                      | last event seq, u64                  |
@@ -39,45 +49,55 @@
 //! arrival number, so a page of a mailbox is one range scan whose cost does
 //! not depend on the mailbox's size.
 //!
+//! The store holds no wire (protobuf API) types: receipts, archive leaves
+//! and checkpoints are bytes that the [`Sealer`] makes, so the store's
+//! format does not change with the API.
+//!
 //! # Durability
 //!
 //! A send first makes its attachment files durable (`files`), then goes
 //! through one committer thread (see `committer`): it applies each send as
-//! one multi-tree transaction, then flushes once for all the sends it
-//! applied, and only then answers them. sled's own periodic flush is
-//! switched off, so nothing else flushes concurrently.
+//! one transaction, then syncs once for all the sends it applied, and only
+//! then answers them.
 //!
-//! "Flushes" means more than sled's `flush()`: on Linux that only calls
-//! `sync_file_range`, which writes neither the file's metadata nor the
-//! drive's cache, so the committer also fsyncs sled's files itself.
+//! With sled, "sync" means more than sled's `flush()`: on Linux that only
+//! calls `sync_file_range`, which writes neither the file's metadata nor the
+//! drive's cache, so the engine also fsyncs sled's files itself; and sled's
+//! own periodic flush is switched off, so nothing else flushes concurrently.
 //!
-//! Between apply and flush a document is in sled's memory but not yet on
-//! disk; it is kept *pending* and invisible to readers, so no recipient ever
-//! sees a document that a crash could still take away.
+//! Between commit and sync a document is committed but not yet on disk; it
+//! is kept *pending* and invisible to readers, so no recipient ever sees a
+//! document that a crash could still take away.
 
-pub mod audit;
+mod commit;
 pub(crate) mod committer;
-mod files;
+mod costs;
+pub mod engine;
+pub(crate) mod files;
 mod keys;
 mod records;
+pub mod sled;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::directory::OrgCode;
 use crate::error::{Error, Result};
-pub use records::{StoredDelivery, StoredDocument, StoredEvent};
+use crate::merkle::{self, Hash};
+pub use costs::{archive_costs, ArchiveCost};
+use engine::{Engine, Order, Space};
+pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent};
 
-use committer::{Committer, SledFiles};
+use committer::Committer;
 use files::AttachmentFiles;
 
 const SCHEMA: &[u8] = b"lienthong-store-1";
 
-/// Attachments up to this size stay inside sled. Larger values would make
-/// sled rewrite whole leaves as unsynced blob files (a leaf holds up to 16
-/// entries, and any page over 128 KiB becomes a blob), so they go to files.
+/// Attachments up to this size stay inside the engine. Larger values would
+/// make sled rewrite whole leaves as unsynced blob files (a leaf holds up to
+/// 16 entries, and any page over 128 KiB becomes a blob), so they go to files.
 pub const INLINE_ATTACHMENT_MAX: usize = 8 * 1024;
 
 /// A document's id: 16 random bytes, shown as 32 lowercase hex characters.
@@ -89,7 +109,7 @@ impl DocId {
     pub fn random() -> Result<DocId> {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-            .map_err(|_| Error::Storage("the system random generator failed".into()))?;
+            .map_err(|_| Error::storage("the system random generator failed"))?;
         Ok(DocId(bytes))
     }
 
@@ -108,7 +128,7 @@ impl DocId {
             .get(..16)
             .and_then(|b| b.try_into().ok())
             .map(DocId)
-            .ok_or_else(|| Error::Storage("a stored document id is truncated".into()))
+            .ok_or_else(|| Error::storage("a stored document id is truncated"))
     }
 }
 
@@ -147,7 +167,7 @@ pub struct NewDocument {
     pub signing_key_id: String,
     pub signature: Vec<u8>,
     /// The signing key may not sign from this instant on: checked against
-    /// the acceptance time that the committer fixes.
+    /// the acceptance time that the commit fixes.
     pub key_usable_until_ms: Option<i64>,
 }
 
@@ -159,117 +179,27 @@ pub struct Accepted<'a> {
     pub deliveries: &'a [StoredDelivery],
 }
 
+/// A receipt and what the archive keeps of it, as the [`Sealer`] made them.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub receipt: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// The archive log's leaf for this document (opaque to the store).
+    pub archive_leaf: Vec<u8>,
+}
+
 /// Told of the events of every batch once the batch is durable, in commit
 /// order. Called on the committer thread: it must not block.
 pub trait CommitListener: Send + Sync {
     fn committed(&self, events: Vec<StoredEvent>);
 }
 
-/// Makes the signed receipt of an accepted document, inside the commit, so
-/// that a document is never stored without one. Returns the receipt bytes
-/// and the signature.
+/// Makes the signed receipt of an accepted document and its archive leaf,
+/// inside the commit, so that a document is never stored without them.
 pub trait Sealer: Send + Sync {
-    fn seal(&self, accepted: &Accepted<'_>) -> Result<(Vec<u8>, Vec<u8>)>;
-    /// Signs the archive's tree head; returns an encoded `SignedCheckpoint`.
+    fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed>;
+    /// Signs the archive's tree head; returns the signed checkpoint's bytes.
     fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>>;
-}
-
-/// The archive's stored perfect subtrees, for `merkle`.
-pub struct ArchiveNodes<'a>(pub(crate) &'a sled::Tree);
-
-/// What an archive operation costs at a size.
-#[derive(Debug, Clone)]
-pub struct ArchiveCost {
-    pub leaves: u64,
-    pub append_us: f64,
-    pub inclusion_proof_us: f64,
-    pub inclusion_proof_node_reads: f64,
-    pub consistency_proof_us: f64,
-}
-
-/// Appends leaves to a scratch archive in `dir` with the service's own code
-/// and node layout, and times 1000 appends and 1000 proofs of each kind
-/// whenever the log reaches one of `marks`.
-pub fn archive_costs(dir: &Path, marks: &[u64]) -> Result<Vec<ArchiveCost>> {
-    use crate::merkle::{appended_nodes, leaf_hash, Nodes, Tree};
-    use std::cell::Cell;
-    use std::time::Instant;
-    struct Counting<'a>(ArchiveNodes<'a>, Cell<u64>);
-    impl Nodes for Counting<'_> {
-        fn node(&self, level: u32, index: u64) -> std::result::Result<[u8; 32], String> {
-            self.1.set(self.1.get() + 1);
-            self.0.node(level, index)
-        }
-    }
-    let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
-    let tree = db.open_tree("archive_nodes")?;
-    let nodes = ArchiveNodes(&tree);
-    let append = |n: u64| -> Result<()> {
-        let leaf = leaf_hash(format!("leaf {n}").as_bytes());
-        for (level, index, hash) in
-            appended_nodes(n, leaf, |l, i| nodes.node(l, i)).map_err(Error::Storage)?
-        {
-            tree.insert(keys::archive_node(level, index), &hash)?;
-        }
-        Ok(())
-    };
-    let mut out = Vec::new();
-    let mut n = 0u64;
-    let mut rng = 0x2545_f491_4f6c_dd1du64; // xorshift: leaf indexes to prove
-    for &mark in marks {
-        while n < mark {
-            append(n)?;
-            n += 1;
-        }
-        // 1000 appends from this size on, timed; then proofs at this size.
-        let started = Instant::now();
-        for i in 0..1000 {
-            append(n + i)?;
-        }
-        let append_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        n += 1000;
-        let counting = Counting(ArchiveNodes(&tree), Cell::new(0));
-        let started = Instant::now();
-        for _ in 0..1000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            Tree::new(&counting)
-                .inclusion(rng % mark, mark)
-                .map_err(Error::Storage)?;
-        }
-        let proof_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        let reads = counting.1.get() as f64 / 1000.0;
-        let started = Instant::now();
-        for i in 0..1000 {
-            Tree::new(&counting)
-                .consistency(mark / 2 + i % (mark / 2), mark)
-                .map_err(Error::Storage)?;
-        }
-        let consistency_us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        out.push(ArchiveCost {
-            leaves: mark,
-            append_us,
-            inclusion_proof_us: proof_us,
-            inclusion_proof_node_reads: reads,
-            consistency_proof_us: consistency_us,
-        });
-    }
-    Ok(out)
-}
-
-impl crate::merkle::Nodes for ArchiveNodes<'_> {
-    fn node(&self, level: u32, index: u64) -> Result<[u8; 32], String> {
-        let value = self
-            .0
-            .get(keys::archive_node(level, index))
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("archive node {level}/{index} is missing"))?;
-        value
-            .as_ref()
-            .try_into()
-            .map_err(|_| format!("archive node {level}/{index} is not 32 bytes"))
-    }
 }
 
 /// What committing a [`NewDocument`] did.
@@ -313,41 +243,31 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
-#[derive(Clone)]
-struct Trees {
-    documents: sled::Tree,
-    small_attachments: sled::Tree,
-    inbox: sled::Tree,
-    events: sled::Tree,
-    archive_leaves: sled::Tree,
-    archive_nodes: sled::Tree,
-    archive_index: sled::Tree,
-    checkpoints: sled::Tree,
-    outbox: sled::Tree,
-    counters: sled::Tree,
-    idempotency: sled::Tree,
-    numbering: sled::Tree,
-}
-
-/// Documents committed to sled's memory but not yet flushed: hidden from
-/// readers until the flush that makes them durable.
+/// Documents committed but not yet synced: hidden from readers until the
+/// sync that makes them durable.
 #[derive(Default)]
 struct Pending(Mutex<HashSet<DocId>>);
 
 impl Pending {
+    /// The set. Each use of it is one insert, remove or lookup, which a
+    /// panic elsewhere cannot leave half done, so a poisoned lock still
+    /// guards a consistent set and is taken over rather than failing every
+    /// later read (or leaving documents pending forever).
+    fn set(&self) -> MutexGuard<'_, HashSet<DocId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
     fn contains(&self, id: &DocId) -> bool {
-        self.0.lock().map(|s| s.contains(id)).unwrap_or(true)
+        self.set().contains(id)
     }
     fn insert(&self, id: DocId) {
-        if let Ok(mut s) = self.0.lock() {
-            s.insert(id);
-        }
+        self.set().insert(id);
     }
     fn remove(&self, ids: &[DocId]) {
-        if let Ok(mut s) = self.0.lock() {
-            for id in ids {
-                s.remove(id);
-            }
+        let mut set = self.set();
+        for id in ids {
+            set.remove(id);
         }
     }
 }
@@ -355,7 +275,7 @@ impl Pending {
 /// Storage tuning.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// sled's page cache, bytes.
+    /// The engine's page cache, bytes.
     pub cache_bytes: u64,
     /// Events kept per organisation; older ones are removed as new ones come.
     pub events_kept: u64,
@@ -373,89 +293,94 @@ impl Default for StoreOptions {
     }
 }
 
+/// The archive's stored perfect subtrees, for [`merkle::Tree`].
+struct EngineNodes<'a>(&'a dyn Engine);
+
+impl merkle::Nodes for EngineNodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Result<Hash> {
+        node_hash_of(
+            level,
+            index,
+            self.0
+                .get(Space::ArchiveNodes, &keys::archive_node(level, index))?,
+        )
+    }
+}
+
+/// A stored archive node's value as a hash.
+fn node_hash_of(level: u32, index: u64, value: Option<Vec<u8>>) -> Result<Hash> {
+    let value =
+        value.ok_or_else(|| Error::storage(format!("archive node {level}/{index} is missing")))?;
+    value
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::storage(format!("archive node {level}/{index} is not 32 bytes")))
+}
+
 pub struct Store {
-    trees: Trees,
-    files: std::sync::Arc<AttachmentFiles>,
-    pending: std::sync::Arc<Pending>,
-    committer: Committer,
+    engine: Arc<dyn Engine>,
+    files: Arc<AttachmentFiles>,
+    pending: Arc<Pending>,
+    /// `None` when opened read-only (`open_read_only`).
+    committer: Option<Committer>,
 }
 
 impl Store {
-    /// Opens (or creates) the store: sled in `dir`, attachment files in
+    /// Opens the store on `engine`, with attachment files in
     /// `attachments_dir`; `sealer` makes each accepted document's receipt.
     pub fn open(
-        dir: &Path,
+        engine: Arc<dyn Engine>,
         attachments_dir: &Path,
         options: &StoreOptions,
-        sealer: std::sync::Arc<dyn Sealer>,
-        listener: std::sync::Arc<dyn CommitListener>,
+        sealer: Arc<dyn Sealer>,
+        listener: Arc<dyn CommitListener>,
     ) -> Result<Store> {
-        let db = open_sled(
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(options.cache_bytes)
-                // Only the committer flushes: see the module documentation.
-                .flush_every_ms(None),
-        )?;
-        let meta = db.open_tree("meta")?;
-        match meta.get("schema")? {
-            Some(v) if v.as_ref() == SCHEMA => {}
-            Some(v) => {
-                return Err(Error::Storage(format!(
-                    "{} holds schema {:?}, this build reads {:?}",
-                    dir.display(),
-                    String::from_utf8_lossy(&v),
-                    String::from_utf8_lossy(SCHEMA)
-                )))
-            }
-            None => {
-                meta.insert("schema", SCHEMA)?;
-                db.flush()?;
-            }
-        }
-        let sled_files = SledFiles::open(dir)?;
-        let files = std::sync::Arc::new(AttachmentFiles::open(attachments_dir)?);
-        let trees = Trees {
-            documents: db.open_tree("documents")?,
-            small_attachments: db.open_tree("small_attachments")?,
-            events: db.open_tree("events")?,
-            archive_leaves: db.open_tree("archive_leaves")?,
-            archive_nodes: db.open_tree("archive_nodes")?,
-            archive_index: db.open_tree("archive_index")?,
-            checkpoints: db.open_tree("checkpoints")?,
-            inbox: db.open_tree("inbox")?,
-            outbox: db.open_tree("outbox")?,
-            counters: db.open_tree("counters")?,
-            idempotency: db.open_tree("idempotency")?,
-            numbering: db.open_tree("numbering")?,
+        check_schema(engine.as_ref())?;
+        let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
+        let pending = Arc::new(Pending::default());
+        let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {
+            Some((key, _)) => keys::be_u64(&key)
+                .ok_or_else(|| Error::storage("a checkpoint key is not 8 bytes"))?,
+            None => 0,
         };
-        let pending = std::sync::Arc::new(Pending::default());
         let committer = Committer::start(committer::Setup {
-            db: db.clone(),
-            trees: trees.clone(),
-            files: sled_files,
+            engine: engine.clone(),
             pending: pending.clone(),
             sealer,
             listener,
             events_kept: options.events_kept.max(1),
             checkpoint_every: options.checkpoint_every.max(1),
-            last_checkpoint: trees
-                .checkpoints
-                .last()?
-                .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
-                .unwrap_or(0),
+            last_checkpoint,
         })?;
         Ok(Store {
-            trees,
+            engine,
             files,
             pending,
-            committer,
+            committer: Some(committer),
         })
+    }
+
+    /// Opens the store for reading only (the audit): sends are refused.
+    pub fn open_read_only(engine: Arc<dyn Engine>, attachments_dir: &Path) -> Result<Store> {
+        check_schema(engine.as_ref())?;
+        Ok(Store {
+            engine,
+            files: Arc::new(AttachmentFiles::open(attachments_dir)?),
+            pending: Arc::new(Pending::default()),
+            committer: None,
+        })
+    }
+
+    fn committer(&self) -> Result<&Committer> {
+        self.committer
+            .as_ref()
+            .ok_or_else(|| Error::Unavailable("the store is open read-only".into()))
     }
 
     /// Commits a new document: either all of it is stored and durable when
     /// this returns `Accepted`, or no record of it was written.
     pub async fn send(&self, mut new: NewDocument) -> Result<SendOutcome> {
+        let committer = self.committer()?;
         // Large attachments become files, durable before the commit that
         // refers to them; written here, by each sender in parallel, not by
         // the single committer, which then needs only their digests.
@@ -473,11 +398,9 @@ impl Store {
             let files = self.files.clone();
             tokio::task::spawn_blocking(move || files.put_all(&contents))
                 .await
-                .map_err(|e| {
-                    Error::Storage(format!("writing attachments did not complete: {e}"))
-                })??;
+                .map_err(|e| Error::storage_from("writing attachments did not complete", e))??;
         }
-        self.committer.submit(new).await
+        committer.submit(new).await
     }
 
     /// A durable document, or `None`.
@@ -485,9 +408,8 @@ impl Store {
         if self.pending.contains(id) {
             return Ok(None);
         }
-        self.trees
-            .documents
-            .get(id.0)?
+        self.engine
+            .get(Space::Documents, &id.0)?
             .map(|bytes| decode_document(&bytes))
             .transpose()
     }
@@ -497,15 +419,15 @@ impl Store {
     pub fn attachment(&self, sha256: &[u8]) -> Result<Option<Vec<u8>>> {
         let digest: [u8; 32] = sha256
             .try_into()
-            .map_err(|_| Error::Storage("a stored attachment digest is not 32 bytes".into()))?;
-        if let Some(content) = self.trees.small_attachments.get(digest)? {
+            .map_err(|_| Error::storage("a stored attachment digest is not 32 bytes"))?;
+        if let Some(content) = self.engine.get(Space::SmallAttachments, &digest)? {
             if ring::digest::digest(&ring::digest::SHA256, &content).as_ref() != digest {
-                return Err(Error::Storage(format!(
+                return Err(Error::storage(format!(
                     "the stored attachment {} does not match its SHA-256",
                     hex::encode(digest)
                 )));
             }
-            return Ok(Some(content.to_vec()));
+            return Ok(Some(content));
         }
         self.files.get(&digest)
     }
@@ -523,23 +445,19 @@ impl Store {
             Some((year, number)) => keys::inbox(org, year, number),
             None => org_end,
         };
-        self.page(&self.trees.inbox, start, end, limit, |key, id, document| {
+        let (items, more) = self.page(Space::Inbox, start, end, limit, |key, id, document| {
             let (arrival_year, arrival_number) = keys::inbox_position(key)
-                .ok_or_else(|| Error::Storage("an inbox key is truncated".into()))?;
+                .ok_or_else(|| Error::storage("an inbox key is truncated"))?;
             Ok(InboxItem {
                 arrival_year,
                 arrival_number,
                 id,
                 document,
             })
-        })
-        .map(|(items, more)| Page {
+        })?;
+        Ok(Page {
             next: more
-                .then(|| {
-                    items
-                        .last()
-                        .map(|i: &InboxItem| (i.arrival_year, i.arrival_number))
-                })
+                .then(|| items.last().map(|i| (i.arrival_year, i.arrival_number)))
                 .flatten(),
             items,
         })
@@ -558,48 +476,51 @@ impl Store {
             Some(seq) => keys::outbox(org, seq),
             None => org_end,
         };
-        self.page(
-            &self.trees.outbox,
-            start,
-            end,
-            limit,
-            |key, id, document| {
-                let seq = keys::outbox_seq(key)
-                    .ok_or_else(|| Error::Storage("an outbox key is truncated".into()))?;
-                Ok(OutboxItem { seq, id, document })
-            },
-        )
-        .map(|(items, more)| Page {
-            next: more
-                .then(|| items.last().map(|i: &OutboxItem| i.seq))
-                .flatten(),
+        let (items, more) = self.page(Space::Outbox, start, end, limit, |key, id, document| {
+            let seq =
+                keys::org_seq(key).ok_or_else(|| Error::storage("an outbox key is truncated"))?;
+            Ok(OutboxItem { seq, id, document })
+        })?;
+        Ok(Page {
+            next: more.then(|| items.last().map(|i| i.seq)).flatten(),
             items,
         })
     }
 
-    /// Walks `tree` backwards over `[start, end)`, skipping pending documents,
-    /// and returns at most `limit` items and whether more follow.
+    /// Walks `space` backwards over `[start, end)`, skipping pending
+    /// documents, and returns at most `limit` items and whether more follow.
     fn page<T>(
         &self,
-        tree: &sled::Tree,
+        space: Space,
         start: Vec<u8>,
-        end: Vec<u8>,
+        mut end: Vec<u8>,
         limit: usize,
         make: impl Fn(&[u8], DocId, StoredDocument) -> Result<T>,
     ) -> Result<(Vec<T>, bool)> {
         let mut items = Vec::with_capacity(limit.min(512));
-        for entry in tree.range(start..end).rev() {
-            let (key, value) = entry?;
-            let id = DocId::from_slice(&value)?;
-            let Some(document) = self.document(&id)? else {
-                continue; // pending: not durable yet
-            };
-            if items.len() == limit {
-                return Ok((items, true));
+        // One more than needed, to know whether more follow; pending
+        // documents (rare, and only for a moment) may take further scans.
+        let chunk = limit.saturating_add(1).min(4096);
+        loop {
+            let entries = self
+                .engine
+                .scan(space, &start, Some(&end), Order::Descending, chunk)?;
+            let exhausted = entries.len() < chunk;
+            for (key, value) in &entries {
+                let id = DocId::from_slice(value)?;
+                let Some(document) = self.document(&id)? else {
+                    continue; // pending: not durable yet
+                };
+                if items.len() == limit {
+                    return Ok((items, true));
+                }
+                items.push(make(key, id, document)?);
             }
-            items.push(make(&key, id, document)?);
+            match entries.last() {
+                Some((key, _)) if !exhausted => end = key.clone(),
+                _ => return Ok((items, false)),
+            }
         }
-        Ok((items, false))
     }
 
     /// Events of `org` with `after < seq <= up_to`, at most `limit`, in order.
@@ -613,16 +534,14 @@ impl Store {
         if up_to <= after {
             return Ok(Vec::new());
         }
-        let range =
-            keys::event(org, after.saturating_add(1))..keys::event(org, up_to.saturating_add(1));
-        self.trees
-            .events
-            .range(range)
-            .take(limit)
-            .map(|entry| {
-                let (_, value) = entry?;
-                prost::Message::decode(value.as_ref())
-                    .map_err(|e| Error::Storage(format!("a stored event does not decode: {e}")))
+        let start = keys::event(org, after.saturating_add(1));
+        let end = keys::event(org, up_to.saturating_add(1));
+        self.engine
+            .scan(Space::Events, &start, Some(&end), Order::Ascending, limit)?
+            .into_iter()
+            .map(|(_, value)| {
+                prost::Message::decode(value.as_slice())
+                    .map_err(|e| Error::storage_from("a stored event does not decode", e))
             })
             .collect()
     }
@@ -630,8 +549,16 @@ impl Store {
     /// The oldest event of `org` still kept, if any.
     pub fn oldest_event(&self, org: &OrgCode) -> Result<Option<u64>> {
         let (start, end) = keys::org_range(org);
-        match self.trees.events.range(start..end).next() {
-            Some(entry) => Ok(keys::outbox_seq(&entry?.0)),
+        match self
+            .engine
+            .scan(Space::Events, &start, Some(&end), Order::Ascending, 1)?
+            .first()
+        {
+            Some((key, _)) => {
+                Ok(Some(keys::org_seq(key).ok_or_else(|| {
+                    Error::storage("an event key is truncated")
+                })?))
+            }
             None => Ok(None),
         }
     }
@@ -639,14 +566,23 @@ impl Store {
     /// The last event sequence of every organisation that has one. At start
     /// everything in the store is durable, so these are durable watermarks.
     pub fn event_counters(&self) -> Result<Vec<(OrgCode, u64)>> {
+        let (start, end) = keys::event_counter_range();
         let mut out = Vec::new();
-        for entry in self.trees.counters.scan_prefix(b"events") {
-            let (key, value) = entry?;
-            let org = OrgCode::from_key(&key[b"events".len()..]);
-            let seq = value.as_ref().try_into().map(u64::from_be_bytes).ok();
-            if let (Some(org), Some(seq)) = (org, seq) {
-                out.push((org, seq));
-            }
+        for (key, value) in self.engine.scan(
+            Space::Counters,
+            &start,
+            Some(&end),
+            Order::Ascending,
+            usize::MAX,
+        )? {
+            let org = keys::event_counter_org(&key).ok_or_else(|| {
+                Error::storage(format!(
+                    "the event counter {:?} names no organisation code",
+                    String::from_utf8_lossy(&key)
+                ))
+            })?;
+            let seq = keys::be_u64(&value).ok_or_else(|| commit::corrupt_counter(&key))?;
+            out.push((org, seq));
         }
         Ok(out)
     }
@@ -654,114 +590,120 @@ impl Store {
     /// Signs a checkpoint of the archive now (if anything was appended since
     /// the last) and returns the latest, durable.
     pub async fn make_checkpoint(&self) -> Result<Vec<u8>> {
-        self.committer.checkpoint().await
+        self.committer()?.checkpoint().await
+    }
+
+    /// The number of leaves in the archive log.
+    pub fn archive_size(&self) -> Result<u64> {
+        match self.engine.get(Space::Counters, keys::ARCHIVE_SIZE)? {
+            None => Ok(0),
+            Some(v) => keys::be_u64(&v).ok_or_else(|| commit::corrupt_counter(keys::ARCHIVE_SIZE)),
+        }
     }
 
     /// Whether leaves were appended since the latest checkpoint.
-    pub fn archive_grew(&self) -> bool {
-        let size = self
-            .trees
-            .counters
-            .get(keys::ARCHIVE_SIZE)
-            .ok()
-            .flatten()
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
-        let last = self
-            .latest_checkpoint()
-            .ok()
-            .flatten()
-            .map_or(0, |(s, _)| s);
-        size > last
+    pub fn archive_grew(&self) -> Result<bool> {
+        let last = self.latest_checkpoint()?.map_or(0, |(size, _)| size);
+        Ok(self.archive_size()? > last)
     }
 
     /// The signed checkpoint of exactly `size` leaves, if one was made.
     pub fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .trees
-            .checkpoints
-            .get(size.to_be_bytes())?
-            .map(|v| v.to_vec()))
+        self.engine.get(Space::Checkpoints, &size.to_be_bytes())
     }
 
     /// The latest signed checkpoint and its size.
     pub fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        Ok(self.trees.checkpoints.last()?.and_then(|(k, v)| {
-            let size = u64::from_be_bytes(k.as_ref().try_into().ok()?);
-            Some((size, v.to_vec()))
-        }))
+        match engine::last(self.engine.as_ref(), Space::Checkpoints)? {
+            Some((key, value)) => {
+                let size = keys::be_u64(&key)
+                    .ok_or_else(|| Error::storage("a checkpoint key is not 8 bytes"))?;
+                Ok(Some((size, value)))
+            }
+            None => Ok(None),
+        }
     }
 
-    /// The leaf index of a document in the archive.
+    /// The leaf index of a durable document in the archive.
     pub fn archive_index(&self, id: &DocId) -> Result<Option<u64>> {
         if self.pending.contains(id) {
             return Ok(None);
         }
-        Ok(self
-            .trees
-            .archive_index
-            .get(id.0)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+        match self.engine.get(Space::ArchiveIndex, &id.0)? {
+            Some(v) => Ok(Some(keys::be_u64(&v).ok_or_else(|| {
+                Error::storage(format!("the archive index of {id} is not 8 bytes"))
+            })?)),
+            None => Ok(None),
+        }
     }
 
     pub fn archive_leaf(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .trees
-            .archive_leaves
-            .get(index.to_be_bytes())?
-            .map(|v| v.to_vec()))
+        self.engine.get(Space::ArchiveLeaves, &index.to_be_bytes())
+    }
+
+    /// The stored hash of the perfect subtree of 2^level leaves starting at
+    /// leaf `index << level`, as stored (for the audit), if any.
+    pub fn archive_node(&self, level: u32, index: u64) -> Result<Option<Vec<u8>>> {
+        self.engine
+            .get(Space::ArchiveNodes, &keys::archive_node(level, index))
     }
 
     /// The root hash of the tree of the first `size` leaves.
-    pub fn archive_root(&self, size: u64) -> Result<[u8; 32]> {
-        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
-            .root(size)
-            .map_err(Error::Storage)
+    pub fn archive_root(&self, size: u64) -> Result<Hash> {
+        merkle::Tree::new(&EngineNodes(self.engine.as_ref())).root(size)
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>> {
-        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
-            .inclusion(index, size)
-            .map_err(Error::Storage)
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
+        merkle::Tree::new(&EngineNodes(self.engine.as_ref())).inclusion(index, size)
     }
 
     /// The consistency proof from `first` to `second` leaves.
-    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<[u8; 32]>> {
-        crate::merkle::Tree::new(&ArchiveNodes(&self.trees.archive_nodes))
-            .consistency(first, second)
-            .map_err(Error::Storage)
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>> {
+        merkle::Tree::new(&EngineNodes(self.engine.as_ref())).consistency(first, second)
     }
 
-    /// Stops taking writes, waits for those in flight, and flushes.
+    /// Stops taking writes, waits for those in flight, and syncs.
     pub async fn close(&self) -> Result<()> {
-        // The committer's last act is a full flush (sled's and fsync).
-        self.committer.stop().await;
+        // The committer's last act is a full sync.
+        if let Some(committer) = &self.committer {
+            committer.stop().await;
+        }
         Ok(())
     }
 }
 
-/// Opens sled, waiting up to ten seconds for a previous owner of the
-/// directory to let go of its lock: sled's I/O threads release it a moment
-/// after the process (or, in one process, the store) that held it is gone,
-/// and sled offers no signal to wait for instead.
-pub fn open_sled(config: sled::Config) -> Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match config.open() {
-            // sled reports a held lock as ErrorKind::Other with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            other => return Ok(other?),
+/// Opens the storage engine of the data directory `data_dir`: today always
+/// the embedded sled database in `DATA/store/`. The one place that chooses
+/// an engine.
+pub fn open_engine(data_dir: &Path, options: &StoreOptions) -> Result<Arc<dyn Engine>> {
+    let sled = sled::SledOptions {
+        cache_bytes: options.cache_bytes,
+    };
+    Ok(Arc::new(sled::SledEngine::open(
+        &data_dir.join("store"),
+        &sled,
+    )?))
+}
+
+/// Checks that the store holds this build's schema, or writes it into an
+/// empty one.
+fn check_schema(engine: &dyn Engine) -> Result<()> {
+    match engine.get(Space::Meta, b"schema")? {
+        Some(v) if v == SCHEMA => Ok(()),
+        Some(v) => Err(Error::storage(format!(
+            "the store holds schema {:?}, this build reads {:?}",
+            String::from_utf8_lossy(&v),
+            String::from_utf8_lossy(SCHEMA)
+        ))),
+        None => {
+            engine.transact(&mut |txn| txn.put(Space::Meta, b"schema", SCHEMA))?;
+            engine.sync()
         }
     }
 }
 
 fn decode_document(bytes: &[u8]) -> Result<StoredDocument> {
     prost::Message::decode(bytes)
-        .map_err(|e| Error::Storage(format!("a stored document does not decode: {e}")))
+        .map_err(|e| Error::storage_from("a stored document does not decode", e))
 }

@@ -57,8 +57,8 @@ pub struct StoredEvent {
     pub org: String,
     #[prost(uint64, tag = "2")]
     pub seq: u64,
-    /// A `lienthong.v1.EventKind` value.
-    #[prost(int32, tag = "3")]
+    /// An [`EventKind`].
+    #[prost(enumeration = "EventKind", tag = "3")]
     pub kind: i32,
     #[prost(bytes = "vec", tag = "4")]
     pub document_id: Vec<u8>,
@@ -70,4 +70,14 @@ pub struct StoredEvent {
     pub arrival_year: u32,
     #[prost(uint64, tag = "8")]
     pub arrival_number: u64,
+}
+
+/// What happened to a mailbox. The numbers are part of the on-disk format;
+/// `notify` maps them to the API's `EventKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum EventKind {
+    Unspecified = 0,
+    /// A document arrived in the organisation's inbox.
+    DocumentArrived = 1,
 }

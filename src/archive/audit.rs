@@ -1,0 +1,197 @@
+//! `lienthong archive audit`: with the server stopped, recompute the whole
+//! archive from its stored leaves and compare with everything stored.
+//!
+//! Every leaf is hashed again and every perfect subtree recomputed (holding
+//! one hash per level, so memory stays small); each stored node, each
+//! checkpoint's root and signature, each leaf's receipt signature and its
+//! agreement with the stored document are checked. The first mismatch is
+//! reported: a changed byte in a leaf, a node, a checkpoint, or a receipt
+//! of the documents tree shows up. Everything is read through the store's
+//! interface, so the audit works on any engine.
+
+use std::path::Path;
+
+use prost::Message;
+
+use crate::crypto::{self, PublicKey};
+use crate::error::{Error, Result};
+use crate::merkle::{appended_nodes, leaf_hash, node_hash, Hash};
+use crate::pb;
+use crate::store::{self, DocId, Store, StoreOptions};
+
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    pub leaves: u64,
+    pub checkpoints: u64,
+    /// The first mismatch, if any.
+    pub problem: Option<String>,
+}
+
+/// Audits the store of the data directory `data_dir` with the service key
+/// kept there. An `Err` means the audit could not run (no key, the store
+/// cannot be opened or read); what it finds wrong is in the report.
+pub fn audit(data_dir: &Path) -> Result<AuditReport> {
+    let pem_path = data_dir.join(crate::receipt::PUBLIC_FILE);
+    let pem_text = std::fs::read_to_string(&pem_path)
+        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))?;
+    let service = pem::parse(pem_text)
+        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))
+        .and_then(|b| {
+            PublicKey::from_spki_der(b.contents())
+                .map_err(|e| Error::storage(format!("{}: {e}", pem_path.display())))
+        })?;
+    let engine = store::open_engine(data_dir, &StoreOptions::default()).map_err(|e| {
+        Error::storage(format!(
+            "cannot open the store (is the server still running? audit a stopped server or a copy): {e}"
+        ))
+    })?;
+    let store = Store::open_read_only(engine, &data_dir.join("attachments"))?;
+    Auditor {
+        store: &store,
+        service,
+        last: vec![None; 64],
+    }
+    .run()
+}
+
+struct Auditor<'a> {
+    store: &'a Store,
+    service: PublicKey,
+    /// The last completed perfect subtree at each level.
+    last: Vec<Option<Hash>>,
+}
+
+impl Auditor<'_> {
+    fn run(mut self) -> Result<AuditReport> {
+        let size = self.store.archive_size()?;
+        let mut report = AuditReport::default();
+        for i in 0..size {
+            if let Some(problem) = self.leaf(i)? {
+                report.problem = Some(problem);
+                return Ok(report);
+            }
+            report.leaves = i + 1;
+            match self.checkpoint(i + 1)? {
+                Ok(false) => {}
+                Ok(true) => report.checkpoints += 1,
+                Err(problem) => {
+                    report.problem = Some(problem);
+                    return Ok(report);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Checks leaf `i`: its nodes, its receipt, its index and its document.
+    /// Returns the problem found, if any.
+    fn leaf(&mut self, i: u64) -> Result<Option<String>> {
+        let Some(leaf) = self.store.archive_leaf(i)? else {
+            return Ok(Some(format!("leaf {i} is missing")));
+        };
+        let last = &self.last;
+        let completed = appended_nodes(i, leaf_hash(&leaf), |level, _| {
+            last[level as usize]
+                .ok_or_else(|| Error::storage(format!("no left sibling at level {level}")))
+        })?;
+        for (level, idx, hash) in completed {
+            if self.store.archive_node(level, idx)?.as_deref() != Some(&hash[..]) {
+                return Ok(Some(format!(
+                    "leaf {i}: the stored hash of node {level}/{idx} differs from the one recomputed from the leaves (a leaf or a node was changed)"
+                )));
+            }
+            self.last[level as usize] = Some(hash);
+        }
+
+        // The leaf's content: a receipt signed by the service, agreeing with
+        // the document it names.
+        let entry = match pb::ArchiveEntry::decode(leaf.as_slice()) {
+            Ok(entry) => entry,
+            Err(e) => return Ok(Some(format!("leaf {i} is not an ArchiveEntry: {e}"))),
+        };
+        let Some(sealed) = entry.receipt else {
+            return Ok(Some(format!("leaf {i} holds no receipt")));
+        };
+        let receipt = match pb::Receipt::decode(sealed.receipt.as_slice()) {
+            Ok(receipt) => receipt,
+            Err(e) => return Ok(Some(format!("leaf {i}: its receipt does not decode: {e}"))),
+        };
+        if !self.service.verify(
+            &crypto::receipt_message(&receipt.service_key_id, &sealed.receipt),
+            &sealed.signature,
+        ) {
+            return Ok(Some(format!(
+                "leaf {i}: the receipt's signature does not verify"
+            )));
+        }
+        let Some(id) = DocId::parse(&entry.document_id) else {
+            return Ok(Some(format!(
+                "leaf {i}: {:?} is not a document id",
+                entry.document_id
+            )));
+        };
+        if self.store.archive_index(&id)? != Some(i) {
+            return Ok(Some(format!(
+                "leaf {i}: the index does not point back to it"
+            )));
+        }
+        let agrees = match self.store.document(&id) {
+            Ok(Some(d)) => {
+                d.receipt == sealed.receipt
+                    && crypto::sha256(&d.document_bytes).as_slice() == receipt.document_sha256
+            }
+            Ok(None) => false,
+            // A record that does not decode is a finding, not a failure to
+            // run: report it as what it is.
+            Err(e) => {
+                return Ok(Some(format!(
+                    "leaf {i}: the record of document {id} is unreadable: {e}"
+                )))
+            }
+        };
+        if !agrees {
+            return Ok(Some(format!(
+                "leaf {i}: document {id} is missing or differs from what its receipt attests"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Checks the checkpoint of `size` leaves, if one was made: `Ok(true)`
+    /// if it holds, `Ok(false)` if there is none, the problem otherwise.
+    fn checkpoint(&self, size: u64) -> Result<std::result::Result<bool, String>> {
+        let Some(bytes) = self.store.checkpoint(size)? else {
+            return Ok(Ok(false));
+        };
+        let problem = |what: String| Ok(Err(format!("checkpoint of size {size}: {what}")));
+        let signed = match pb::SignedCheckpoint::decode(bytes.as_slice()) {
+            Ok(signed) => signed,
+            Err(e) => return problem(format!("does not decode: {e}")),
+        };
+        let c = match pb::Checkpoint::decode(signed.checkpoint.as_slice()) {
+            Ok(c) => c,
+            Err(e) => return problem(format!("its signed bytes do not decode: {e}")),
+        };
+        let mut root: Option<Hash> = None;
+        for level in 0..64u32 {
+            if size >> level & 1 == 1 {
+                let Some(node) = self.last[level as usize] else {
+                    return problem(format!("no subtree at level {level} to compose its root"));
+                };
+                root = Some(match root {
+                    None => node,
+                    Some(right) => node_hash(&node, &right),
+                });
+            }
+        }
+        let signature_holds = self.service.verify(
+            &crypto::checkpoint_message(&c.service_key_id, &signed.checkpoint),
+            &signed.signature,
+        );
+        if !signature_holds || c.tree_size != size || root.map(|r| r.to_vec()) != Some(c.root_hash)
+        {
+            return problem("its signature or root does not match the leaves".into());
+        }
+        Ok(Ok(true))
+    }
+}

@@ -1,0 +1,144 @@
+//! The interface a storage engine implements: named keyspaces of ordered
+//! byte keys, atomic transactions over them, and a way to make what was
+//! committed durable.
+//!
+//! Everything the service stores — and every rule of a commit — is written
+//! against these few calls (see `commit` and the key layout in the parent
+//! module), so an engine knows nothing of documents, mailboxes or archives.
+//! sled implements it in `store::sled`; a PostgreSQL engine would map each
+//! keyspace to a table of `(key bytea primary key, value bytea)` and a
+//! transaction to an SQL transaction.
+
+use crate::error::Result;
+
+/// The keyspaces of the store. Keys sort as unsigned bytes within one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Space {
+    Meta,
+    Documents,
+    SmallAttachments,
+    Inbox,
+    Outbox,
+    Events,
+    ArchiveLeaves,
+    ArchiveNodes,
+    ArchiveIndex,
+    Checkpoints,
+    Counters,
+    Idempotency,
+    Numbering,
+}
+
+impl Space {
+    /// Every keyspace, in a fixed order (engines may index by position).
+    pub const ALL: [Space; 13] = [
+        Space::Meta,
+        Space::Documents,
+        Space::SmallAttachments,
+        Space::Inbox,
+        Space::Outbox,
+        Space::Events,
+        Space::ArchiveLeaves,
+        Space::ArchiveNodes,
+        Space::ArchiveIndex,
+        Space::Checkpoints,
+        Space::Counters,
+        Space::Idempotency,
+        Space::Numbering,
+    ];
+
+    /// The keyspace's name on disk (a sled tree, a table).
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Meta => "meta",
+            Space::Documents => "documents",
+            Space::SmallAttachments => "small_attachments",
+            Space::Inbox => "inbox",
+            Space::Outbox => "outbox",
+            Space::Events => "events",
+            Space::ArchiveLeaves => "archive_leaves",
+            Space::ArchiveNodes => "archive_nodes",
+            Space::ArchiveIndex => "archive_index",
+            Space::Checkpoints => "checkpoints",
+            Space::Counters => "counters",
+            Space::Idempotency => "idempotency",
+            Space::Numbering => "numbering",
+        }
+    }
+
+    /// The position of this keyspace in [`Space::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which way a scan walks its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+/// One key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Reads and writes inside one transaction. A read sees the transaction's
+/// own earlier writes.
+pub trait Txn {
+    fn get(&mut self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()>;
+    fn delete(&mut self, space: Space, key: &[u8]) -> Result<()>;
+}
+
+/// A storage engine.
+///
+/// Writers are serialised by the caller (one committer thread), so an
+/// engine need not resolve write conflicts between transactions; readers
+/// run concurrently with it and see committed transactions only.
+pub trait Engine: Send + Sync {
+    /// Runs `work` as one transaction: if it returns `Ok`, all its writes
+    /// are committed together; if it returns `Err`, none is. Committed is
+    /// not yet durable: see [`Engine::sync`]. `work` may be run again if
+    /// the engine must retry the transaction, so it must not keep state
+    /// across runs.
+    fn transact(&self, work: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()>;
+
+    /// Returns once every transaction committed before the call is on
+    /// stable storage (fsync, not only the page cache).
+    fn sync(&self) -> Result<()>;
+
+    /// The committed value of `key`.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` committed entries with `start <= key < end` (no upper
+    /// bound if `end` is `None`), walked in `order`.
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Entry>>;
+}
+
+/// Runs `work` in one transaction of `engine` and returns what it returned.
+pub fn transact<T>(
+    engine: &dyn Engine,
+    mut work: impl FnMut(&mut dyn Txn) -> Result<T>,
+) -> Result<T> {
+    let mut out = None;
+    engine.transact(&mut |txn| {
+        out = Some(work(txn)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| crate::error::Error::storage("a transaction ended without its result"))
+}
+
+/// The last entry of a keyspace (greatest key), if any.
+pub fn last(engine: &dyn Engine, space: Space) -> Result<Option<Entry>> {
+    Ok(engine
+        .scan(space, &[], None, Order::Descending, 1)?
+        .into_iter()
+        .next())
+}

@@ -1,0 +1,219 @@
+//! The sled engine: each keyspace is a sled tree in one database under
+//! `DATA/store/`, a transaction is one sled multi-tree transaction, and
+//! `sync` is sled's flush followed by our own fsyncs (see [`SledFiles`]).
+//!
+//! This module and `store::keys` are the only code that knows how the
+//! service's data sits in sled; the layout is documented in `store`.
+
+mod files;
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ::sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use ::sled::{Db, Transactional, Tree};
+
+use super::engine::{Engine, Entry, Order, Space, Txn};
+use crate::error::{Error, Result};
+use files::SledFiles;
+
+/// sled tuning.
+#[derive(Debug, Clone)]
+pub struct SledOptions {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+}
+
+pub struct SledEngine {
+    db: Db,
+    /// One tree per keyspace, in [`Space::ALL`] order.
+    trees: Vec<Tree>,
+    /// Only the committer syncs; the lock is never contended.
+    files: Mutex<SledFiles>,
+}
+
+fn sled_error(what: &str, e: ::sled::Error) -> Error {
+    Error::storage_from(format!("sled: {what}"), e)
+}
+
+impl SledEngine {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, options: &SledOptions) -> Result<SledEngine> {
+        let db = open_sled(
+            ::sled::Config::new()
+                .path(dir)
+                .cache_capacity(options.cache_bytes)
+                // Only the committer flushes, through `sync`: sled's own
+                // periodic flush would run concurrently with it.
+                .flush_every_ms(None),
+        )?;
+        let trees = Space::ALL
+            .iter()
+            .map(|space| {
+                db.open_tree(space.name())
+                    .map_err(|e| sled_error(space.name(), e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let files = SledFiles::open(dir)?;
+        Ok(SledEngine {
+            db,
+            trees,
+            files: Mutex::new(files),
+        })
+    }
+
+    fn tree(&self, space: Space) -> &Tree {
+        &self.trees[space.index()]
+    }
+}
+
+/// A transaction's view of the trees. sled reports conflicts and storage
+/// failures through our `Result`, so the first one is kept here to be handed
+/// back to sled as what it is (a conflict makes sled retry).
+struct SledTxn<'a> {
+    trees: &'a [TransactionalTree],
+    failure: Option<UnabortableTransactionError>,
+}
+
+impl SledTxn<'_> {
+    fn failed(&mut self, e: UnabortableTransactionError) -> Error {
+        let error = match &e {
+            UnabortableTransactionError::Conflict => {
+                Error::storage("sled: the transaction conflicted")
+            }
+            UnabortableTransactionError::Storage(inner) => {
+                sled_error("in a transaction", inner.clone())
+            }
+        };
+        self.failure.get_or_insert(e);
+        error
+    }
+}
+
+impl Txn for SledTxn<'_> {
+    fn get(&mut self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.trees[space.index()].get(key) {
+            Ok(value) => Ok(value.map(|v| v.to_vec())),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()> {
+        match self.trees[space.index()].insert(key, value) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    fn delete(&mut self, space: Space, key: &[u8]) -> Result<()> {
+        match self.trees[space.index()].remove(key) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+}
+
+impl Engine for SledEngine {
+    fn transact(&self, work: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
+        // sled wants a `Fn` it may call again on conflict.
+        let work = RefCell::new(work);
+        let result = self.trees[..].transaction(
+            |trees: &Vec<TransactionalTree>| -> std::result::Result<(), ConflictableTransactionError<Error>> {
+                let mut txn = SledTxn {
+                    trees,
+                    failure: None,
+                };
+                let outcome = (work.borrow_mut())(&mut txn);
+                match (txn.failure, outcome) {
+                    (Some(UnabortableTransactionError::Conflict), _) => {
+                        Err(ConflictableTransactionError::Conflict)
+                    }
+                    (Some(UnabortableTransactionError::Storage(e)), _) => {
+                        Err(ConflictableTransactionError::Storage(e))
+                    }
+                    (None, Ok(())) => Ok(()),
+                    (None, Err(e)) => Err(ConflictableTransactionError::Abort(e)),
+                }
+            },
+        );
+        result.map_err(|e| match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => sled_error("committing a transaction", e),
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db
+            .flush()
+            .map_err(|e| sled_error("flushing the log", e))?;
+        let mut files = self
+            .files
+            .lock()
+            .map_err(|_| Error::storage("an earlier sync panicked; the store must be reopened"))?;
+        files.sync()
+    }
+
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.tree(space)
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| sled_error(space.name(), e))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let tree = self.tree(space);
+        let range = match end {
+            Some(end) => tree.range(start..end),
+            None => tree.range(start..),
+        };
+        let entries: Box<dyn Iterator<Item = _>> = match order {
+            Order::Ascending => Box::new(range),
+            Order::Descending => Box::new(range.rev()),
+        };
+        entries
+            .take(limit)
+            .map(|entry| {
+                entry
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| sled_error(space.name(), e))
+            })
+            .collect()
+    }
+}
+
+/// Opens sled, waiting up to ten seconds for a previous owner of the
+/// directory to let go of its lock: sled's I/O threads release it a moment
+/// after the process (or, in one process, the store) that held it is gone,
+/// and sled offers no signal to wait for instead.
+pub fn open_sled(config: ::sled::Config) -> Result<Db> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match config.open() {
+            // sled reports a held lock as ErrorKind::Other with this text.
+            Err(::sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(::sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                return Err(Error::storage_from(
+                    "the store is locked by another process (is a server running on this data directory?)",
+                    e,
+                ))
+            }
+            Err(e) => return Err(sled_error("opening the database", e)),
+            Ok(db) => return Ok(db),
+        }
+    }
+}
