@@ -2,11 +2,9 @@
 //! alone (it shares no code with the service), and the audit against
 //! edits made directly in the storage engine.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use lienthong::directory::OrgCode;
 use lienthong::pb;
 use lienthong::receipt::{Notary, ServiceKey};

@@ -7,11 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-mod common;
-
 const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
 
-type Serve = common::ServeProcess;
+type Serve = crate::common::ServeProcess;
 
 /// Starts `lienthong serve` on a free port and waits for its `listening` line.
 fn serve(data: &Path) -> Serve {
@@ -19,7 +17,7 @@ fn serve(data: &Path) -> Serve {
 }
 
 fn serve_with(data: &Path, extra: &[&str]) -> Serve {
-    common::serve_process(data, extra)
+    crate::common::serve_process(data, extra)
 }
 
 fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {

@@ -7,15 +7,13 @@
 //! Short by default (3 cycles, in CI); `LIENTHONG_CRASH_CYCLES=25 cargo test
 //! --release --test crash` for the long run.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{directive, pdf, Client};
+use crate::common::{directive, pdf, Client};
 use lienthong::client::{self, ClientConfig};
 use lienthong::crypto::{self, PublicKey};
 use lienthong::keys::KeyRegistry;
@@ -30,10 +28,10 @@ const DEPARTMENTS: [&str; 4] = [
     "phong-tn-mt",
 ];
 
-type Server = common::ServeProcess;
+type Server = crate::common::ServeProcess;
 
 fn start(data: &Path) -> Server {
-    common::serve_process(data, &["--heartbeat-seconds", "0.2"])
+    crate::common::serve_process(data, &["--heartbeat-seconds", "0.2"])
 }
 
 async fn connect(server: &Server, data: &Path, org: &str) -> Client {
@@ -183,7 +181,7 @@ async fn check_mailboxes(server: &Server, data: &Path) {
     let directory = lienthong::directory::Directory::builtin().expect("directory");
     for org in directory.organizations() {
         let mut client = connect(server, data, &org.alias).await;
-        let inbox = common::inbox_all(&mut client).await;
+        let inbox = crate::common::inbox_all(&mut client).await;
         let mut by_year: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         for e in &inbox {
             by_year

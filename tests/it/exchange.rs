@@ -1,8 +1,6 @@
 //! The exchange end to end: real server, real mutual TLS, generated client.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lienthong::pb;
 use tonic::Code;
 

@@ -1,8 +1,6 @@
 //! Identity comes from the client certificate and nothing else.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lienthong::pb;
 use lienthong::pki::{self, PkiPaths};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};

@@ -1,11 +1,9 @@
 //! Mailbox events: replay then live, each exactly once and in order, across
 //! concurrent sends, reconnects, restarts, slow readers and shutdowns.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use lienthong::pb;
 use tokio::time::timeout;
 use tonic::{Code, Streaming};

@@ -1,9 +1,7 @@
 //! Signed documents and receipts: what the server accepts, and what a
 //! recipient can prove offline afterwards.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lienthong::client::send_request;
 use lienthong::crypto::SigningKey;
 use lienthong::evidence::{self, Check, TrustedKeys};

@@ -2,9 +2,7 @@
 //! leaves nothing behind: after all of them, no mailbox has anything and the
 //! server still serves normally.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lienthong::exchange::Limits;
 use lienthong::pb;
 use prost::Message;

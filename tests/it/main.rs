@@ -1,0 +1,20 @@
+//! The integration tests, in one binary: each module starts real servers
+//! (real TLS, an ephemeral port, a temporary directory) or runs the real
+//! command. One binary links once instead of once per file.
+//!
+//! Run one group with `cargo test --test it archive::`; the long crash run
+//! is `LIENTHONG_CRASH_CYCLES=25 cargo test --release --test it crash::`.
+
+// A panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod archive;
+mod cli;
+mod crash;
+mod exchange;
+mod identity;
+mod notifications;
+mod signatures;
+mod validation;
