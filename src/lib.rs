@@ -4,42 +4,51 @@
 //!
 //! # Layout
 //!
-//! Requests flow from the top of this list to the bottom; each module only
-//! calls those below it.
+//! Each module uses only modules listed *after* it: the command line sits on
+//! top, the leaves (`crypto`, `clock`, `error`, `pb`) at the bottom. The
+//! test `layout` in `tests/it` reads this list and every `crate::` path in
+//! `src/`, and fails on an arrow that points up.
 //!
-//! - [`cli`]: the `lienthong` command: `serve`, and the client commands
-//!   (`send`, `inbox`, `outbox`, `show`, `watch`, `verify`, `directory`,
-//!   `pki`, `bench`, `fill`).
+//! - [`cli`]: the `lienthong` command: `serve`, and the client commands.
+//! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
+//!   JetStream.
+//! - [`bench`]: the load generator behind `lienthong bench`, the machine's
+//!   ceiling, and `lienthong fill`.
+//! - [`client`]: connecting and building requests, shared by the command
+//!   line, tests and benchmarks.
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
 //!   certificate, unpack, call the domain, map errors.
+//! - [`archive`]: the archive's read side — checkpoints, inclusion and
+//!   consistency proofs for a document's parties, proof files — and the
+//!   offline audit.
+//! - [`notify`]: live mailbox events: replay from the store, then live,
+//!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
 //!   caller, recipients are expanded, attachments must match, a document is
 //!   visible to its parties only.
-//! - [`notify`]: live mailbox events: replay from the store, then live,
-//!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`evidence`]: the proof `show --save` writes and `verify` checks offline.
-//! - [`receipt`]: the service key, and the signed receipt of each accepted
-//!   document.
+//! - [`receipt`]: the service key; the signed receipt of each accepted
+//!   document, its archive leaf, and signed checkpoints (the store's
+//!   `Sealer`).
+//! - [`pki`]: the development PKI, and reading an organisation from a
+//!   client certificate.
+//! - [`store`]: durable storage behind a narrow interface: the rules of a
+//!   commit written once over an engine-neutral transaction, group commit,
+//!   and the engines (sled today). The only module that knows how anything
+//!   is stored.
 //! - [`keys`]: the registry of organisations' signing keys and their
 //!   validity.
 //! - [`document`]: decoding and checking a document header (edXML fields,
 //!   the 29 types and clerical rules of Decree 30).
 //! - [`directory`]: organisations, their codes and aliases, and groups.
-//! - [`store`]: sled, its key layout, and group commit. The only module that
-//!   knows how anything is stored.
-//! - [`pki`]: the development PKI, and reading an organisation from a
-//!   client certificate.
+//! - [`merkle`]: the RFC 9162 Merkle tree over stored perfect subtrees, and
+//!   proof verification.
 //! - [`crypto`]: signing and verifying with ring; key ids; the exact bytes
 //!   that are signed.
-//! - [`client`]: connecting and building requests, shared by the command
-//!   line, tests and benchmarks.
-//! - [`bench`]: the load generator behind `lienthong bench`, the machine's
-//!   ceiling, and `lienthong fill`; `compare` (feature `jetstream`) runs the
-//!   same workloads against NATS JetStream.
-//! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
+//! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
 
 pub mod api;

@@ -15,6 +15,7 @@ mod cli;
 mod crash;
 mod exchange;
 mod identity;
+mod layout;
 mod notifications;
 mod signatures;
 mod validation;
