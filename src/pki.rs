@@ -92,6 +92,12 @@ impl PkiPaths {
     pub fn signing_keys(&self) -> PathBuf {
         self.dir.join("signing-keys.toml")
     }
+    /// The service's public key, which `serve` copies here when it makes the
+    /// development PKI, so that `verify` has a trusted copy to check
+    /// receipts and checkpoints with.
+    pub fn service_key(&self) -> PathBuf {
+        self.dir.join("service-key.pub.pem")
+    }
 }
 
 /// One organisation's client credentials, as listed in `clients.toml`.

@@ -5,10 +5,12 @@
 //!
 //! The key lives in `DATA/service-key.pem` (private, mode 0600) and
 //! `DATA/service-key.pub.pem` (its public half, to publish). It is created
-//! on first start. Keep a copy of every public half the service ever used:
-//! receipts stay verifiable with it after the key is replaced.
+//! on first start; with the development PKI, the public half is also copied
+//! into `DATA/pki/`, where `verify` looks for it. Keep a copy of every
+//! public half the service ever used: receipts stay verifiable with it after
+//! the key is replaced.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
@@ -47,10 +49,14 @@ impl ServiceKey {
         }
         let key_id = key.key_id();
         let service = ServiceKey { key, key_id };
-        let public: PathBuf = dir.join(PUBLIC_FILE);
-        std::fs::write(&public, service.public_pem())
-            .map_err(|e| format!("cannot write {}: {e}", public.display()))?;
+        service.publish(&dir.join(PUBLIC_FILE))?;
         Ok(service)
+    }
+
+    /// Writes the public half to `path`, for those who check receipts.
+    pub fn publish(&self, path: &Path) -> Result<(), String> {
+        std::fs::write(path, self.public_pem())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     pub fn key_id(&self) -> &str {

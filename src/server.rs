@@ -207,6 +207,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let service_key = Arc::new(
         ServiceKey::load_or_create(&config.data_dir).map_err(|e| fail("service key")(&e))?,
     );
+    if let Some(dir) = &dev_pki {
+        // Clients of the development PKI trust the service key found there.
+        service_key
+            .publish(&PkiPaths::new(dir).service_key())
+            .map_err(|e| fail("service key")(&e))?;
+    }
     let identity = Identity::from_pem(read_file(&tls_files.cert)?, read_file(&tls_files.key)?);
     let client_ca = Certificate::from_pem(read_file(&tls_files.client_ca)?);
     // No client_auth_optional: a connection without a certificate that

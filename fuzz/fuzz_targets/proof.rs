@@ -49,8 +49,9 @@ fuzz_target!(|data: &[u8]| {
         receipt: p.next().unwrap_or_default(),
         receipt_signature: p.next().unwrap_or_default(),
         signing_key: Some(signing.clone()),
-        service_key: Some(service.clone()),
     };
     let attachment = p.next().unwrap_or_default();
-    let _ = check(&evidence, &TrustedKeys::default(), &|_| Ok(attachment.clone()));
+    let _ = check(&evidence, &TrustedKeys::new(service.clone()), &|_| {
+        Ok(attachment.clone())
+    });
 });

@@ -274,7 +274,7 @@ pub async fn show(args: ShowArgs) -> Result {
     let mut saved = Vec::new();
     if let Some(dir) = &args.save {
         saved = save_attachments(dir, &document)?;
-        let proof = crate::evidence::save(dir, &document)?;
+        let proof = crate::evidence::save(dir, &document).map_err(|e| e.to_string())?;
         saved.push(proof.display().to_string());
     }
     output::document(&document, &saved, args.conn.json);
@@ -414,26 +414,26 @@ pub async fn bench(args: BenchArgs) -> Result {
     Ok(())
 }
 
+/// `verify DIR` (saved evidence) or `verify FILE` (a proof file), against
+/// the keys the user trusts; never those inside what is checked.
 pub fn verify(args: VerifyArgs) -> Result {
-    if args.dir.is_file() {
-        return verify_proof_file(&args);
-    }
-    let mut trusted = crate::evidence::TrustedKeys::default();
-    if let Some(file) = &args.keys {
-        trusted.registry = Some(crate::keys::KeyRegistry::load(file).map_err(|e| e.to_string())?);
-    }
-    if let Some(file) = &args.service_key {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let block = pem::parse(&text).map_err(|e| format!("{}: not PEM: {e}", file.display()))?;
-        let key = crate::crypto::PublicKey::from_spki_der(block.contents())
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        trusted.service_key = Some(key);
-    }
-    let checks = crate::evidence::verify(&args.dir, &trusted)?;
+    let trusted = crate::evidence::TrustedKeys::resolve(
+        args.service_key.as_deref(),
+        args.keys.as_deref(),
+        &args.pki,
+    )
+    .map_err(|e| e.to_string())?;
+    let proof_file = args.dir.is_file();
+    let checks = if proof_file {
+        crate::archive::proof::ProofFile::read(&args.dir)
+            .map_err(|e| e.to_string())?
+            .check(&trusted.service_key)
+    } else {
+        crate::evidence::verify(&args.dir, &trusted).map_err(|e| e.to_string())?
+    };
     output::checks(
         &checks,
-        args.keys.is_none() || args.service_key.is_none(),
+        !proof_file && trusted.registry.is_none(),
         args.json,
     );
     match checks.iter().filter(|c| !c.ok).count() {
@@ -521,38 +521,6 @@ pub async fn watch(args: WatchArgs) -> Result {
     }
 }
 
-fn read_service_key(file: &Path) -> Result<crate::crypto::PublicKey> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let block = pem::parse(&text).map_err(|e| format!("{}: not PEM: {e}", file.display()))?;
-    crate::crypto::PublicKey::from_spki_der(block.contents())
-        .map_err(|e| format!("{}: {e}", file.display()))
-}
-
-/// `verify FILE` for an archive proof file.
-fn verify_proof_file(args: &VerifyArgs) -> Result {
-    let text =
-        std::fs::read(&args.dir).map_err(|e| format!("cannot read {}: {e}", args.dir.display()))?;
-    let file: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not a proof file (JSON): {e}", args.dir.display()))?;
-    let trusted = args
-        .service_key
-        .as_deref()
-        .map(read_service_key)
-        .transpose()?;
-    let checks = crate::archive::proof::verify(&file, trusted.as_ref());
-    output::checks(&checks, trusted.is_none(), args.json);
-    match checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.subject.as_str())
-        .collect::<Vec<_>>()
-    {
-        failed if failed.is_empty() => Ok(()),
-        failed => Err(format!("verification failed: {}", failed.join(", "))),
-    }
-}
-
 fn write_json(path: &Path, value: &serde_json::Value) -> Result {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -569,7 +537,7 @@ pub async fn archive(command: ArchiveCommand) -> Result {
             let mut client = connect(&conn).await?;
             let proof = client
                 .get_inclusion_proof(pb::GetInclusionProofRequest {
-                    document_id: id,
+                    document_id: id.clone(),
                     tree_size,
                 })
                 .await
@@ -580,11 +548,12 @@ pub async fn archive(command: ArchiveCommand) -> Result {
                 .await
                 .map_err(status)?
                 .into_inner();
-            let json = crate::archive::proof::inclusion_json(
-                &proof,
-                &keys.service_key.unwrap_or_default(),
-            );
-            write_json(&out, &json)?;
+            crate::archive::proof::ProofFile::Inclusion(
+                crate::archive::proof::InclusionFile::new(&id, &proof, keys.service_key.as_ref())
+                    .map_err(|e| e.to_string())?,
+            )
+            .write(&out)
+            .map_err(|e| e.to_string())?;
             println!(
                 "leaf {} of {} written to {}",
                 proof.leaf_index,
@@ -613,11 +582,12 @@ pub async fn archive(command: ArchiveCommand) -> Result {
                 .await
                 .map_err(status)?
                 .into_inner();
-            let json = crate::archive::proof::consistency_json(
-                &proof,
-                &keys.service_key.unwrap_or_default(),
-            );
-            write_json(&out, &json)?;
+            crate::archive::proof::ProofFile::Consistency(
+                crate::archive::proof::ConsistencyFile::new(&proof, keys.service_key.as_ref())
+                    .map_err(|e| e.to_string())?,
+            )
+            .write(&out)
+            .map_err(|e| e.to_string())?;
             println!("consistency {old} -> {new} written to {}", out.display());
             Ok(())
         }
@@ -784,7 +754,9 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
         .await
         .map_err(status)?
         .into_inner();
-    let service_key = keys.service_key.unwrap_or_default();
+    let service_key = keys
+        .service_key
+        .ok_or("the server's answer has no service key; nothing was exported")?;
     let mut index = Vec::new();
     for f in found {
         let id = &f.summary.id;
@@ -798,7 +770,7 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
             .map_err(status)?
             .into_inner();
         save_attachments(&dir, &document)?;
-        crate::evidence::save(&dir, &document)?;
+        crate::evidence::save(&dir, &document).map_err(|e| e.to_string())?;
         let proof = client
             .get_inclusion_proof(pb::GetInclusionProofRequest {
                 document_id: id.clone(),
@@ -807,10 +779,12 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
             .await
             .map_err(status)?
             .into_inner();
-        write_json(
-            &dir.join("inclusion.json"),
-            &crate::archive::proof::inclusion_json(&proof, &service_key),
-        )?;
+        crate::archive::proof::ProofFile::Inclusion(
+            crate::archive::proof::InclusionFile::new(id, &proof, Some(&service_key))
+                .map_err(|e| e.to_string())?,
+        )
+        .write(&dir.join("inclusion.json"))
+        .map_err(|e| e.to_string())?;
         index.push(serde_json::json!({
             "id": id,
             "direction": if f.received { "received" } else { "sent" },

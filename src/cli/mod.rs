@@ -340,14 +340,21 @@ pub struct VerifyArgs {
     /// A folder written by `show --save`, or a proof file written by
     /// `archive prove` or `archive consistency`.
     pub dir: PathBuf,
-    /// Check the sender's key against this registry (the server's
-    /// signing-keys.toml) instead of the key saved with the document.
+    /// The registry of organisations' signing keys you trust (the server's
+    /// signing-keys.toml); default: signing-keys.toml in the PKI folder if
+    /// there is one, else the sender's key saved with the document, which
+    /// the receipt names by its digest.
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
-    /// Check the receipt against this service public key (PEM, the server's
-    /// service-key.pub.pem) instead of the one saved with the document.
+    /// The service public key you trust (PEM, the service's
+    /// service-key.pub.pem); default: service-key.pub.pem in the PKI folder.
+    /// The key saved with the evidence is never trusted.
     #[arg(long, value_name = "FILE")]
     pub service_key: Option<PathBuf>,
+    /// PKI folder holding the trusted service-key.pub.pem (and
+    /// signing-keys.toml), used when --service-key (--keys) is not given.
+    #[arg(long, env = "LIENTHONG_PKI", default_value = "./data/pki")]
+    pub pki: PathBuf,
     /// Print the checks as one JSON document.
     #[arg(long)]
     pub json: bool,

@@ -373,7 +373,7 @@ pub fn checks(checks: &[crate::evidence::Check], used_saved_keys: bool, as_json:
         );
     }
     if used_saved_keys {
-        outln!("note: checked with keys saved beside the document; --keys and --service-key check them against your own trusted copies");
+        outln!("note: the sender's key is the one saved with the document, which the receipt names by its digest; --keys FILE checks it against your copy of the registry");
     }
 }
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use crate::common::*;
+use lienthong::archive::proof::{ConsistencyFile, InclusionFile, ProofError, ProofFile};
 use lienthong::directory::OrgCode;
+use lienthong::merkle;
 use lienthong::pb;
 use lienthong::receipt::{Notary, ServiceKey};
 use lienthong::store::engine::Space;
@@ -340,9 +342,16 @@ async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
         .await
         .expect("keys")
         .into_inner();
-    let file =
-        lienthong::archive::proof::inclusion_json(&proof, &keys.service_key.clone().expect("key"));
-    let checks = lienthong::archive::proof::verify(&file, None);
+    // The development PKI holds the service key the clients trust.
+    let trusted = lienthong::evidence::read_public_key(&server.pki().service_key()).expect("key");
+    assert_eq!(
+        trusted.key_id(),
+        keys.service_key.as_ref().expect("key").key_id
+    );
+    let file = ProofFile::Inclusion(
+        InclusionFile::new(&ids[2], &proof, keys.service_key.as_ref()).expect("proof file"),
+    );
+    let checks = file.check(&trusted);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
 
     // The checkpoint of 2 leaves, then of 4: the second extends the first.
@@ -354,11 +363,11 @@ async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
         .await
         .expect("consistency")
         .into_inner();
-    let file =
-        lienthong::archive::proof::consistency_json(&consistency, &keys.service_key.expect("key"));
-    assert!(lienthong::archive::proof::verify(&file, None)
-        .iter()
-        .all(|c| c.ok));
+    let file = ProofFile::Consistency(
+        ConsistencyFile::new(&consistency, keys.service_key.as_ref()).expect("proof file"),
+    );
+    let checks = file.check(&trusted);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
 
     let mut tu_phap = server.client("phong-tu-phap").await;
     let err = tu_phap
@@ -369,4 +378,265 @@ async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
         .await
         .expect_err("not a party");
     assert_eq!(err.code(), Code::NotFound);
+}
+
+/// The published known-answer vectors of RFC 6962 (Certificate
+/// Transparency), which RFC 9162 leaves unchanged: the 8-leaf reference tree
+/// of google/certificate-transparency, `cpp/merkletree/merkle_tree_test.cc`
+/// (`kInputs`, `kSHA256Roots`, `kSHA256Paths`, `kSHA256Proofs`). There
+/// leaves count from 1; here from 0.
+mod ct {
+    pub const INPUTS: [&str; 8] = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ];
+
+    /// The root of the first 1, 2, …, 8 leaves.
+    pub const ROOTS: [&str; 8] = [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    /// (leaf index, tree size, audit path).
+    pub const PATHS: [(u64, u64, &[&str]); 4] = [
+        (
+            0,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            5,
+            8,
+            &[
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            3,
+            &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+        ),
+        (
+            1,
+            5,
+            &[
+                "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
+    ];
+
+    /// (first size, second size, consistency proof).
+    pub const CONSISTENCY: [(u64, u64, &[&str]); 4] = [
+        (1, 1, &[]),
+        (
+            1,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            6,
+            8,
+            &[
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            5,
+            &[
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
+    ];
+}
+
+/// The reference tree's nodes, appended as the store appends them.
+#[derive(Default)]
+struct MemoryNodes(std::collections::HashMap<(u32, u64), merkle::Hash>);
+
+impl merkle::Nodes for MemoryNodes {
+    fn node(&self, level: u32, index: u64) -> lienthong::error::Result<merkle::Hash> {
+        self.0
+            .get(&(level, index))
+            .copied()
+            .ok_or_else(|| lienthong::error::Error::storage(format!("no node {level}/{index}")))
+    }
+}
+
+fn unhex(h: &str) -> merkle::Hash {
+    hex::decode(h).expect("hex").try_into().expect("32 bytes")
+}
+
+fn unhex_all(hashes: &[&str]) -> Vec<merkle::Hash> {
+    hashes.iter().map(|h| unhex(h)).collect()
+}
+
+#[test]
+fn the_merkle_tree_gives_the_published_rfc_6962_roots_paths_and_proofs() {
+    let mut nodes = MemoryNodes::default();
+    for (n, input) in ct::INPUTS.iter().enumerate() {
+        let leaf = merkle::leaf_hash(&hex::decode(input).expect("hex"));
+        let appended = merkle::appended_nodes(n as u64, leaf, |level, i| {
+            merkle::Nodes::node(&nodes, level, i)
+        })
+        .expect("append");
+        nodes
+            .0
+            .extend(appended.into_iter().map(|(l, i, h)| ((l, i), h)));
+    }
+    let tree = merkle::Tree::new(&nodes);
+    for (n, root) in ct::ROOTS.iter().enumerate() {
+        let size = n as u64 + 1;
+        assert_eq!(
+            hex::encode(tree.root(size).expect("root")),
+            *root,
+            "size {size}"
+        );
+    }
+
+    for (index, size, expected) in ct::PATHS {
+        let path = tree.inclusion(index, size).expect("path");
+        assert_eq!(path, unhex_all(expected), "leaf {index} of {size}");
+        let leaf = merkle::leaf_hash(&hex::decode(ct::INPUTS[index as usize]).expect("hex"));
+        let root = unhex(ct::ROOTS[size as usize - 1]);
+        assert!(merkle::verify_inclusion(&leaf, index, size, &path, &root));
+        // The same path for a neighbouring leaf, or with a hash changed, fails.
+        assert!(!merkle::verify_inclusion(
+            &leaf,
+            index ^ 1,
+            size,
+            &path,
+            &root
+        ));
+        for i in 0..path.len() {
+            let mut bad = path.clone();
+            bad[i][0] ^= 1;
+            assert!(!merkle::verify_inclusion(&leaf, index, size, &bad, &root));
+        }
+    }
+
+    for (first, second, expected) in ct::CONSISTENCY {
+        let proof = tree.consistency(first, second).expect("proof");
+        assert_eq!(proof, unhex_all(expected), "{first} -> {second}");
+        let (a, b) = (
+            unhex(ct::ROOTS[first as usize - 1]),
+            unhex(ct::ROOTS[second as usize - 1]),
+        );
+        assert!(merkle::verify_consistency(first, second, &a, &b, &proof));
+        if first != second {
+            assert!(!merkle::verify_consistency(first, second, &b, &a, &proof));
+            for i in 0..proof.len() {
+                let mut bad = proof.clone();
+                bad[i][0] ^= 1;
+                assert!(!merkle::verify_consistency(first, second, &a, &b, &bad));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_without_its_leaf_or_with_another_documents_leaf_fails() {
+    let server = TestServer::start().await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(
+            server
+                .send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], n))
+                .await
+                .id,
+        );
+    }
+    let trusted = lienthong::evidence::read_public_key(&server.pki().service_key()).expect("key");
+    let service_key = noi_vu
+        .get_keys(pb::GetKeysRequest {})
+        .await
+        .expect("keys")
+        .into_inner()
+        .service_key;
+    let mut file_of = async |id: &str| {
+        let proof = noi_vu
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                document_id: id.into(),
+                tree_size: 0,
+            })
+            .await
+            .expect("proof")
+            .into_inner();
+        InclusionFile::new(id, &proof, service_key.as_ref()).expect("proof file")
+    };
+    let genuine = file_of(&ids[2]).await;
+    let other = file_of(&ids[1]).await;
+    let failed = |file: InclusionFile| -> Vec<String> {
+        ProofFile::Inclusion(file)
+            .check(&trusted)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.subject)
+            .collect()
+    };
+    assert!(failed(genuine.clone()).is_empty());
+
+    // Without its leaf, or without the document it is for, it is not a
+    // proof file at all.
+    for field in ["leaf", "document_id"] {
+        let mut json = serde_json::to_value(ProofFile::Inclusion(genuine.clone())).expect("json");
+        json.as_object_mut().expect("object").remove(field);
+        let err = serde_json::from_value::<ProofFile>(json).expect_err("refused");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+
+    // Another document's (genuine, checkpointed) proof, relabelled: the
+    // leaf names the other document.
+    let relabelled = InclusionFile {
+        document_id: ids[2].clone(),
+        ..other.clone()
+    };
+    assert!(matches!(
+        relabelled.check_leaf(),
+        Err(ProofError::LeafOfAnotherDocument { ref leaf, ref file }) if *leaf == ids[1] && *file == ids[2]
+    ));
+    assert_eq!(failed(relabelled), vec!["leaf"]);
+
+    // Another document's leaf put in: it does not hash to leaf_hash; with
+    // its leaf_hash too, the audit path no longer leads to the root.
+    let swapped = InclusionFile {
+        leaf: other.leaf.clone(),
+        ..genuine.clone()
+    };
+    assert!(matches!(swapped.check_leaf(), Err(ProofError::LeafHash)));
+    assert_eq!(failed(swapped), vec!["leaf"]);
+    let swapped = InclusionFile {
+        leaf: other.leaf.clone(),
+        leaf_hash: other.leaf_hash,
+        ..genuine.clone()
+    };
+    assert_eq!(failed(swapped), vec!["leaf", "inclusion"]);
 }

@@ -19,3 +19,4 @@ mod layout;
 mod notifications;
 mod signatures;
 mod validation;
+mod verify;
