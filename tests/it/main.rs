@@ -18,5 +18,6 @@ mod identity;
 mod layout;
 mod notifications;
 mod signatures;
+mod store;
 mod validation;
 mod verify;

@@ -1,0 +1,372 @@
+//! The store through its engine-neutral interface, against every engine in
+//! [`ENGINES`]: the engine contract (atomic transactions, ordered scans,
+//! durability across a reopen) and the rules of a commit (arrival numbers,
+//! events, outbox, idempotency, numbering, archive, checkpoints).
+//!
+//! A second engine joins the whole suite by one more line in `ENGINES`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lienthong::directory::OrgCode;
+use lienthong::error::Error;
+use lienthong::merkle;
+use lienthong::receipt::{Notary, ServiceKey};
+use lienthong::store::engine::{Engine, Order, Space};
+use lienthong::store::sled::{SledEngine, SledOptions};
+use lienthong::store::{DocId, NewDocument, SendOutcome, Store, StoreOptions};
+
+type Factory = fn(&Path) -> Arc<dyn Engine>;
+
+/// Every engine the suite runs against, each opened on a directory of its
+/// own (a server-based engine would use the directory's name as its
+/// database or schema).
+const ENGINES: &[(&str, Factory)] = &[("sled", sled)];
+
+fn sled(dir: &Path) -> Arc<dyn Engine> {
+    let options = SledOptions {
+        cache_bytes: 8 << 20,
+    };
+    Arc::new(SledEngine::open(&dir.join("store"), &options).expect("open sled"))
+}
+
+fn code(text: &str) -> OrgCode {
+    OrgCode::parse(text).expect("code")
+}
+
+const SENDER: &str = "000.02.09.H37";
+const COMMUNE_A: &str = "000.32.09.H37";
+const COMMUNE_B: &str = "000.33.09.H37";
+
+fn new_document(number: u64, to: &[&str]) -> NewDocument {
+    NewDocument {
+        id: DocId::random().expect("id"),
+        sender: code(SENDER),
+        recipients: to.iter().map(|c| code(c)).collect(),
+        document_bytes: format!("document {number}").into_bytes(),
+        attachments: vec![],
+        content_digest: [number as u8; 32],
+        idempotency_key: None,
+        numbering: (2026, number, "CT-UBND".into()),
+        signing_key_id: "k".into(),
+        signature: vec![1; 64],
+        key_usable_until_ms: None,
+    }
+}
+
+/// A store on `engine`, with the service's own sealer, checkpointing every
+/// `checkpoint_every` leaves and keeping `events_kept` events.
+fn open_store(
+    dir: &Path,
+    engine: Arc<dyn Engine>,
+    checkpoint_every: u64,
+    events_kept: u64,
+) -> Store {
+    let service = Arc::new(ServiceKey::load_or_create(dir).expect("service key"));
+    let (listener, mut committed) = lienthong::notify::listener();
+    tokio::spawn(async move { while committed.recv().await.is_some() {} });
+    let options = StoreOptions {
+        checkpoint_every,
+        events_kept,
+        ..StoreOptions::default()
+    };
+    Store::open(
+        engine,
+        &dir.join("attachments"),
+        &options,
+        Arc::new(Notary::new(service)),
+        Arc::new(listener),
+    )
+    .expect("store")
+}
+
+async fn accepted(store: &Store, new: NewDocument) -> DocId {
+    match store.send(new).await.expect("send") {
+        SendOutcome::Accepted(id, _) => id,
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_transaction_commits_all_its_writes_or_none() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = make(dir.path());
+        let failed = engine.transact(&mut |txn| {
+            txn.put(Space::Counters, b"a", b"1")?;
+            txn.put(Space::Inbox, b"b", b"2")?;
+            // A read sees the transaction's own write.
+            assert_eq!(txn.get(Space::Counters, b"a")?, Some(b"1".to_vec()));
+            Err(Error::storage("abandoned on purpose"))
+        });
+        assert!(failed.is_err(), "{name}");
+        assert_eq!(engine.get(Space::Counters, b"a").expect("get"), None, "{name}");
+        assert_eq!(engine.get(Space::Inbox, b"b").expect("get"), None, "{name}");
+
+        engine
+            .transact(&mut |txn| {
+                txn.put(Space::Counters, b"a", b"1")?;
+                txn.put(Space::Inbox, b"b", b"2")?;
+                txn.delete(Space::Inbox, b"b")?;
+                txn.put(Space::Inbox, b"c", b"3")
+            })
+            .expect("commit");
+        assert_eq!(
+            engine.get(Space::Counters, b"a").expect("get"),
+            Some(b"1".to_vec()),
+            "{name}"
+        );
+        assert_eq!(engine.get(Space::Inbox, b"b").expect("get"), None, "{name}");
+        // Keyspaces are separate: the same key in another holds nothing.
+        assert_eq!(engine.get(Space::Outbox, b"c").expect("get"), None, "{name}");
+    }
+}
+
+#[test]
+fn a_scan_walks_its_range_in_byte_order_either_way_up_to_its_limit() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = make(dir.path());
+        engine
+            .transact(&mut |txn| {
+                for k in [3u8, 1, 255, 2, 0] {
+                    txn.put(Space::Events, &[k, 9], &[k])?;
+                }
+                Ok(())
+            })
+            .expect("commit");
+        let keys = |start: &[u8], end: Option<&[u8]>, order, limit| -> Vec<u8> {
+            engine
+                .scan(Space::Events, start, end, order, limit)
+                .expect("scan")
+                .into_iter()
+                .map(|(k, _)| k[0])
+                .collect()
+        };
+        assert_eq!(keys(&[], None, Order::Ascending, 10), [0, 1, 2, 3, 255], "{name}");
+        assert_eq!(keys(&[], None, Order::Descending, 2), [255, 3], "{name}");
+        assert_eq!(keys(&[1], Some(&[3]), Order::Ascending, 10), [1, 2], "{name}");
+        assert_eq!(keys(&[1], Some(&[3, 9]), Order::Descending, 10), [2, 1], "{name}");
+        assert_eq!(keys(&[4], Some(&[5]), Order::Ascending, 10), [] as [u8; 0], "{name}");
+    }
+}
+
+#[test]
+fn what_was_synced_is_there_after_a_reopen() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let engine = make(dir.path());
+            engine
+                .transact(&mut |txn| txn.put(Space::Documents, b"id", b"bytes"))
+                .expect("commit");
+            engine.sync().expect("sync");
+        }
+        let engine = make(dir.path());
+        assert_eq!(
+            engine.get(Space::Documents, b"id").expect("get"),
+            Some(b"bytes".to_vec()),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_numbers_arrivals_logs_events_and_fills_both_mailboxes() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        let mut ids = Vec::new();
+        for n in 1..=3 {
+            ids.push(accepted(&store, new_document(n, &[COMMUNE_A, COMMUNE_B])).await);
+        }
+        ids.push(accepted(&store, new_document(4, &[COMMUNE_B])).await);
+
+        let inbox = store
+            .inbox_page(&code(COMMUNE_B), None, 10)
+            .expect("inbox");
+        let numbers: Vec<u64> = inbox.items.iter().map(|i| i.arrival_number).collect();
+        assert_eq!(numbers, [4, 3, 2, 1], "{name}: newest first, no gap");
+        assert_eq!(inbox.items[0].id, ids[3], "{name}");
+        let a = store
+            .inbox_page(&code(COMMUNE_A), None, 10)
+            .expect("inbox");
+        assert_eq!(a.items.len(), 3, "{name}");
+
+        let outbox = store
+            .outbox_page(&code(SENDER), None, 10)
+            .expect("outbox");
+        let sent: Vec<DocId> = outbox.items.iter().rev().map(|i| i.id).collect();
+        assert_eq!(sent, ids, "{name}");
+
+        let events = store.events(&code(COMMUNE_B), 0, 100, 100).expect("events");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "{name}");
+        assert_eq!(events[3].document_id, ids[3].0.to_vec(), "{name}");
+        assert_eq!(events[3].arrival_number, 4, "{name}");
+        let counters = store.event_counters().expect("counters");
+        assert!(counters.contains(&(code(COMMUNE_B), 4)), "{name}: {counters:?}");
+        assert!(counters.contains(&(code(COMMUNE_A), 3)), "{name}: {counters:?}");
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_send_writes_nothing() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        let mut first = new_document(1, &[COMMUNE_A]);
+        first.idempotency_key = Some("key-1".into());
+        let id = accepted(&store, first.clone()).await;
+
+        // The same key and content: the same document, nothing new.
+        let mut again = first.clone();
+        again.id = DocId::random().expect("id");
+        match store.send(again).await.expect("send") {
+            SendOutcome::Duplicate(same, _) => assert_eq!(same, id, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        // The same key, other content.
+        let mut other = new_document(2, &[COMMUNE_A]);
+        other.idempotency_key = Some("key-1".into());
+        assert!(
+            matches!(store.send(other).await.expect("send"), SendOutcome::KeyReused(k) if k == id),
+            "{name}"
+        );
+        // The same number and notation in the same year.
+        assert!(
+            matches!(store.send(new_document(1, &[COMMUNE_B])).await.expect("send"), SendOutcome::NumberTaken(k) if k == id),
+            "{name}"
+        );
+        // A key that stopped being usable before acceptance.
+        let mut late = new_document(3, &[COMMUNE_B]);
+        late.key_usable_until_ms = Some(0);
+        assert!(
+            matches!(store.send(late).await.expect("send"), SendOutcome::KeyNoLongerUsable),
+            "{name}"
+        );
+
+        assert_eq!(store.archive_size().expect("size"), 1, "{name}");
+        assert!(
+            store
+                .inbox_page(&code(COMMUNE_B), None, 10)
+                .expect("inbox")
+                .items
+                .is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            store.events(&code(COMMUNE_B), 0, 100, 100).expect("events").len(),
+            0,
+            "{name}"
+        );
+        // Numbering goes on from where it stood.
+        accepted(&store, new_document(2, &[COMMUNE_A])).await;
+        let a = store
+            .inbox_page(&code(COMMUNE_A), None, 10)
+            .expect("inbox");
+        assert_eq!(a.items[0].arrival_number, 2, "{name}");
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_document_is_a_leaf_with_a_proof_and_checkpoints_come_on_schedule() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(dir.path(), make(dir.path()), 4, 100);
+        let mut ids = Vec::new();
+        for n in 1..=10 {
+            ids.push(accepted(&store, new_document(n, &[COMMUNE_A])).await);
+        }
+        assert_eq!(store.archive_size().expect("size"), 10, "{name}");
+        // Every 4 leaves, at the latest in the batch that reached them.
+        let (size, _) = store.latest_checkpoint().expect("latest").expect("one");
+        assert!((8..=10).contains(&size), "{name}: {size}");
+        assert!(store.archive_grew().expect("grew") == (size < 10), "{name}");
+        store.make_checkpoint().await.expect("checkpoint");
+        assert!(store.checkpoint(10).expect("get").is_some(), "{name}");
+        assert!(!store.archive_grew().expect("grew"), "{name}");
+
+        let root = store.archive_root(10).expect("root");
+        for (i, id) in ids.iter().enumerate() {
+            let index = store.archive_index(id).expect("index").expect("indexed");
+            assert_eq!(index, i as u64, "{name}");
+            let leaf = store.archive_leaf(index).expect("leaf").expect("stored");
+            let path = store.inclusion_proof(index, 10).expect("proof");
+            assert!(
+                merkle::verify_inclusion(&merkle::leaf_hash(&leaf), index, 10, &path, &root),
+                "{name}: leaf {index}"
+            );
+        }
+        let old = store.archive_root(6).expect("root");
+        let proof = store.consistency_proof(6, 10).expect("proof");
+        assert!(merkle::verify_consistency(6, 10, &old, &root, &proof), "{name}");
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_trimmed_and_pages_follow_on() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = open_store(dir.path(), make(dir.path()), 1000, 3);
+        for n in 1..=7 {
+            accepted(&store, new_document(n, &[COMMUNE_A])).await;
+        }
+        assert_eq!(
+            store.oldest_event(&code(COMMUNE_A)).expect("oldest"),
+            Some(5),
+            "{name}: only the last 3 kept"
+        );
+        let first = store.inbox_page(&code(COMMUNE_A), None, 3).expect("page");
+        let next = first.next.expect("more");
+        let second = store
+            .inbox_page(&code(COMMUNE_A), Some(next), 3)
+            .expect("page");
+        let third = store
+            .inbox_page(&code(COMMUNE_A), second.next, 3)
+            .expect("page");
+        let numbers: Vec<u64> = [first.items, second.items, third.items]
+            .iter()
+            .flatten()
+            .map(|i| i.arrival_number)
+            .collect();
+        assert_eq!(numbers, [7, 6, 5, 4, 3, 2, 1], "{name}");
+        assert!(third.next.is_none(), "{name}");
+        store.close().await.expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_store_has_everything_and_numbers_on() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let id = {
+            let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+            let id = accepted(&store, new_document(1, &[COMMUNE_A])).await;
+            store.close().await.expect("close");
+            id
+        };
+        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        assert!(store.document(&id).expect("read").is_some(), "{name}");
+        accepted(&store, new_document(2, &[COMMUNE_A])).await;
+        let inbox = store
+            .inbox_page(&code(COMMUNE_A), None, 10)
+            .expect("inbox");
+        let numbers: Vec<u64> = inbox.items.iter().map(|i| i.arrival_number).collect();
+        assert_eq!(numbers, [2, 1], "{name}");
+        assert_eq!(store.archive_size().expect("size"), 2, "{name}");
+        store.close().await.expect("close");
+        drop(store);
+        // Read-only, as the audit opens it: reads work, sends are refused.
+        let reader = Store::open_read_only(make(dir.path()), &dir.path().join("attachments"))
+            .expect("read-only");
+        assert!(reader.document(&id).expect("read").is_some(), "{name}");
+        assert!(matches!(
+            reader.send(new_document(3, &[COMMUNE_A])).await,
+            Err(Error::Unavailable(_))
+        ));
+    }
+}
