@@ -5,7 +5,7 @@
 //! organisation's event log has a gap.
 //!
 //! Short by default (3 cycles, in CI); `LIENTHONG_CRASH_CYCLES=25 cargo test
-//! --release --test crash` for the long run.
+//! --release --test it crash::` for the long run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
