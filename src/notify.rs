@@ -66,6 +66,8 @@ impl CommitListener for Listener {
     fn committed(&self, events: Vec<StoredEvent>) {
         // Unbounded, but drained as fast as commits arrive: the publisher
         // does a little work per event and never waits for subscribers.
+        // A send fails only once the publisher has stopped (shutdown);
+        // the events are in the store, and subscribers replay them.
         let _ = self.0.send(events);
     }
 }

@@ -45,6 +45,9 @@ enum Answer {
     Checkpoint(oneshot::Sender<Result<Vec<u8>>>, Result<Vec<u8>>),
 }
 
+// A reply that cannot be sent means the caller stopped waiting (its request
+// was cancelled): the outcome stands, durable or not, whether or not anyone
+// hears of it; an idempotent retry finds it. So `let _ = reply.send(…)`.
 impl Answer {
     fn deliver(self) {
         match self {
@@ -132,7 +135,14 @@ impl Committer {
         lock(&self.queue).take();
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                // It cannot have acknowledged anything it did not sync:
+                // replies leave only after a sync. Say so loudly anyway.
+                tracing::error!(
+                    "the committer thread panicked; its last batch was not acknowledged"
+                );
+            }
         }
     }
 }

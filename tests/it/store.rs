@@ -100,7 +100,11 @@ fn a_transaction_commits_all_its_writes_or_none() {
             Err(Error::storage("abandoned on purpose"))
         });
         assert!(failed.is_err(), "{name}");
-        assert_eq!(engine.get(Space::Counters, b"a").expect("get"), None, "{name}");
+        assert_eq!(
+            engine.get(Space::Counters, b"a").expect("get"),
+            None,
+            "{name}"
+        );
         assert_eq!(engine.get(Space::Inbox, b"b").expect("get"), None, "{name}");
 
         engine
@@ -118,7 +122,11 @@ fn a_transaction_commits_all_its_writes_or_none() {
         );
         assert_eq!(engine.get(Space::Inbox, b"b").expect("get"), None, "{name}");
         // Keyspaces are separate: the same key in another holds nothing.
-        assert_eq!(engine.get(Space::Outbox, b"c").expect("get"), None, "{name}");
+        assert_eq!(
+            engine.get(Space::Outbox, b"c").expect("get"),
+            None,
+            "{name}"
+        );
     }
 }
 
@@ -143,11 +151,27 @@ fn a_scan_walks_its_range_in_byte_order_either_way_up_to_its_limit() {
                 .map(|(k, _)| k[0])
                 .collect()
         };
-        assert_eq!(keys(&[], None, Order::Ascending, 10), [0, 1, 2, 3, 255], "{name}");
+        assert_eq!(
+            keys(&[], None, Order::Ascending, 10),
+            [0, 1, 2, 3, 255],
+            "{name}"
+        );
         assert_eq!(keys(&[], None, Order::Descending, 2), [255, 3], "{name}");
-        assert_eq!(keys(&[1], Some(&[3]), Order::Ascending, 10), [1, 2], "{name}");
-        assert_eq!(keys(&[1], Some(&[3, 9]), Order::Descending, 10), [2, 1], "{name}");
-        assert_eq!(keys(&[4], Some(&[5]), Order::Ascending, 10), [] as [u8; 0], "{name}");
+        assert_eq!(
+            keys(&[1], Some(&[3]), Order::Ascending, 10),
+            [1, 2],
+            "{name}"
+        );
+        assert_eq!(
+            keys(&[1], Some(&[3, 9]), Order::Descending, 10),
+            [2, 1],
+            "{name}"
+        );
+        assert_eq!(
+            keys(&[4], Some(&[5]), Order::Ascending, 10),
+            [] as [u8; 0],
+            "{name}"
+        );
     }
 }
 
@@ -182,20 +206,14 @@ async fn a_send_numbers_arrivals_logs_events_and_fills_both_mailboxes() {
         }
         ids.push(accepted(&store, new_document(4, &[COMMUNE_B])).await);
 
-        let inbox = store
-            .inbox_page(&code(COMMUNE_B), None, 10)
-            .expect("inbox");
+        let inbox = store.inbox_page(&code(COMMUNE_B), None, 10).expect("inbox");
         let numbers: Vec<u64> = inbox.items.iter().map(|i| i.arrival_number).collect();
         assert_eq!(numbers, [4, 3, 2, 1], "{name}: newest first, no gap");
         assert_eq!(inbox.items[0].id, ids[3], "{name}");
-        let a = store
-            .inbox_page(&code(COMMUNE_A), None, 10)
-            .expect("inbox");
+        let a = store.inbox_page(&code(COMMUNE_A), None, 10).expect("inbox");
         assert_eq!(a.items.len(), 3, "{name}");
 
-        let outbox = store
-            .outbox_page(&code(SENDER), None, 10)
-            .expect("outbox");
+        let outbox = store.outbox_page(&code(SENDER), None, 10).expect("outbox");
         let sent: Vec<DocId> = outbox.items.iter().rev().map(|i| i.id).collect();
         assert_eq!(sent, ids, "{name}");
 
@@ -205,8 +223,14 @@ async fn a_send_numbers_arrivals_logs_events_and_fills_both_mailboxes() {
         assert_eq!(events[3].document_id, ids[3].0.to_vec(), "{name}");
         assert_eq!(events[3].arrival_number, 4, "{name}");
         let counters = store.event_counters().expect("counters");
-        assert!(counters.contains(&(code(COMMUNE_B), 4)), "{name}: {counters:?}");
-        assert!(counters.contains(&(code(COMMUNE_A), 3)), "{name}: {counters:?}");
+        assert!(
+            counters.contains(&(code(COMMUNE_B), 4)),
+            "{name}: {counters:?}"
+        );
+        assert!(
+            counters.contains(&(code(COMMUNE_A), 3)),
+            "{name}: {counters:?}"
+        );
         store.close().await.expect("close");
     }
 }
@@ -243,7 +267,10 @@ async fn a_refused_send_writes_nothing() {
         let mut late = new_document(3, &[COMMUNE_B]);
         late.key_usable_until_ms = Some(0);
         assert!(
-            matches!(store.send(late).await.expect("send"), SendOutcome::KeyNoLongerUsable),
+            matches!(
+                store.send(late).await.expect("send"),
+                SendOutcome::KeyNoLongerUsable
+            ),
             "{name}"
         );
 
@@ -257,15 +284,16 @@ async fn a_refused_send_writes_nothing() {
             "{name}"
         );
         assert_eq!(
-            store.events(&code(COMMUNE_B), 0, 100, 100).expect("events").len(),
+            store
+                .events(&code(COMMUNE_B), 0, 100, 100)
+                .expect("events")
+                .len(),
             0,
             "{name}"
         );
         // Numbering goes on from where it stood.
         accepted(&store, new_document(2, &[COMMUNE_A])).await;
-        let a = store
-            .inbox_page(&code(COMMUNE_A), None, 10)
-            .expect("inbox");
+        let a = store.inbox_page(&code(COMMUNE_A), None, 10).expect("inbox");
         assert_eq!(a.items[0].arrival_number, 2, "{name}");
         store.close().await.expect("close");
     }
@@ -302,7 +330,10 @@ async fn every_document_is_a_leaf_with_a_proof_and_checkpoints_come_on_schedule(
         }
         let old = store.archive_root(6).expect("root");
         let proof = store.consistency_proof(6, 10).expect("proof");
-        assert!(merkle::verify_consistency(6, 10, &old, &root, &proof), "{name}");
+        assert!(
+            merkle::verify_consistency(6, 10, &old, &root, &proof),
+            "{name}"
+        );
         store.close().await.expect("close");
     }
 }
@@ -352,9 +383,7 @@ async fn a_reopened_store_has_everything_and_numbers_on() {
         let store = open_store(dir.path(), make(dir.path()), 1000, 100);
         assert!(store.document(&id).expect("read").is_some(), "{name}");
         accepted(&store, new_document(2, &[COMMUNE_A])).await;
-        let inbox = store
-            .inbox_page(&code(COMMUNE_A), None, 10)
-            .expect("inbox");
+        let inbox = store.inbox_page(&code(COMMUNE_A), None, 10).expect("inbox");
         let numbers: Vec<u64> = inbox.items.iter().map(|i| i.arrival_number).collect();
         assert_eq!(numbers, [2, 1], "{name}");
         assert_eq!(store.archive_size().expect("size"), 2, "{name}");
