@@ -7,9 +7,9 @@
 //! Requests flow from the top of this list to the bottom; each module only
 //! calls those below it.
 //!
-//! - [`cli`]: the `lienthong` command: `serve`, and the client commands
-//!   (`send`, `inbox`, `outbox`, `show`, `watch`, `verify`, `directory`,
-//!   `pki`, `bench`, `fill`).
+//! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
+//!   and the client commands (`send`, `inbox`, `outbox`, `show`, `watch`,
+//!   `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
@@ -33,13 +33,18 @@
 //!   client certificate.
 //! - [`crypto`]: signing and verifying with ring; key ids; the exact bytes
 //!   that are signed.
-//! - [`client`]: connecting and building requests, shared by the command
-//!   line, tests and benchmarks.
+//! - [`client`]: connecting (as an organisation of a PKI folder), paging
+//!   and building requests, shared by the command line, tests and
+//!   benchmarks.
+//! - [`process`]: a `lienthong serve` child process with a readiness signal,
+//!   for `bench` and the tests.
 //! - [`bench`]: the load generator behind `lienthong bench`, the machine's
 //!   ceiling, and `lienthong fill`; `compare` (feature `jetstream`) runs the
 //!   same workloads against NATS JetStream.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
+//! - [`defaults`]: the embedded defaults, used by the command line, the
+//!   server's configuration and stated in the README.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
 
 pub mod api;
@@ -51,6 +56,7 @@ pub mod clock;
 #[cfg(feature = "jetstream")]
 pub mod compare;
 pub mod crypto;
+pub mod defaults;
 pub mod directory;
 pub mod document;
 pub mod error;
@@ -60,6 +66,7 @@ pub mod keys;
 pub mod merkle;
 pub mod notify;
 pub mod pki;
+pub mod process;
 pub mod receipt;
 pub mod server;
 pub mod store;

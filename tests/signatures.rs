@@ -91,12 +91,9 @@ async fn save(server: &TestServer, as_org: &str, id: &str, dir: &std::path::Path
 /// The keys a recipient trusts: the registry and the service key from disk.
 fn trusted(server: &TestServer) -> TrustedKeys {
     let pem = std::fs::read_to_string(server.dir.path().join("service-key.pub.pem")).expect("pub");
-    let block = pem::parse(pem).expect("pem");
     TrustedKeys {
         registry: Some(registry(server)),
-        service_key: Some(
-            lienthong::crypto::PublicKey::from_spki_der(block.contents()).expect("spki"),
-        ),
+        service_key: Some(lienthong::crypto::PublicKey::from_pem(&pem).expect("service key")),
     }
 }
 
