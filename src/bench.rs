@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::client::{self, AttachmentFile, ClientConfig};
+use crate::client::{self, connect_as, AttachmentFile};
 use crate::pb;
 use crate::pki::{self, PkiPaths};
+use crate::process::ServeProcess;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -57,6 +58,8 @@ pub struct BenchReport {
     pub notify_delays: Vec<Duration>,
     /// Notifications expected (documents × subscribers).
     pub notify_expected: u64,
+    /// What the first failed send said, if one failed.
+    pub first_error: Option<String>,
 }
 
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -80,6 +83,7 @@ impl BenchReport {
             server_peak_rss_bytes: None,
             notify_delays: Vec::new(),
             notify_expected: 0,
+            first_error: None,
         }
     }
 
@@ -131,13 +135,14 @@ impl BenchReport {
             "server_cpu_seconds": self.server_cpu_seconds,
             "server_cpu_per_document_us": self.server_cpu_seconds.map(|s| s * 1e6 / self.documents.max(1) as f64),
             "server_peak_rss_bytes": self.server_peak_rss_bytes,
+            "first_error": self.first_error,
         })
     }
 
     pub fn to_text(&self, options: &BenchOptions) -> String {
         let mut text = format!(
             "{} clients, {} bytes per document, {} recipients, {:.1} s on {}\n\
-             documents: {} acknowledged, {} failed\n\
+             documents: {} acknowledged, {} failed{}\n\
              throughput: {:.0} documents/s, {:.1} MB/s\n\
              ack latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
             options.clients,
@@ -147,6 +152,10 @@ impl BenchReport {
             machine()["summary"].as_str().unwrap_or("?"),
             self.documents,
             self.errors,
+            self.first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default(),
             self.documents_per_second(),
             self.documents_per_second() * self.bytes_per_document as f64 / 1e6,
             self.percentile(0.50),
@@ -205,54 +214,6 @@ pub fn machine() -> serde_json::Value {
     })
 }
 
-/// A server process started for the run.
-struct Spawned {
-    child: std::process::Child,
-    url: String,
-    _data: tempfile::TempDir,
-    pki: PathBuf,
-}
-
-fn spawn_server() -> Result<Spawned, String> {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let data =
-        tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-    let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn,lienthong::server=info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let stderr = child.stderr.take().ok_or("no stderr from the server")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    break format!("https://{}", addr.trim());
-                }
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the server exited before listening".into());
-            }
-        }
-    };
-    // Keep draining the server's log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let pki = data.path().join("pki");
-    Ok(Spawned {
-        child,
-        url,
-        _data: data,
-        pki,
-    })
-}
-
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -277,29 +238,22 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-async fn connect_as(
-    url: &str,
-    pki_dir: &Path,
-    org: &str,
-) -> Result<crate::pb::exchange_client::ExchangeClient<tonic::transport::Channel>, String> {
-    let paths = PkiPaths::new(pki_dir);
-    let (cert, key) = pki::find_client(&paths, org).map_err(|e| e.to_string())?;
-    client::connect(&ClientConfig {
-        server: url.to_owned(),
-        ca_cert: paths.ca_cert(),
-        cert,
-        key,
-    })
-    .await
-}
-
 pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
-    let spawned = match &options.server {
-        None => Some(spawn_server()?),
-        Some(_) => None,
+    // A server of its own: a child process on a temporary data directory,
+    // killed and reaped when `spawned` is dropped.
+    let (_data, spawned) = match &options.server {
+        None => {
+            let data = tempfile::tempdir()
+                .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+            let exe =
+                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+            let spawned = ServeProcess::start(&exe, data.path(), &[])?;
+            (Some(data), Some(spawned))
+        }
+        Some(_) => (None, None),
     };
     let (url, pki_dir) = match (&spawned, &options.server) {
-        (Some(s), _) => (s.url.clone(), s.pki.clone()),
+        (Some(s), _) => (s.url.clone(), s.ready.pki.clone().unwrap_or_default()),
         (None, Some(url)) => (url.clone(), options.pki.clone()),
         (None, None) => return Err("no server".into()),
     };
@@ -307,12 +261,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
         .as_ref()
         .map(|s| s.child.id())
         .or(options.server_pid);
-    let result = drive(options, &url, &pki_dir, pid).await;
-    if let Some(mut s) = spawned {
-        let _ = s.child.kill();
-        let _ = s.child.wait();
-    }
-    result
+    drive(options, &url, &pki_dir, pid).await
 }
 
 async fn drive(
@@ -369,6 +318,7 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
+            let mut first_error: Option<String> = None;
             let mut recipients = 0usize;
             while Instant::now() < deadline {
                 if let Some(limit) = count {
@@ -400,7 +350,7 @@ async fn drive(
                 let request = match client::send_request(header, attachments, None, &signer) {
                     Ok(r) => r,
                     Err(e) => {
-                        eprintln!("bench: {e}");
+                        first_error.get_or_insert(e);
                         errors += 1;
                         break;
                     }
@@ -417,21 +367,23 @@ async fn drive(
                     }
                     Err(e) => {
                         errors += 1;
-                        if errors == 1 {
-                            eprintln!("bench: a send failed: {:?}: {}", e.code(), e.message());
-                        }
+                        first_error
+                            .get_or_insert_with(|| format!("{:?}: {}", e.code(), e.message()));
                     }
                 }
             }
-            (latencies, errors, recipients)
+            (latencies, errors, first_error, recipients)
         }));
     }
     let mut report = BenchReport::new(options.size);
     for task in tasks {
-        let (latencies, errors, recipients) =
+        let (latencies, errors, first_error, recipients) =
             task.await.map_err(|e| format!("a client failed: {e}"))?;
         report.latencies.extend(latencies);
         report.errors += errors;
+        if report.first_error.is_none() {
+            report.first_error = first_error;
+        }
         report.recipients = report.recipients.max(recipients);
     }
     report.finish(started, pid, cpu_before);
@@ -661,12 +613,14 @@ fn fsyncs_per_second(dir: &Path) -> Result<f64, String> {
 /// Fills the data directory of a stopped server with `count` signed
 /// documents to `to`, through the same checks and commit path as a send,
 /// with many in flight so that group commit batches them. For measuring at
-/// scale; the development PKI in `DATA/pki` signs.
+/// scale; the development PKI in `DATA/pki` signs. `progress` is told the
+/// number of documents stored so far, every so often.
 pub async fn fill(
     data_dir: &Path,
     count: u64,
     to: &[String],
     in_flight: usize,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<f64, String> {
     use crate::directory::Directory;
     use crate::exchange::{Exchange, Limits, SendInput};
@@ -714,6 +668,7 @@ pub async fn fill(
     let date = crate::clock::format_date(crate::clock::today());
     let mut tasks = Vec::new();
     for worker in 0..in_flight.max(1) {
+        let progress = progress.clone();
         let (exchange, next, senders, to, date) = (
             exchange.clone(),
             next.clone(),
@@ -747,7 +702,7 @@ pub async fn fill(
                 };
                 exchange.send(org, input).await.map_err(|e| e.to_string())?;
                 if (n + 1) % 100_000 == 0 {
-                    eprintln!("fill: {} documents", n + 1);
+                    progress(n + 1);
                 }
             }
         }));

@@ -48,6 +48,92 @@ pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, S
         .max_encoding_message_size(MAX_RESPONSE_BYTES))
 }
 
+/// Connects to `server` as `org`, with its client certificate from the
+/// development PKI in `pki_dir` and that folder's CA.
+pub async fn connect_as(
+    server: &str,
+    pki_dir: &Path,
+    org: &str,
+) -> Result<ExchangeClient<Channel>, String> {
+    let paths = crate::pki::PkiPaths::new(pki_dir);
+    let (cert, key) = crate::pki::find_client(&paths, org).map_err(|e| e.to_string())?;
+    connect(&ClientConfig {
+        server: server.to_owned(),
+        ca_cert: paths.ca_cert(),
+        cert,
+        key,
+    })
+    .await
+}
+
+/// Pages through a mailbox listing from `token`: one page, or every page
+/// with `all`. Returns the entries and the token to continue from ("" at
+/// the end).
+async fn pages<T, Fut>(
+    mut token: String,
+    page_size: u32,
+    all: bool,
+    fetch: impl Fn(pb::ListMailboxRequest) -> Fut,
+) -> Result<(Vec<T>, String), tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut entries = Vec::new();
+    loop {
+        let request = pb::ListMailboxRequest {
+            page_size,
+            page_token: token,
+        };
+        let (page, next) = fetch(request).await?;
+        entries.extend(page);
+        token = next;
+        if !all || token.is_empty() {
+            return Ok((entries, token));
+        }
+    }
+}
+
+/// The caller's inbox from `token`: one page, or every page with `all`.
+pub async fn inbox_pages(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+) -> Result<(Vec<pb::InboxEntry>, String), tonic::Status> {
+    pages(token, page_size, all, |request| {
+        let mut client = client.clone();
+        async move {
+            let page = client.list_inbox(request).await?.into_inner();
+            Ok((page.entries, page.next_page_token))
+        }
+    })
+    .await
+}
+
+/// The caller's outbox from `token`: one page, or every page with `all`.
+pub async fn outbox_pages(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+) -> Result<(Vec<pb::OutboxEntry>, String), tonic::Status> {
+    pages(token, page_size, all, |request| {
+        let mut client = client.clone();
+        async move {
+            let page = client.list_outbox(request).await?.into_inner();
+            Ok((page.entries, page.next_page_token))
+        }
+    })
+    .await
+}
+
+/// Reads a public key from a PEM file (`PUBLIC KEY`, a DER SubjectPublicKeyInfo).
+pub fn read_public_key(file: &Path) -> Result<crate::crypto::PublicKey, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    crate::crypto::PublicKey::from_pem(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
 /// The message of an error and of every error that caused it.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

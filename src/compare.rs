@@ -23,6 +23,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use serde_json::json;
 
+/// Where progress lines go (the command line prints them on stderr).
+pub type Note<'a> = &'a (dyn Fn(&str) + Sync);
+
 /// One workload of the issue: size, recipients, concurrent senders.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -83,12 +86,12 @@ impl Drop for NatsServer {
     }
 }
 
-fn nats_server_binary() -> Result<PathBuf, String> {
+fn nats_server_binary(note: Note<'_>) -> Result<PathBuf, String> {
     let found = |p: &str| Path::new(p).exists().then(|| PathBuf::from(p));
     if let Some(p) = found("/usr/bin/nats-server").or_else(|| found("/usr/sbin/nats-server")) {
         return Ok(p);
     }
-    eprintln!("compare: installing nats-server from Debian's packages");
+    note("compare: installing nats-server from Debian's packages");
     let status = Command::new("apt-get")
         .args(["install", "-y", "-qq", "nats-server"])
         .env("DEBIAN_FRONTEND", "noninteractive")
@@ -107,8 +110,8 @@ fn nats_server_binary() -> Result<PathBuf, String> {
         .ok_or_else(|| "nats-server did not install".into())
 }
 
-fn start_nats() -> Result<NatsServer, String> {
-    let binary = nats_server_binary()?;
+fn start_nats(note: Note<'_>) -> Result<NatsServer, String> {
+    let binary = nats_server_binary(note)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -154,8 +157,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// One round of a workload against JetStream, on a fresh stream.
-async fn jetstream_round(w: &Workload, seconds: f64) -> Result<Side, String> {
-    let server = start_nats()?;
+async fn jetstream_round(w: &Workload, seconds: f64, note: Note<'_>) -> Result<Side, String> {
+    let server = start_nats(note)?;
     let admin = async_nats::connect(&server.url)
         .await
         .map_err(|e| e.to_string())?;
@@ -255,7 +258,7 @@ async fn jetstream_round(w: &Workload, seconds: f64) -> Result<Side, String> {
 fn lienthong_round(w: &Workload, seconds: f64) -> Result<Side, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
-        .args(["bench", "--json", "--seconds", &seconds.to_string()])
+        .args(["bench", "load", "--json", "--seconds", &seconds.to_string()])
         .args([
             "--clients",
             &w.clients.to_string(),
@@ -307,7 +310,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs every workload for `rounds` rounds, alternating the two sides, and
 /// returns the report as JSON (also printed as a table on stderr).
-pub async fn run(rounds: usize, seconds: f64) -> Result<serde_json::Value, String> {
+pub async fn run(rounds: usize, seconds: f64, note: Note<'_>) -> Result<serde_json::Value, String> {
     let mut report = Vec::new();
     for w in workloads() {
         let mut rows = Vec::new();
@@ -316,17 +319,17 @@ pub async fn run(rounds: usize, seconds: f64) -> Result<serde_json::Value, Strin
             // Alternate which goes first, so neither always meets a warm disk.
             let (ours, theirs) = if round % 2 == 1 {
                 let o = lienthong_round(&w, seconds)?;
-                (o, jetstream_round(&w, seconds).await?)
+                (o, jetstream_round(&w, seconds, note).await?)
             } else {
-                let t = jetstream_round(&w, seconds).await?;
+                let t = jetstream_round(&w, seconds, note).await?;
                 (lienthong_round(&w, seconds)?, t)
             };
             let ratio = ours.documents_per_second / theirs.documents_per_second.max(1e-9);
-            eprintln!(
+            note(&format!(
                 "{} round {round}: lienthong {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms), JetStream {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms), ratio {:.2}",
                 w.name, ours.documents_per_second, ours.megabytes_per_second, ours.p99_ms,
                 theirs.documents_per_second, theirs.megabytes_per_second, theirs.p99_ms, ratio
-            );
+            ));
             ratios.push(ratio);
             rows.push(json!({"round": round, "lienthong": side_json(&ours), "jetstream": side_json(&theirs), "ratio_documents_per_second": ratio}));
         }
@@ -358,10 +361,10 @@ pub async fn run(rounds: usize, seconds: f64) -> Result<serde_json::Value, Strin
             )
         })
         .unwrap_or(0.0);
-    eprintln!(
+    note(&format!(
         "ceiling for (a): {cores} cores / {per_document_us:.1} µs of signature work per document = {ceiling:.0} documents/s; lienthong reached {ours_a:.0} ({:.1} %)",
         100.0 * ours_a / ceiling
-    );
+    ));
     Ok(json!({
         "machine": crate::bench::machine(),
         "limits": limits,

@@ -140,6 +140,13 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
+    /// From a PEM file's text holding a `PUBLIC KEY` (SubjectPublicKeyInfo),
+    /// as `service-key.pub.pem`.
+    pub fn from_pem(text: &str) -> Result<PublicKey, CryptoError> {
+        let block = pem::parse(text).map_err(|e| CryptoError::NotSpki(format!("not PEM: {e}")))?;
+        PublicKey::from_spki_der(block.contents())
+    }
+
     pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, CryptoError> {
         let (rest, spki) =
             SubjectPublicKeyInfo::from_der(der).map_err(|e| CryptoError::NotSpki(e.to_string()))?;

@@ -33,8 +33,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_document_bytes: 32 * 1024 * 1024,
-            max_recipients: 500,
+            max_document_bytes: crate::defaults::MAX_DOCUMENT_BYTES,
+            max_recipients: crate::defaults::MAX_RECIPIENTS,
         }
     }
 }

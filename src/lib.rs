@@ -9,11 +9,15 @@
 //! test `layout` in `tests/it` reads this list and every `crate::` path in
 //! `src/`, and fails on an arrow that points up.
 //!
-//! - [`cli`]: the `lienthong` command: `serve`, and the client commands.
+//! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
+//!   and the client commands (`send`, `inbox`, `outbox`, `show`, `watch`,
+//!   `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, the machine's
 //!   ceiling, and `lienthong fill`.
+//! - [`process`]: a `lienthong serve` child process with a readiness signal,
+//!   for `bench` and the tests.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
@@ -47,6 +51,8 @@
 //!   proof verification.
 //! - [`crypto`]: signing and verifying with ring; key ids; the exact bytes
 //!   that are signed.
+//! - [`defaults`]: the embedded defaults, used by the command line, the
+//!   server's configuration and stated in the README.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
@@ -60,6 +66,7 @@ pub mod clock;
 #[cfg(feature = "jetstream")]
 pub mod compare;
 pub mod crypto;
+pub mod defaults;
 pub mod directory;
 pub mod document;
 pub mod error;
@@ -69,6 +76,7 @@ pub mod keys;
 pub mod merkle;
 pub mod notify;
 pub mod pki;
+pub mod process;
 pub mod receipt;
 pub mod server;
 pub mod store;

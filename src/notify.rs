@@ -47,8 +47,8 @@ pub struct NotifyOptions {
 impl Default for NotifyOptions {
     fn default() -> Self {
         NotifyOptions {
-            heartbeat: Duration::from_secs(15),
-            buffer: 1024,
+            heartbeat: Duration::from_secs(crate::defaults::HEARTBEAT_SECONDS),
+            buffer: crate::defaults::EVENT_BUFFER,
         }
     }
 }

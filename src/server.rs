@@ -49,18 +49,20 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The embedded defaults: `./data`, `127.0.0.1:50051`, Hữu Lũng, dev PKI.
+    /// The embedded defaults ([`crate::defaults`]), Hữu Lũng, dev PKI.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            listen: crate::defaults::LISTEN,
             directory: None,
             tls: None,
             signing_keys: None,
             limits: Limits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
-            checkpoint_interval: std::time::Duration::from_secs(60),
+            checkpoint_interval: std::time::Duration::from_secs(
+                crate::defaults::CHECKPOINT_SECONDS,
+            ),
         }
     }
 }

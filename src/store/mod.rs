@@ -286,9 +286,9 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: 64 * 1024 * 1024,
-            events_kept: 10_000,
-            checkpoint_every: 1000,
+            cache_bytes: crate::defaults::CACHE_MIB * 1024 * 1024,
+            events_kept: crate::defaults::EVENTS_KEPT,
+            checkpoint_every: crate::defaults::CHECKPOINT_EVERY,
         }
     }
 }

@@ -491,3 +491,75 @@ fn ok_or_panic(output: Output) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Groups digits by three with a space, as the README writes numbers.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_readme_states_the_defaults_the_code_has() {
+    use lienthong::defaults as d;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let stated = [
+        format!("`--max-document-bytes` ({} MiB)", d::MAX_DOCUMENT_MIB),
+        format!("`--max-recipients` ({})", d::MAX_RECIPIENTS),
+        format!(
+            "`--events-kept` ({} per organisation)",
+            grouped(d::EVENTS_KEPT)
+        ),
+        format!("`--heartbeat-seconds` ({})", d::HEARTBEAT_SECONDS),
+        format!("`--event-buffer` ({})", grouped(d::EVENT_BUFFER as u64)),
+        format!("`--checkpoint-every` ({})", grouped(d::CHECKPOINT_EVERY)),
+        format!("`--checkpoint-seconds` ({})", d::CHECKPOINT_SECONDS),
+        format!("`--cache-mib` ({})", d::CACHE_MIB),
+        format!("`serve` listens on `{}`", d::LISTEN),
+        format!("keeps its data in `{}`", d::DATA_DIR),
+        format!("`--server URL` (default `{}`)", d::SERVER_URL),
+        format!("`--pki DIR` (default `{}`)", d::PKI_DIR),
+    ];
+    let missing: Vec<&String> = stated.iter().filter(|s| !readme.contains(*s)).collect();
+    assert!(
+        missing.is_empty(),
+        "the README does not say (or says otherwise): {missing:?}"
+    );
+}
+
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    // `lienthong bench load --json | head -1`, with a reader gone before
+    // anything is written: no panic, exit status 0.
+    let mut child = Command::new(BIN)
+        .args(["bench", "load", "--json", "--clients", "1", "--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("bench ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+
+    // And `| head -1` as a shell runs it: the first line is the start of
+    // the one JSON document.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{BIN}' bench load --json --clients 1 --count 3 | head -1"
+        ))
+        .output()
+        .expect("sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("{\n"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::{directive, pdf, Client};
-use lienthong::client::{self, ClientConfig};
+use lienthong::client;
 use lienthong::crypto::{self, PublicKey};
 use lienthong::keys::KeyRegistry;
 use lienthong::pb;
@@ -35,16 +35,9 @@ fn start(data: &Path) -> Server {
 }
 
 async fn connect(server: &Server, data: &Path, org: &str) -> Client {
-    let paths = PkiPaths::new(data.join("pki"));
-    let (cert, key) = pki::find_client(&paths, org).expect("client certificate");
-    client::connect(&ClientConfig {
-        server: server.url.clone(),
-        ca_cert: paths.ca_cert(),
-        cert,
-        key,
-    })
-    .await
-    .expect("connect")
+    client::connect_as(&server.url, &data.join("pki"), org)
+        .await
+        .expect("connect")
 }
 
 /// A random number from the system's generator (the kill moment).
@@ -128,7 +121,7 @@ async fn check_documents(server: &Server, data: &Path, acked: &Acked) {
     let registry =
         KeyRegistry::load(&PkiPaths::new(data.join("pki")).signing_keys()).expect("registry");
     let pem = std::fs::read_to_string(data.join("service-key.pub.pem")).expect("service key");
-    let service = PublicKey::from_spki_der(pem::parse(pem).expect("pem").contents()).expect("spki");
+    let service = PublicKey::from_pem(&pem).expect("service key");
     let mut reader = connect(server, data, "xa-van-nham").await;
     let acked = acked.lock().expect("lock").clone();
     for (id, recipients) in &acked {

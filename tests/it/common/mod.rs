@@ -88,8 +88,9 @@ impl TestServer {
 
     /// A client holding `org`'s certificate from the development PKI.
     pub async fn client(&self, org: &str) -> Client {
-        let (cert, key) = pki::find_client(&self.pki(), org).expect("client certificate");
-        self.client_with(cert, key).await
+        client::connect_as(&self.url(), &self.pki().dir, org)
+            .await
+            .expect("connect")
     }
 
     pub async fn client_with(&self, cert: PathBuf, key: PathBuf) -> Client {
@@ -175,23 +176,10 @@ pub fn pdf(name: &str, content: &[u8]) -> AttachmentFile {
 }
 
 pub async fn inbox_all(client: &mut Client) -> Vec<pb::InboxEntry> {
-    let mut entries = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_inbox(pb::ListMailboxRequest {
-                page_size: 0,
-                page_token: token,
-            })
-            .await
-            .expect("inbox")
-            .into_inner();
-        entries.extend(page.entries);
-        if page.next_page_token.is_empty() {
-            return entries;
-        }
-        token = page.next_page_token;
-    }
+    client::inbox_pages(client, String::new(), 0, true)
+        .await
+        .expect("inbox")
+        .0
 }
 
 pub fn communes() -> Vec<String> {
@@ -204,43 +192,16 @@ pub fn communes() -> Vec<String> {
         .collect()
 }
 
-/// A `lienthong serve` process of the built binary.
-pub struct ServeProcess {
-    pub child: std::process::Child,
-    pub url: String,
-}
+/// A `lienthong serve` process of the built binary; killed and reaped on drop.
+pub type ServeProcess = lienthong::process::ServeProcess;
 
 /// Starts the binary on a free port on `data`, with `extra` flags, and waits
-/// for its `listening` line (its log is drained for as long as it runs).
+/// for its readiness line.
 pub fn serve_process(data: &std::path::Path, extra: &[&str]) -> ServeProcess {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lienthong"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lienthong serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not log a line containing 'listening' (on this data: a finding, not a flake)");
-        };
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            return ServeProcess {
-                child,
-                url: format!("https://{}", addr.trim()),
-            };
-        }
-    }
+    ServeProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lienthong")),
+        data,
+        extra,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,0 +1,423 @@
+//! `lienthong archive`: inclusion and consistency proofs, checkpoints,
+//! search and export of the caller's documents, and the offline audit.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+use super::connection::{connect, status, Connection, Result};
+use super::files;
+use super::output::{self, outln, print_json};
+use crate::archive::proof::{ConsistencyFile, InclusionFile, ProofFile};
+use crate::client::{inbox_pages, outbox_pages};
+use crate::exchange::MAX_PAGE_SIZE;
+use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+
+#[derive(Subcommand)]
+pub enum ArchiveCommand {
+    /// Write the inclusion proof of a document you sent or received.
+    Prove {
+        #[command(flatten)]
+        conn: Connection,
+        /// Document id.
+        id: String,
+        /// Prove it in the checkpoint of this size; default the latest.
+        #[arg(long, default_value_t = 0)]
+        tree_size: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write the proof that the checkpoint of NEW leaves extends that of OLD.
+    Consistency {
+        #[command(flatten)]
+        conn: Connection,
+        old: u64,
+        new: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Show the latest signed checkpoint, or make one now with --fresh.
+    Checkpoint {
+        #[command(flatten)]
+        conn: Connection,
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Find documents you sent or received.
+    Search {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        filter: ArchiveFilter,
+    },
+    /// Export documents you sent or received (attachments, signatures,
+    /// receipts, inclusion proofs) as a self-contained folder.
+    Export {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        filter: ArchiveFilter,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Recompute the whole archive of a stopped server's data directory (or
+    /// a copy) and report the first mismatch.
+    Audit {
+        #[arg(long, default_value = crate::defaults::DATA_DIR)]
+        data: PathBuf,
+    },
+}
+
+/// Which documents: every condition given must hold.
+#[derive(Args, Clone, Default)]
+pub struct ArchiveFilter {
+    /// Sent by this organisation (code or alias).
+    #[arg(long)]
+    pub sender: Option<String>,
+    /// Received by this organisation (code or alias).
+    #[arg(long)]
+    pub recipient: Option<String>,
+    #[arg(long)]
+    pub number: Option<u64>,
+    #[arg(long)]
+    pub notation: Option<String>,
+    /// Type code or abbreviation.
+    #[arg(long = "type")]
+    pub document_type: Option<String>,
+    /// Date of issue from (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Date of issue until (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+pub async fn run(command: ArchiveCommand) -> Result {
+    match command {
+        ArchiveCommand::Prove {
+            conn,
+            id,
+            tree_size,
+            out,
+        } => {
+            let mut client = connect(&conn).await?;
+            let proof = client
+                .get_inclusion_proof(pb::GetInclusionProofRequest {
+                    document_id: id.clone(),
+                    tree_size,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let key = service_key(&mut client).await?;
+            ProofFile::Inclusion(
+                InclusionFile::new(&id, &proof, Some(&key)).map_err(|e| e.to_string())?,
+            )
+            .write(&out)
+            .map_err(|e| e.to_string())?;
+            outln!(
+                "leaf {} of {} written to {}",
+                proof.leaf_index,
+                proof.tree_size,
+                out.display()
+            );
+            Ok(())
+        }
+        ArchiveCommand::Consistency {
+            conn,
+            old,
+            new,
+            out,
+        } => {
+            let mut client = connect(&conn).await?;
+            let proof = client
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    first_size: old,
+                    second_size: new,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let key = service_key(&mut client).await?;
+            ProofFile::Consistency(
+                ConsistencyFile::new(&proof, Some(&key)).map_err(|e| e.to_string())?,
+            )
+            .write(&out)
+            .map_err(|e| e.to_string())?;
+            outln!("consistency {old} -> {new} written to {}", out.display());
+            Ok(())
+        }
+        ArchiveCommand::Checkpoint { conn, fresh } => {
+            let mut client = connect(&conn).await?;
+            let signed = client
+                .get_checkpoint(pb::GetCheckpointRequest {
+                    tree_size: 0,
+                    fresh,
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            let c = <pb::Checkpoint as prost::Message>::decode(signed.checkpoint.as_slice())
+                .map_err(|e| e.to_string())?;
+            let json = json!({
+                "tree_size": c.tree_size,
+                "root_hash": hex::encode(&c.root_hash),
+                "timestamp_ms": c.timestamp_ms,
+                "service_key_id": c.service_key_id,
+                "signature": hex::encode(&signed.signature),
+            });
+            if conn.json {
+                print_json(&json);
+            } else {
+                outln!(
+                    "tree size {}, root {}, signed at {} by service key {}",
+                    c.tree_size,
+                    hex::encode(&c.root_hash),
+                    crate::clock::format_vietnam(c.timestamp_ms),
+                    c.service_key_id
+                );
+            }
+            Ok(())
+        }
+        ArchiveCommand::Search { conn, filter } => {
+            let mut client = connect(&conn).await?;
+            let found = search(&mut client, &filter).await?;
+            print_found(&found, conn.json);
+            Ok(())
+        }
+        ArchiveCommand::Export { conn, filter, out } => {
+            let mut client = connect(&conn).await?;
+            let found = search(&mut client, &filter).await?;
+            export(&mut client, &found, &out).await?;
+            outln!("{} documents exported to {}", found.len(), out.display());
+            Ok(())
+        }
+        ArchiveCommand::Audit { data } => {
+            let report = crate::archive::audit::audit(&data).map_err(|e| e.to_string())?;
+            match report.problem {
+                None => {
+                    outln!(
+                        "ok: {} leaves and {} checkpoints recomputed; everything stored matches",
+                        report.leaves,
+                        report.checkpoints
+                    );
+                    Ok(())
+                }
+                Some(problem) => Err(format!(
+                    "audit failed after {} good leaves: {problem}",
+                    report.leaves
+                )),
+            }
+        }
+    }
+}
+
+/// The service's public key, as the server offers it (proof files carry it
+/// for reference; `verify` checks against the reader's own trusted copy).
+async fn service_key(client: &mut ExchangeClient<Channel>) -> Result<pb::ServiceKey> {
+    let keys = client
+        .get_keys(pb::GetKeysRequest {})
+        .await
+        .map_err(status)?
+        .into_inner();
+    keys.service_key
+        .ok_or_else(|| "the server's answer has no service key; nothing was written".into())
+}
+
+/// A document found in the caller's mailboxes, with its recipients.
+pub struct Found {
+    pub summary: pb::DocumentSummary,
+    pub recipients: Vec<pb::Organization>,
+    pub received: bool,
+}
+
+fn names(o: &pb::Organization, name: &str) -> bool {
+    o.code == name || o.alias == name
+}
+
+/// Walks the caller's inbox and outbox and keeps what matches. The server
+/// only ever shows a caller its own documents, so this is the caller's
+/// archive, not everyone's.
+async fn search(
+    client: &mut ExchangeClient<Channel>,
+    filter: &ArchiveFilter,
+) -> Result<Vec<Found>> {
+    let me = client
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(status)?
+        .into_inner()
+        .caller;
+    let mut found = Vec::new();
+    for e in inbox_pages(client, String::new(), MAX_PAGE_SIZE, true)
+        .await
+        .map_err(status)?
+        .0
+    {
+        if let Some(summary) = e.document {
+            found.push(Found {
+                summary,
+                recipients: me.clone().into_iter().collect(),
+                received: true,
+            });
+        }
+    }
+    for e in outbox_pages(client, String::new(), MAX_PAGE_SIZE, true)
+        .await
+        .map_err(status)?
+        .0
+    {
+        if let Some(summary) = e.document {
+            let recipients = e
+                .deliveries
+                .into_iter()
+                .filter_map(|d| d.recipient)
+                .collect();
+            found.push(Found {
+                summary,
+                recipients,
+                received: false,
+            });
+        }
+    }
+    let type_code = |t: &str| crate::document::types::find(t).map(|t| t.code.to_owned());
+    let wanted_type = filter
+        .document_type
+        .as_deref()
+        .map(|t| type_code(t).unwrap_or_else(|| t.to_owned()));
+    for (field, date) in [("--from", &filter.from), ("--until", &filter.until)] {
+        if let Some(d) = date {
+            crate::clock::parse_date(d)
+                .ok_or_else(|| format!("{field} {d:?} is not a date YYYY-MM-DD"))?;
+        }
+    }
+    found.retain(|f| {
+        let s = &f.summary;
+        filter
+            .sender
+            .as_ref()
+            .is_none_or(|n| s.sender.as_ref().is_some_and(|o| names(o, n)))
+            && filter
+                .recipient
+                .as_ref()
+                .is_none_or(|n| f.recipients.iter().any(|o| names(o, n)))
+            && filter.number.is_none_or(|n| s.number == n)
+            && filter.notation.as_ref().is_none_or(|n| &s.notation == n)
+            && wanted_type
+                .as_ref()
+                .is_none_or(|t| type_code(&s.document_type).as_ref() == Some(t))
+            && filter
+                .from
+                .as_ref()
+                .is_none_or(|d| s.promulgation_date.as_str() >= d.as_str())
+            && filter
+                .until
+                .as_ref()
+                .is_none_or(|d| s.promulgation_date.as_str() <= d.as_str())
+    });
+    found.sort_by_key(|f| f.summary.accepted_at_ms);
+    Ok(found)
+}
+
+/// `DIR/<id>/`: attachments, `lienthong-proof/`, `inclusion.json`; and
+/// `DIR/index.json`, `DIR/checkpoint.json`, `DIR/service-key.pub.pem`.
+async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Path) -> Result {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let service_key = service_key(client).await?;
+    let mut index = Vec::new();
+    for f in found {
+        let id = &f.summary.id;
+        let dir = out.join(id);
+        let document = client
+            .get_document(pb::GetDocumentRequest {
+                id: id.clone(),
+                include_content: true,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        files::save_attachments(&dir, &document)?;
+        crate::evidence::save(&dir, &document).map_err(|e| e.to_string())?;
+        let proof = client
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                document_id: id.clone(),
+                tree_size: 0,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        ProofFile::Inclusion(
+            InclusionFile::new(id, &proof, Some(&service_key)).map_err(|e| e.to_string())?,
+        )
+        .write(&dir.join("inclusion.json"))
+        .map_err(|e| e.to_string())?;
+        index.push(json!({
+            "id": id,
+            "direction": if f.received { "received" } else { "sent" },
+            "sender": f.summary.sender.as_ref().map(|o| o.code.clone()),
+            "recipients": f.recipients.iter().map(|o| o.code.clone()).collect::<Vec<_>>(),
+            "number": f.summary.number,
+            "notation": f.summary.notation,
+            "document_type": f.summary.document_type,
+            "promulgation_date": f.summary.promulgation_date,
+            "subject": f.summary.subject,
+            "accepted_at_ms": f.summary.accepted_at_ms,
+            "leaf_index": proof.leaf_index,
+        }));
+    }
+    let checkpoint = client
+        .get_checkpoint(pb::GetCheckpointRequest {
+            tree_size: 0,
+            fresh: false,
+        })
+        .await
+        .map_err(status)?
+        .into_inner();
+    files::write_json(&out.join("index.json"), &json!({"documents": index}))?;
+    files::write_json(
+        &out.join("checkpoint.json"),
+        &json!({"bytes": hex::encode(&checkpoint.checkpoint), "signature": hex::encode(&checkpoint.signature)}),
+    )?;
+    let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", service_key.public_key));
+    std::fs::write(out.join("service-key.pub.pem"), pem).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn print_found(found: &[Found], as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "documents": found.iter().map(|f| {
+                let mut v = output::summary(&f.summary);
+                if let Value::Object(m) = &mut v {
+                    m.insert("direction".into(), json!(if f.received { "received" } else { "sent" }));
+                    m.insert("recipients".into(), f.recipients.iter().map(|o| json!(o.code)).collect());
+                }
+                v
+            }).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    outln!(
+        "{:<32} {:<9} {:<11} {:<14} {:<16} SUBJECT",
+        "ID",
+        "",
+        "DATE",
+        "NUMBER",
+        "FROM"
+    );
+    for f in found {
+        let s = &f.summary;
+        outln!(
+            "{:<32} {:<9} {:<11} {:<14} {:<16} {}",
+            s.id,
+            if f.received { "received" } else { "sent" },
+            s.promulgation_date,
+            output::so_ky_hieu(s.number, &s.notation),
+            output::org_short(&s.sender),
+            output::cut(&s.subject, 50)
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `lienthong bench`: measurements, one subcommand each. The measuring is
+//! in [`crate::bench`]; this file holds the flags and prints the figures.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::connection::Result;
+use super::output::{self, print_json};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Concurrent clients sending documents (or reading an inbox page) over
+    /// mutual TLS, against a server of its own or --server.
+    Load(LoadArgs),
+    /// This machine's ceiling for the work: sign and verify costs per
+    /// algorithm, SHA-256 throughput, and fsyncs per second in --dir.
+    Ceiling(CeilingArgs),
+    /// The archive's cost of an append and of a proof at 1 000, 100 000 and
+    /// 1 000 000 leaves (a scratch log in --dir).
+    ArchiveCosts(ArchiveCostsArgs),
+    /// The side-by-side comparison with NATS JetStream (workloads a, b, c).
+    #[cfg(feature = "jetstream")]
+    CompareJetstream(CompareArgs),
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Server URL; without it, bench starts a server of its own on a
+    /// temporary data directory and reports its CPU time and peak memory.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// PKI folder of the given server.
+    #[arg(long, default_value = crate::defaults::PKI_DIR)]
+    pub pki: PathBuf,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Stop after this many documents in all.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Attachment size per document, in bytes (0: no attachment).
+    #[arg(long, default_value_t = 4096)]
+    pub size: usize,
+    /// Recipients of every document.
+    #[arg(long, value_delimiter = ',', default_value = "xa-van-nham")]
+    pub to: Vec<String>,
+    /// Organisations that send, one per client in turn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "phong-noi-vu,phong-tu-phap,phong-tc-kh,phong-tn-mt,phong-ld-tbxh,phong-vh-tt,phong-gd-dt"
+    )]
+    pub senders: Vec<String>,
+    /// What the clients do: `send` documents, or read the first `inbox` page.
+    #[arg(long, default_value = "send", value_parser = ["send", "inbox"])]
+    pub operation: String,
+    /// The pid of the --server given, to report its CPU time and peak RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Subscribers to the recipients' event streams (spread over them), to
+    /// measure the delay from acknowledgement to notification.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
+    /// Print the figures as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct CeilingArgs {
+    /// Where to measure fsyncs (the disk of the data directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// An RSA private key (PKCS#8 PEM) to include RSA; ring cannot
+    /// generate one.
+    #[arg(long, value_name = "FILE")]
+    pub rsa_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ArchiveCostsArgs {
+    /// Where to grow the scratch archive (the disk of the data directory).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[cfg(feature = "jetstream")]
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Rounds per workload, alternating which side goes first.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// How long each side sends per round, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+}
+
+pub async fn run(command: BenchCommand) -> Result {
+    match command {
+        BenchCommand::Load(args) => load(args).await,
+        BenchCommand::Ceiling(args) => {
+            let rsa = match &args.rsa_key {
+                Some(file) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+                ),
+                None => None,
+            };
+            print_json(&crate::bench::ceilings(&args.dir, rsa.as_deref())?);
+            Ok(())
+        }
+        BenchCommand::ArchiveCosts(args) => {
+            let dir = tempfile::tempdir_in(&args.dir).map_err(|e| e.to_string())?;
+            let engine = crate::store::open_engine(dir.path(), &Default::default())
+                .map_err(|e| e.to_string())?;
+            let rows = crate::store::archive_costs(engine.as_ref(), &[1_000, 100_000, 1_000_000])
+                .map_err(|e| e.to_string())?;
+            let json: Vec<_> = rows
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "leaves": c.leaves,
+                        "append_us": c.append_us,
+                        "inclusion_proof_us": c.inclusion_proof_us,
+                        "inclusion_proof_node_reads": c.inclusion_proof_node_reads,
+                        "consistency_proof_us": c.consistency_proof_us,
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(json));
+            Ok(())
+        }
+        #[cfg(feature = "jetstream")]
+        BenchCommand::CompareJetstream(args) => {
+            let note = |line: &str| output::note(line);
+            print_json(&crate::compare::run(args.rounds, args.seconds, &note).await?);
+            Ok(())
+        }
+    }
+}
+
+async fn load(args: LoadArgs) -> Result {
+    let options = crate::bench::BenchOptions {
+        server: args.server,
+        pki: args.pki,
+        clients: args.clients,
+        duration: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
+        count: args.count,
+        size: args.size,
+        to: args.to,
+        senders: args.senders,
+        subscribers: args.subscribers,
+        inbox_pages: args.operation == "inbox",
+        server_pid: args.server_pid,
+    };
+    let report = crate::bench::run(&options).await?;
+    if args.json {
+        print_json(&report.to_json(&options));
+    } else {
+        output::write_text(&report.to_text(&options));
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The mailbox: `inbox`, `outbox` and `show`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::connection::{connect, status, Connection, Result};
+use super::files;
+use super::output::{self, outln, print_json};
+use crate::client::{inbox_pages, outbox_pages};
+use crate::clock;
+use crate::document::types;
+use crate::pb;
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Entries per page (at most 500).
+    #[arg(long, default_value_t = crate::exchange::DEFAULT_PAGE_SIZE)]
+    pub page_size: u32,
+    /// Continue from the next_page_token of an earlier listing.
+    #[arg(long, default_value = "")]
+    pub page_token: String,
+    /// Follow every page to the end.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Document id.
+    pub id: String,
+    /// Write each attachment into DIR under its own name.
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+}
+
+pub async fn inbox(args: ListArgs) -> Result {
+    let client = connect(&args.conn).await?;
+    let (entries, next) = inbox_pages(&client, args.page_token.clone(), args.page_size, args.all)
+        .await
+        .map_err(status)?;
+    print_inbox(&entries, &next, args.conn.json);
+    Ok(())
+}
+
+pub async fn outbox(args: ListArgs) -> Result {
+    let client = connect(&args.conn).await?;
+    let (entries, next) = outbox_pages(&client, args.page_token.clone(), args.page_size, args.all)
+        .await
+        .map_err(status)?;
+    print_outbox(&entries, &next, args.conn.json);
+    Ok(())
+}
+
+pub async fn show(args: ShowArgs) -> Result {
+    let mut client = connect(&args.conn).await?;
+    let request = pb::GetDocumentRequest {
+        id: args.id.clone(),
+        include_content: args.save.is_some(),
+    };
+    let document = client
+        .get_document(request)
+        .await
+        .map_err(status)?
+        .into_inner();
+    let mut saved = Vec::new();
+    if let Some(dir) = &args.save {
+        saved = files::save_attachments(dir, &document)?;
+        let proof = crate::evidence::save(dir, &document).map_err(|e| e.to_string())?;
+        saved.push(proof.display().to_string());
+    }
+    print_document(&document, &saved, args.conn.json);
+    Ok(())
+}
+
+fn print_inbox(entries: &[pb::InboxEntry], next: &str, as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "entries": entries.iter().map(|e| {
+                let mut v = e.document.as_ref().map(output::summary).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("arrival_year".into(), json!(e.arrival_year));
+                    m.insert("arrival_number".into(), json!(e.arrival_number));
+                }
+                v
+            }).collect::<Vec<_>>(),
+            "next_page_token": next,
+        }));
+        return;
+    }
+    outln!(
+        "{:<10} {:<32} {:<16} {:<14} {:<10} SUBJECT",
+        "ARRIVAL",
+        "ID",
+        "FROM",
+        "NUMBER",
+        "URGENCY"
+    );
+    for e in entries {
+        let Some(s) = &e.document else { continue };
+        outln!(
+            "{:<10} {:<32} {:<16} {:<14} {:<10} {}",
+            format!("{}/{}", e.arrival_number, e.arrival_year),
+            s.id,
+            output::org_short(&s.sender),
+            output::so_ky_hieu(s.number, &s.notation),
+            output::urgency(s.urgency),
+            output::cut(&s.subject, 60)
+        );
+    }
+    if !next.is_empty() {
+        outln!("more: --page-token {next}");
+    }
+}
+
+fn print_outbox(entries: &[pb::OutboxEntry], next: &str, as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "entries": entries.iter().map(|e| {
+                let mut v = e.document.as_ref().map(output::summary).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("deliveries".into(), e.deliveries.iter().map(output::delivery).collect());
+                }
+                v
+            }).collect::<Vec<_>>(),
+            "next_page_token": next,
+        }));
+        return;
+    }
+    outln!(
+        "{:<32} {:<16} {:<11} {:<6} SUBJECT",
+        "ID",
+        "SENT",
+        "NUMBER",
+        "TO"
+    );
+    for e in entries {
+        let Some(s) = &e.document else { continue };
+        outln!(
+            "{:<32} {:<16} {:<11} {:<6} {}",
+            s.id,
+            clock::format_vietnam(s.accepted_at_ms),
+            output::so_ky_hieu(s.number, &s.notation),
+            e.deliveries.len(),
+            output::cut(&s.subject, 60)
+        );
+    }
+    if !next.is_empty() {
+        outln!("more: --page-token {next}");
+    }
+}
+
+fn print_document(d: &pb::GetDocumentResponse, saved: &[String], as_json: bool) {
+    let header = d.document.clone().unwrap_or_default();
+    let attachments: Vec<Value> = d
+        .attachments
+        .iter()
+        .filter_map(|a| a.r#ref.as_ref())
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "media_type": r.media_type,
+                "size": r.size,
+                "sha256": hex::encode(&r.sha256),
+            })
+        })
+        .collect();
+    if as_json {
+        let signer = header.signer.clone().unwrap_or_default();
+        print_json(&json!({
+            "id": d.id,
+            "edxml_id": d.edxml_id,
+            "sender": output::org(&d.sender),
+            "accepted_at_ms": d.accepted_at_ms,
+            "number": header.number,
+            "notation": header.notation,
+            "document_type": output::type_code(&header.document_type),
+            "subject": header.subject,
+            "content": header.content,
+            "place": header.place,
+            "promulgation_date": header.promulgation_date,
+            "due_date": header.due_date,
+            "urgency": output::urgency(header.urgency),
+            "secrecy": output::secrecy(header.secrecy),
+            "reply_to": header.reply_to,
+            "to": header.to,
+            "to_places": header.to_places,
+            "signer": {"competence": signer.competence, "position": signer.position, "full_name": signer.full_name},
+            "deliveries": d.deliveries.iter().map(output::delivery).collect::<Vec<_>>(),
+            "my_delivery": d.my_delivery.as_ref().map(output::delivery),
+            "attachments": attachments,
+            "saved": saved,
+        }));
+        return;
+    }
+    let type_name = types::find(&header.document_type).map_or("", |t| t.name);
+    outln!("id:          {}", d.id);
+    outln!("edXML id:    {}", d.edxml_id);
+    outln!(
+        "from:        {}",
+        d.sender
+            .as_ref()
+            .map(|o| format!("{} ({})", o.name, o.code))
+            .unwrap_or_default()
+    );
+    outln!(
+        "number:      {}",
+        output::so_ky_hieu(header.number, &header.notation)
+    );
+    outln!("type:        {type_name}");
+    outln!("date:        {} {}", header.place, header.promulgation_date);
+    outln!("subject:     {}", header.subject);
+    if !header.content.is_empty() {
+        outln!("content:     {}", header.content);
+    }
+    if let Some(s) = &header.signer {
+        if !s.full_name.is_empty() {
+            outln!(
+                "signed:      {} {} {}",
+                s.competence,
+                s.position,
+                s.full_name
+            );
+        }
+    }
+    outln!(
+        "urgency:     {}   secrecy: {}",
+        output::urgency(header.urgency),
+        output::secrecy(header.secrecy)
+    );
+    if !header.due_date.is_empty() {
+        outln!("due:         {}", header.due_date);
+    }
+    if !header.reply_to.is_empty() {
+        outln!("replies to:  {}", header.reply_to);
+    }
+    outln!(
+        "accepted:    {} (Vietnam time)",
+        clock::format_vietnam(d.accepted_at_ms)
+    );
+    if let Some(m) = &d.my_delivery {
+        outln!("arrival no.: {}/{}", m.arrival_number, m.arrival_year);
+    }
+    outln!("recipients:  {}", d.deliveries.len());
+    for a in d.attachments.iter().filter_map(|a| a.r#ref.as_ref()) {
+        outln!(
+            "attachment:  {} ({}, {} bytes, sha256 {})",
+            a.name,
+            a.media_type,
+            a.size,
+            hex::encode(&a.sha256)
+        );
+    }
+    for path in saved {
+        outln!("saved:       {path}");
+    }
+}

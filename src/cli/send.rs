@@ -1,0 +1,196 @@
+//! `lienthong send`: signs a document as its sender's organisation and
+//! sends it with its attachments.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+
+use super::connection::{connect, status, Connection, Result};
+use super::output::{self, outln, print_json};
+use crate::client::{self, AttachmentFile};
+use crate::clock;
+use crate::pb;
+use crate::pki::{self, PkiPaths};
+use serde_json::json;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum UrgencyArg {
+    Normal,
+    Khan,
+    ThuongKhan,
+    HoaToc,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SecrecyArg {
+    None,
+    Mat,
+    ToiMat,
+    TuyetMat,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// Recipients: organisation codes or aliases, or groups such as all-communes.
+    #[arg(long, required = true, value_delimiter = ',', value_name = "R[,R...]")]
+    pub to: Vec<String>,
+    /// Document type: a code (chi-thi, cong-van, ...) or abbreviation (CT, QĐ, ...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub document_type: String,
+    /// Number (số), restarting each year.
+    #[arg(long)]
+    pub number: u64,
+    /// Notation (ký hiệu), e.g. CT-UBND.
+    #[arg(long)]
+    pub notation: String,
+    /// Summary line (trích yếu).
+    #[arg(long)]
+    pub subject: String,
+    /// Date of issue, YYYY-MM-DD; default today (Vietnam time).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Place of issue.
+    #[arg(long, default_value = "")]
+    pub place: String,
+    /// Short content.
+    #[arg(long, default_value = "")]
+    pub content: String,
+    #[arg(long, default_value = "")]
+    pub signer_name: String,
+    #[arg(long, default_value = "")]
+    pub signer_position: String,
+    /// Signing authority: TM., KT., TL., TUQ. or Q.
+    #[arg(long, default_value = "")]
+    pub competence: String,
+    #[arg(long, value_enum, default_value = "normal")]
+    pub urgency: UrgencyArg,
+    #[arg(long, value_enum, default_value = "none")]
+    pub secrecy: SecrecyArg,
+    /// Deadline for handling, YYYY-MM-DD.
+    #[arg(long)]
+    pub due: Option<String>,
+    /// Id of the document this one answers.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// A file to attach; repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// A line of the printed "nơi nhận" list; repeat for several.
+    #[arg(long, value_name = "TEXT")]
+    pub to_place: Vec<String>,
+    /// Makes retries safe: the same key and content returns the first send.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// The organisation's document signing key (PKCS#8 PEM); default: the
+    /// one listed for --as in the PKI folder's clients.toml.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+}
+
+pub async fn run(args: SendArgs) -> Result {
+    let from = match (&args.conn.as_org, &args.conn.cert) {
+        (Some(org), _) => org.clone(),
+        (None, Some(cert)) => org_of_certificate(cert)?,
+        (None, None) => {
+            return Err("send needs --as ORG (or LIENTHONG_AS): the organisation sending".into())
+        }
+    };
+    let mut attachments = Vec::with_capacity(args.attach.len());
+    for path in &args.attach {
+        attachments.push(AttachmentFile::read(path)?);
+    }
+    let header = pb::Document {
+        from: from.clone(),
+        to: args.to,
+        number: args.number,
+        notation: args.notation,
+        place: args.place,
+        promulgation_date: args
+            .date
+            .unwrap_or_else(|| clock::format_date(clock::today())),
+        document_type: args.document_type,
+        subject: args.subject,
+        content: args.content,
+        signer: Some(pb::Signer {
+            competence: args.competence,
+            position: args.signer_position,
+            full_name: args.signer_name,
+        }),
+        due_date: args.due.unwrap_or_default(),
+        urgency: match args.urgency {
+            UrgencyArg::Normal => pb::Urgency::Normal,
+            UrgencyArg::Khan => pb::Urgency::Khan,
+            UrgencyArg::ThuongKhan => pb::Urgency::ThuongKhan,
+            UrgencyArg::HoaToc => pb::Urgency::HoaToc,
+        } as i32,
+        secrecy: match args.secrecy {
+            SecrecyArg::None => pb::Secrecy::None,
+            SecrecyArg::Mat => pb::Secrecy::Mat,
+            SecrecyArg::ToiMat => pb::Secrecy::ToiMat,
+            SecrecyArg::TuyetMat => pb::Secrecy::TuyetMat,
+        } as i32,
+        reply_to: args.reply_to.unwrap_or_default(),
+        to_places: args.to_place,
+        attachments: Vec::new(),
+    };
+    let signer = match &args.signing_key {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            crate::crypto::SigningKey::from_pem(&text)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        None => pki::find_signing_key(&PkiPaths::new(&args.conn.pki), &from)
+            .map_err(|e| format!("{e} (or give --signing-key FILE)"))?,
+    };
+    let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
+    let mut client = connect(&args.conn).await?;
+    let response = client.send(request).await.map_err(status)?.into_inner();
+    print_sent(&response, args.conn.json);
+    Ok(())
+}
+
+/// The organisation a PEM client certificate names, for `send --cert` without `--as`.
+fn org_of_certificate(path: &Path) -> Result<String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let cert = CertificateDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read a certificate from {}: {e}", path.display()))?;
+    pki::org_from_certificate(&cert)
+        .map(|code| code.to_string())
+        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()))
+}
+
+fn print_sent(r: &pb::SendResponse, as_json: bool) {
+    if as_json {
+        print_json(&json!({
+            "id": r.id,
+            "edxml_id": r.edxml_id,
+            "accepted_at_ms": r.accepted_at_ms,
+            "duplicate": r.duplicate,
+            "deliveries": r.deliveries.iter().map(output::delivery).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    let what = if r.duplicate {
+        "already sent (same idempotency key)"
+    } else {
+        "sent"
+    };
+    outln!("{what}: {}", r.id);
+    outln!("edXML id: {}", r.edxml_id);
+    outln!(
+        "accepted: {} (Vietnam time)",
+        clock::format_vietnam(r.accepted_at_ms)
+    );
+    outln!("{} recipients:", r.deliveries.len());
+    for d in &r.deliveries {
+        outln!(
+            "  {:<20} arrival no. {}/{}",
+            output::org_short(&d.recipient),
+            d.arrival_number,
+            d.arrival_year
+        );
+    }
+}

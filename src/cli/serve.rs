@@ -1,0 +1,145 @@
+//! `lienthong serve`: runs the service until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::connection::Result;
+use super::output;
+use crate::defaults;
+use crate::exchange::Limits;
+use crate::server::{self, ServerConfig, TlsFiles};
+use crate::store::StoreOptions;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Data directory: the store, and the development PKI if no --tls-cert.
+    #[arg(long, env = "LIENTHONG_DATA", default_value = defaults::DATA_DIR)]
+    pub data: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "LIENTHONG_LISTEN", default_value_t = defaults::LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
+    #[arg(long, env = "LIENTHONG_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// Server certificate (PEM). With --tls-key and --client-ca, replaces
+    /// the development PKI.
+    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) that client certificates must chain to.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    pub client_ca: Option<PathBuf>,
+    /// Registry of the organisations' public signing keys (TOML); default,
+    /// with the development PKI: DATA/pki/signing-keys.toml.
+    #[arg(long, env = "LIENTHONG_SIGNING_KEYS")]
+    pub signing_keys: Option<PathBuf>,
+    /// Largest document, attachments included, in bytes.
+    #[arg(long, default_value_t = defaults::MAX_DOCUMENT_BYTES)]
+    pub max_document_bytes: usize,
+    /// Most recipients of one document, after groups are expanded.
+    #[arg(long, default_value_t = defaults::MAX_RECIPIENTS)]
+    pub max_recipients: usize,
+    /// sled's page cache, in MiB (64 keeps a million documents under 300 MB
+    /// of memory; more helps reads of large mailboxes).
+    #[arg(long, default_value_t = defaults::CACHE_MIB)]
+    pub cache_mib: u64,
+    /// Mailbox events kept per organisation for subscribers to resume from.
+    #[arg(long, default_value_t = defaults::EVENTS_KEPT)]
+    pub events_kept: u64,
+    /// Sign a checkpoint of the archive every this many documents...
+    #[arg(long, default_value_t = defaults::CHECKPOINT_EVERY)]
+    pub checkpoint_every: u64,
+    /// ...and at least this often, in seconds, when documents came in.
+    #[arg(long, default_value_t = defaults::CHECKPOINT_SECONDS as f64)]
+    pub checkpoint_seconds: f64,
+    /// Seconds without an event before a subscriber gets a heartbeat.
+    #[arg(long, default_value_t = defaults::HEARTBEAT_SECONDS as f64)]
+    pub heartbeat_seconds: f64,
+    /// Events held for a subscriber that reads slowly before it is cut off.
+    #[arg(long, default_value_t = defaults::EVENT_BUFFER)]
+    pub event_buffer: usize,
+}
+
+pub async fn run(args: ServeArgs) -> Result {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr closed) is dropped; the
+        // default would report it with eprintln!, which panics.
+        .log_internal_errors(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let tls = match (args.tls_cert, args.tls_key, args.client_ca) {
+        (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        }),
+        _ => None,
+    };
+    let config = ServerConfig {
+        data_dir: args.data,
+        listen: args.listen,
+        directory: args.directory,
+        tls,
+        signing_keys: args.signing_keys,
+        limits: Limits {
+            max_document_bytes: args.max_document_bytes,
+            max_recipients: args.max_recipients,
+        },
+        store: StoreOptions {
+            cache_bytes: args.cache_mib * 1024 * 1024,
+            events_kept: args.events_kept,
+            checkpoint_every: args.checkpoint_every,
+        },
+        checkpoint_interval: std::time::Duration::from_secs_f64(args.checkpoint_seconds.max(0.1)),
+        notify: crate::notify::NotifyOptions {
+            heartbeat: std::time::Duration::from_secs_f64(args.heartbeat_seconds.max(0.01)),
+            buffer: args.event_buffer,
+        },
+    };
+    let running = server::start(config).await.map_err(|e| e.to_string())?;
+    if let Some(dir) = &running.dev_pki {
+        tracing::info!(
+            "development PKI: {} (clients: lienthong <command> --pki {} --as <org>)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    // The machine-readable signal that it accepts connections (see
+    // `crate::process`), on stdout; the log is on stderr.
+    let ready = crate::process::Ready {
+        ready: true,
+        addr: running.addr,
+        pki: running.dev_pki.clone(),
+    };
+    output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing requests in flight, then flushing");
+    running.shutdown().await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
