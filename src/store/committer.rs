@@ -17,7 +17,8 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::commit;
-use super::engine::{self, Engine};
+use super::engine::{self, Engine, Space};
+use super::keys;
 use super::records::StoredEvent;
 use super::{CommitListener, NewDocument, Pending, Sealer, SendOutcome};
 use crate::error::{Error, Result};
@@ -174,6 +175,19 @@ impl Setup {
     /// otherwise returns the latest. On the committer thread, so the size it
     /// reads cannot move under it.
     fn checkpoint(&mut self, force: bool) -> Result<Vec<u8>> {
+        if !force {
+            // The common case, after every batch: not due. Decided from one
+            // read, without opening a transaction.
+            let size = match self.engine.get(Space::Counters, keys::ARCHIVE_SIZE)? {
+                Some(v) => {
+                    keys::be_u64(&v).ok_or_else(|| commit::corrupt_counter(keys::ARCHIVE_SIZE))?
+                }
+                None => 0,
+            };
+            if size < self.last_checkpoint.saturating_add(self.checkpoint_every) {
+                return Ok(Vec::new());
+            }
+        }
         let (sealer, last, every) = (
             self.sealer.clone(),
             self.last_checkpoint,
