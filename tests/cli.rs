@@ -206,7 +206,7 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
     // Errors: stderr, non-zero exit, the field named.
     let not_party = cli(&server, &data, &["show", "--as", "phong-tu-phap", &id]);
     assert!(!not_party.status.success());
-    assert!(String::from_utf8_lossy(&not_party.stderr).contains("NotFound"));
+    assert!(String::from_utf8_lossy(&not_party.stderr).contains("error: NOT_FOUND: "));
     let unknown = cli(
         &server,
         &data,
@@ -564,4 +564,287 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("{\n"), "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// `lienthong ARGS` with no server or PKI settings from this test's
+/// environment: only what is given here, from `dir`.
+fn bare(dir: &Path, config_home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LIENTHONG_SERVER")
+        .env_remove("LIENTHONG_PKI")
+        .env_remove("LIENTHONG_AS")
+        .env("XDG_CONFIG_HOME", config_home)
+        .output()
+        .expect("run lienthong")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_clerk_works_from_any_folder_and_errors_name_their_cause() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config");
+    let desk = tmp.path().join("desk");
+    std::fs::create_dir_all(&desk).expect("mkdir");
+    std::fs::write(desk.join("ke-hoach.pdf"), b"%PDF-1.4 plan").expect("pdf");
+    let server = serve(&data);
+
+    // A wrong PKI folder: the error names the folder and where it came from.
+    let wrong = bare(
+        &desk,
+        &config,
+        &["inbox", "--as", "xa-van-nham", "--server", &server.url],
+    );
+    assert!(!wrong.status.success());
+    let err = stderr_of(&wrong);
+    assert!(err.starts_with("error: NOT_FOUND: "), "{err}");
+    assert!(
+        err.contains("hint: the PKI folder used is ./data/pki (the built-in default)"),
+        "{err}"
+    );
+
+    // Logged in once, commands work from the desk with no flags at all.
+    let pki = data.join("pki");
+    let login = bare(
+        &desk,
+        &config,
+        &[
+            "login",
+            "--pki",
+            pki.to_str().expect("path"),
+            "--as",
+            "phong-noi-vu",
+            "--server",
+            &server.url,
+        ],
+    );
+    assert!(login.status.success(), "{}", stderr_of(&login));
+    let who = ok_json(bare(&desk, &config, &["whoami", "--json"]));
+    assert_eq!(who["as"]["value"], "phong-noi-vu");
+    assert_eq!(who["server"]["value"], server.url.as_str());
+    assert!(who["pki"]["source"]["config-file"].is_string(), "{who}");
+    let sent = ok_json(bare(
+        &desk,
+        &config,
+        &[
+            "send",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "Kế hoạch",
+            "--number",
+            "3",
+            "--notation",
+            "KH-UBND",
+            "--subject",
+            "Kế hoạch phòng cháy",
+            "--attach",
+            "ke-hoach.pdf",
+            "--json",
+        ],
+    ));
+    assert_eq!(sent["deliveries"][0]["arrival_number"], 1);
+    // The flag wins over the configuration.
+    let inbox = ok_json(bare(
+        &desk,
+        &config,
+        &["inbox", "--as", "xa-van-nham", "--json"],
+    ));
+    assert_eq!(inbox["entries"][0]["document_type"], "ke-hoach");
+
+    // A type named without diacritics is found; an unknown one points at `types`.
+    let unknown = bare(
+        &desk,
+        &config,
+        &[
+            "send",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "Quyet dinh nhe",
+            "--number",
+            "4",
+            "--notation",
+            "QĐ-UBND",
+            "--subject",
+            "x",
+        ],
+    );
+    let err = stderr_of(&unknown);
+    assert!(err.starts_with("error: INVALID_ARGUMENT: --type"), "{err}");
+    assert!(err.contains("lienthong types"), "{err}");
+    let types = ok_json(bare(&desk, &config, &["types", "--json"]));
+    assert_eq!(types["types"].as_array().map(Vec::len), Some(29));
+
+    // A second server on the same data: the store is in use, and it says by whom.
+    let second = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .output()
+        .expect("second serve");
+    assert!(!second.status.success());
+    let err = stderr_of(&second);
+    assert!(
+        err.contains("error: FAILED_PRECONDITION: the store in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("another `lienthong serve` is running"),
+        "{err}"
+    );
+
+    // A stopped server: the error says nothing listens there.
+    let url = server.url.clone();
+    drop(server);
+    let stopped = bare(&desk, &config, &["inbox", "--server", &url]);
+    let err = stderr_of(&stopped);
+    assert!(
+        err.starts_with("error: UNAVAILABLE: cannot connect to"),
+        "{err}"
+    );
+    assert!(err.contains("no server is listening there"), "{err}");
+    assert!(err.contains("hint: is a server running at"), "{err}");
+}
+
+#[test]
+fn saves_refuse_to_overwrite_without_force_and_every_json_is_one_document() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    // A checkpoint per document, for a consistency proof from 1 to 2.
+    let server = serve_with(&data, &["--checkpoint-every", "1"]);
+    let first = send_directive(&server, &data, 1);
+    let second = send_directive(&server, &data, 2);
+    let dir = tmp.path().join("saved");
+    let dir_s = dir.to_str().expect("path");
+    let show = |id: &str, extra: &[&str]| {
+        let mut args = vec!["show", "--as", "xa-van-nham", id, "--save", dir_s, "--json"];
+        args.extend_from_slice(extra);
+        cli(&server, &data, &args)
+    };
+    ok_json(show(&first, &[]));
+    let refused = show(&second, &[]);
+    assert!(!refused.status.success());
+    let err = stderr_of(&refused);
+    assert!(err.starts_with("error: ALREADY_EXISTS: "), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    ok_json(show(&second, &["--force"]));
+
+    // Every command that takes --json prints exactly one JSON document.
+    let out = |name: &str| tmp.path().join(name).to_str().expect("path").to_owned();
+    let (proof, consistency, export) = (out("p.json"), out("c.json"), out("export"));
+    for args in [
+        vec!["inbox", "--as", "xa-van-nham"],
+        vec!["outbox", "--as", "phong-noi-vu"],
+        vec!["show", "--as", "xa-van-nham", &first],
+        vec!["directory", "--as", "xa-van-nham"],
+        vec!["whoami"],
+        vec!["types"],
+        vec!["archive", "checkpoint", "--as", "xa-van-nham", "--fresh"],
+        vec![
+            "archive",
+            "search",
+            "--as",
+            "xa-van-nham",
+            "--type",
+            "chi thi",
+        ],
+        vec![
+            "archive",
+            "prove",
+            "--as",
+            "xa-van-nham",
+            &first,
+            "--out",
+            &proof,
+        ],
+        vec![
+            "archive",
+            "consistency",
+            "--as",
+            "xa-van-nham",
+            "1",
+            "2",
+            "--out",
+            &consistency,
+        ],
+        vec!["archive", "export", "--as", "xa-van-nham", "--out", &export],
+    ] {
+        let mut args = args.clone();
+        args.push("--json");
+        let value = ok_json(cli(&server, &data, &args));
+        assert!(value.is_object(), "{args:?}: {value}");
+    }
+    // Written files are not overwritten either.
+    let again = cli(
+        &server,
+        &data,
+        &["archive", "export", "--as", "xa-van-nham", "--out", &export],
+    );
+    assert!(stderr_of(&again).starts_with("error: ALREADY_EXISTS: "));
+    let again = cli(
+        &server,
+        &data,
+        &[
+            "archive",
+            "prove",
+            "--as",
+            "xa-van-nham",
+            &first,
+            "--out",
+            &proof,
+        ],
+    );
+    assert!(stderr_of(&again).starts_with("error: ALREADY_EXISTS: "));
+}
+
+#[test]
+fn text_output_names_recipients_secrecy_and_times_with_their_zone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let send_as = |document_type: &str| {
+        let args = [
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--number",
+            "5",
+            "--notation",
+            "UBND-VP",
+            "--subject",
+            "Công văn mật",
+            "--secrecy",
+            "tuyet-mat",
+            "--type",
+            document_type,
+        ];
+        cli(&server, &data, &args)
+    };
+    // "CV" is no type: công văn has no abbreviation; the code is cong-van.
+    assert!(!send_as("CV").status.success());
+    let sent = send_as("cong-van");
+    let text = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert!(sent.status.success(), "{}", stderr_of(&sent));
+    assert!(text.contains("1 recipient:\n"), "{text}");
+    assert!(text.contains(" UTC+7"), "{text}");
+    let outbox = cli(&server, &data, &["outbox", "--as", "phong-noi-vu"]);
+    let text = String::from_utf8_lossy(&outbox.stdout).into_owned();
+    assert!(
+        text.contains("to xa-van-nham") && text.contains("arrival no. 1/"),
+        "{text}"
+    );
+    assert!(text.contains("tuyet-mat"), "{text}");
+    let inbox = cli(&server, &data, &["inbox", "--as", "xa-van-nham"]);
+    let text = String::from_utf8_lossy(&inbox.stdout).into_owned();
+    assert!(
+        text.contains("SECRECY") && text.contains("tuyet-mat"),
+        "{text}"
+    );
 }

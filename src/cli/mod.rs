@@ -11,8 +11,10 @@
 
 mod archive;
 mod bench;
+mod config;
 mod connection;
 mod directory;
+mod error;
 mod files;
 mod fill;
 mod mailbox;
@@ -20,6 +22,7 @@ mod output;
 mod pki;
 mod send;
 mod serve;
+mod types;
 mod verify;
 mod watch;
 
@@ -71,6 +74,14 @@ enum Command {
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// List the 29 document types: code, abbreviation and Vietnamese name.
+    Types(types::TypesArgs),
+    /// Remember the PKI folder, organisation and server for later commands
+    /// (in the per-user configuration), so they work from any folder.
+    Login(config::LoginArgs),
+    /// Show which organisation, server and PKI folder a command would use,
+    /// and why.
+    Whoami(config::WhoamiArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -81,7 +92,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            output::error(&format!("cannot start the async runtime: {e}"));
+            output::error(&error::CliError::io("cannot start the async runtime", &e));
             return ExitCode::FAILURE;
         }
     };
@@ -99,12 +110,15 @@ pub fn main() -> ExitCode {
             Command::Fill(args) => fill::run(args).await,
             Command::Archive(command) => archive::run(command).await,
             Command::Pki(command) => pki::run(command),
+            Command::Types(args) => types::run(args),
+            Command::Login(args) => config::login(args),
+            Command::Whoami(args) => config::whoami(args),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            output::error(&message);
+        Err(e) => {
+            output::error(&e);
             ExitCode::FAILURE
         }
     }

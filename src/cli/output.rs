@@ -54,9 +54,13 @@ fn write_err(args: std::fmt::Arguments<'_>) {
     let _ = err.write_fmt(args).and_then(|_| err.write_all(b"\n"));
 }
 
-/// The line a failed command ends with.
-pub fn error(message: &str) {
-    write_err(format_args!("error: {message}"));
+/// The line a failed command ends with, `error: CODE: message`, and the
+/// hint if there is one.
+pub fn error(e: &super::error::CliError) {
+    write_err(format_args!("error: {e}"));
+    if let Some(hint) = &e.hint {
+        write_err(format_args!("hint: {hint}"));
+    }
 }
 
 /// Something the user should know that is not the result: progress,
@@ -65,6 +69,7 @@ pub fn note(message: &str) {
     write_err(format_args!("{message}"));
 }
 
+use crate::clock;
 use crate::document::types;
 use crate::pb;
 
@@ -129,6 +134,7 @@ pub fn summary(s: &pb::DocumentSummary) -> Value {
         "due_date": s.due_date,
         "urgency": urgency(s.urgency),
         "secrecy": secrecy(s.secrecy),
+        "accepted_at": at(s.accepted_at_ms),
         "accepted_at_ms": s.accepted_at_ms,
         "attachment_count": s.attachment_count,
     })
@@ -146,6 +152,27 @@ pub fn print_json(value: &Value) {
 /// Prints one JSON object on one line: an item of a stream.
 pub fn print_json_line(value: &Value) {
     outln!("{value}");
+}
+
+/// `1 recipient`, `2 recipients`: a count with its noun in the right number.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A recipient and its arrival number, for text output.
+pub fn delivery_line(d: &pb::Delivery) -> String {
+    format!(
+        "{:<20} arrival no. {}/{}",
+        org_short(&d.recipient),
+        d.arrival_number,
+        d.arrival_year
+    )
+}
+
+/// An instant in JSON: RFC 3339 with the Vietnam offset.
+pub fn at(unix_ms: i64) -> Value {
+    json!(clock::rfc3339(unix_ms))
 }
 
 /// Number and notation as printed on the document: `12/CT-UBND`.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::connection::{connect, status, Connection, Result};
+use super::connection::{connect, Connection, Result};
+use super::error::CliError;
 use super::output::{self, outln, print_json};
 use crate::client::{self, AttachmentFile};
 use crate::clock;
@@ -36,7 +37,8 @@ pub struct SendArgs {
     /// Recipients: organisation codes or aliases, or groups such as all-communes.
     #[arg(long, required = true, value_delimiter = ',', value_name = "R[,R...]")]
     pub to: Vec<String>,
-    /// Document type: a code (chi-thi, cong-van, ...) or abbreviation (CT, QĐ, ...).
+    /// Document type: a code (chi-thi), an abbreviation (CT) or the
+    /// Vietnamese name (Chỉ thị, or chi thi); `lienthong types` lists them.
     #[arg(long = "type", value_name = "TYPE")]
     pub document_type: String,
     /// Number (số), restarting each year.
@@ -90,8 +92,9 @@ pub struct SendArgs {
 }
 
 pub async fn run(args: SendArgs) -> Result {
-    let from = match (&args.conn.as_org, &args.conn.cert) {
-        (Some(org), _) => org.clone(),
+    let settings = super::config::resolve(&args.conn)?;
+    let from = match (&settings.as_org, &args.conn.cert) {
+        (Some(org), _) => org.value.clone(),
         (None, Some(cert)) => org_of_certificate(cert)?,
         (None, None) => {
             return Err("send needs --as ORG (or LIENTHONG_AS): the organisation sending".into())
@@ -110,7 +113,7 @@ pub async fn run(args: SendArgs) -> Result {
         promulgation_date: args
             .date
             .unwrap_or_else(|| clock::format_date(clock::today())),
-        document_type: args.document_type,
+        document_type: super::types::code_of("--type", &args.document_type)?.to_owned(),
         subject: args.subject,
         content: args.content,
         signer: Some(pb::Signer {
@@ -142,12 +145,18 @@ pub async fn run(args: SendArgs) -> Result {
             crate::crypto::SigningKey::from_pem(&text)
                 .map_err(|e| format!("{}: {e}", file.display()))?
         }
-        None => pki::find_signing_key(&PkiPaths::new(&args.conn.pki), &from)
-            .map_err(|e| format!("{e} (or give --signing-key FILE)"))?,
+        None => pki::find_signing_key(&PkiPaths::new(&settings.pki.value), &from)
+            .map_err(|e| {
+                CliError::new(tonic::Code::NotFound, e.to_string()).with_hint(format!(
+                    "the PKI folder ({}, {}) holds the signing keys; give --pki DIR, set LIENTHONG_PKI or run `lienthong login`, or give --signing-key FILE",
+                    settings.pki.value.display(),
+                    settings.pki.source
+                ))
+            })?,
     };
     let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
     let mut client = connect(&args.conn).await?;
-    let response = client.send(request).await.map_err(status)?.into_inner();
+    let response = client.send(request).await?.into_inner();
     print_sent(&response, args.conn.json);
     Ok(())
 }
@@ -159,7 +168,7 @@ fn org_of_certificate(path: &Path) -> Result<String> {
         .map_err(|e| format!("cannot read a certificate from {}: {e}", path.display()))?;
     pki::org_from_certificate(&cert)
         .map(|code| code.to_string())
-        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()))
+        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()).into())
 }
 
 fn print_sent(r: &pb::SendResponse, as_json: bool) {
@@ -167,6 +176,7 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
         print_json(&json!({
             "id": r.id,
             "edxml_id": r.edxml_id,
+            "accepted_at": output::at(r.accepted_at_ms),
             "accepted_at_ms": r.accepted_at_ms,
             "duplicate": r.duplicate,
             "deliveries": r.deliveries.iter().map(output::delivery).collect::<Vec<_>>(),
@@ -180,17 +190,12 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
     };
     outln!("{what}: {}", r.id);
     outln!("edXML id: {}", r.edxml_id);
+    outln!("accepted: {}", clock::format_vietnam(r.accepted_at_ms));
     outln!(
-        "accepted: {} (Vietnam time)",
-        clock::format_vietnam(r.accepted_at_ms)
+        "{}:",
+        output::plural(r.deliveries.len() as u64, "recipient", "recipients")
     );
-    outln!("{} recipients:", r.deliveries.len());
     for d in &r.deliveries {
-        outln!(
-            "  {:<20} arrival no. {}/{}",
-            output::org_short(&d.recipient),
-            d.arrival_number,
-            d.arrival_year
-        );
+        outln!("  {}", output::delivery_line(d));
     }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::connection::Result;
+use super::error::CliError;
 use super::output::{outln, print_json};
 use crate::client::read_public_key;
 
@@ -48,7 +49,7 @@ pub fn run(args: VerifyArgs) -> Result {
     );
     match checks.iter().filter(|c| !c.ok).count() {
         0 => Ok(()),
-        n => Err(format!(
+        n => Err(failed(format!(
             "verification failed: {n} of {} checks ({})",
             checks.len(),
             checks
@@ -57,7 +58,7 @@ pub fn run(args: VerifyArgs) -> Result {
                 .map(|c| c.subject.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -81,8 +82,16 @@ fn verify_proof_file(args: &VerifyArgs) -> Result {
         .collect::<Vec<_>>()
     {
         failed if failed.is_empty() => Ok(()),
-        failed => Err(format!("verification failed: {}", failed.join(", "))),
+        failed => Err(self::failed(format!(
+            "verification failed: {}",
+            failed.join(", ")
+        ))),
     }
+}
+
+/// The error a failed check ends the command with.
+fn failed(message: String) -> CliError {
+    CliError::new(tonic::Code::DataLoss, message)
 }
 
 fn print_checks(checks: &[crate::evidence::Check], used_saved_keys: bool, as_json: bool) {
