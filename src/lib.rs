@@ -38,9 +38,9 @@
 //!   benchmarks.
 //! - [`process`]: a `lienthong serve` child process with a readiness signal,
 //!   for `bench` and the tests.
-//! - [`bench`]: the load generator behind `lienthong bench`, the machine's
-//!   ceiling, and `lienthong fill`; `compare` (feature `jetstream`) runs the
-//!   same workloads against NATS JetStream.
+//! - [`bench`]: the load generator behind `lienthong bench`, and the
+//!   machine's ceiling; `compare` (feature `jetstream`) runs the same
+//!   workloads against NATS JetStream. [`fill`]: `lienthong fill`.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
 //! - [`defaults`]: the embedded defaults, used by the command line, the
@@ -62,6 +62,7 @@ pub mod document;
 pub mod error;
 pub mod evidence;
 pub mod exchange;
+pub mod fill;
 pub mod keys;
 pub mod merkle;
 pub mod notify;

@@ -467,6 +467,33 @@ fn archive_proofs_export_and_audit_from_the_command_line() {
         ok_json(verify(export.join(&ids[0]).to_str().expect("path")))["ok"],
         true
     );
+    // The whole export in one go: every document and every proof in it.
+    let report = ok_json(verify(export.to_str().expect("path")));
+    assert_eq!(report["ok"], true, "{report}");
+    let subjects: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    for id in &ids {
+        assert!(
+            subjects.contains(&format!("{id}: signature").as_str()),
+            "{subjects:?}"
+        );
+        assert!(
+            subjects.contains(&format!("{id}: inclusion").as_str()),
+            "{subjects:?}"
+        );
+    }
+    // One flipped byte in one document of the export fails the whole.
+    let receipt = export.join(&ids[1]).join("lienthong-proof/receipt.sig");
+    let mut bytes = std::fs::read(&receipt).expect("read");
+    bytes[3] ^= 1;
+    std::fs::write(&receipt, bytes).expect("write");
+    let out = verify(export.to_str().expect("path"));
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains(&format!("{}: receipt", ids[1])));
 
     Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -847,4 +874,187 @@ fn text_output_names_recipients_secrecy_and_times_with_their_zone() {
         text.contains("SECRECY") && text.contains("tuyet-mat"),
         "{text}"
     );
+}
+
+#[test]
+fn every_option_has_a_help_line() {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let path = format!("{path} {}", command.get_name());
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(format!("{path} {} (no description)", sub.get_name()));
+            }
+            walk(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&lienthong::cli::command(), "", &mut missing);
+    assert!(missing.is_empty(), "without help: {missing:#?}");
+}
+
+#[test]
+fn fill_is_resumable_and_adds_only_what_is_missing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let fill = |count: &str| {
+        ok_json(
+            Command::new(BIN)
+                .args([
+                    "fill",
+                    "--json",
+                    "--in-flight",
+                    "8",
+                    "--count",
+                    count,
+                    "--data",
+                ])
+                .arg(&data)
+                .output()
+                .expect("fill"),
+        )
+    };
+    let first = fill("30");
+    assert_eq!(
+        (first["added"].as_u64(), first["already_there"].as_u64()),
+        (Some(30), Some(0))
+    );
+    let again = fill("30");
+    assert_eq!(
+        (again["added"].as_u64(), again["already_there"].as_u64()),
+        (Some(0), Some(30))
+    );
+    let more = fill("40");
+    assert_eq!(
+        (more["added"].as_u64(), more["already_there"].as_u64()),
+        (Some(10), Some(30))
+    );
+    let audit = Command::new(BIN)
+        .args(["archive", "audit", "--data"])
+        .arg(&data)
+        .output()
+        .expect("audit");
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("40 leaves"));
+}
+
+#[test]
+fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let big = tmp.path().join("big.pdf");
+    std::fs::write(&big, vec![7u8; 300 * 1024]).expect("write");
+    let server = serve_with(&data, &["--max-document-bytes", "200000"]);
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "cong-van",
+            "--number",
+            "1",
+            "--notation",
+            "UBND-VP",
+            "--subject",
+            "V/v gửi tài liệu",
+            "--attach",
+            big.to_str().expect("path"),
+        ];
+        args.extend_from_slice(extra);
+        cli(&server, &data, &args)
+    };
+    // Checked here: no server needs to answer.
+    let local = send(&[
+        "--max-document-mib",
+        "0.25",
+        "--server",
+        "https://127.0.0.1:1",
+    ]);
+    let err = stderr_of(&local);
+    assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
+    // The server's lower limit, in the same words.
+    let remote = send(&[]);
+    let err = stderr_of(&remote);
+    assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
+}
+
+/// The README's command table and the command line's own tree agree: every
+/// command in the table exists with every option the row names, and every
+/// command exists in the table.
+#[test]
+fn the_readme_command_table_matches_the_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "| command | what |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(table.len() > 10, "the README has its command table");
+    let root = lienthong::cli::command();
+    let mut listed = Vec::new();
+    for row in &table {
+        let first = row
+            .split(" | ")
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("| ");
+        // The row's commands: `name`, `name sub\|sub…`, `name ARG`.
+        let mut commands: Vec<&clap::Command> = Vec::new();
+        for group in first.split(", ") {
+            let words: Vec<&str> = group.trim_matches('`').split(' ').collect();
+            let top = root
+                .find_subcommand(words[0])
+                .unwrap_or_else(|| panic!("README names `{}`, which is no command", words[0]));
+            listed.push(words[0].to_owned());
+            let subs: Vec<&str> = words
+                .get(1)
+                .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+                .map(|w| w.split("\\|").collect())
+                .unwrap_or_default();
+            if subs.is_empty() || top.get_subcommands().next().is_none() {
+                commands.push(top);
+            }
+            for sub in subs
+                .iter()
+                .filter(|_| top.get_subcommands().next().is_some())
+            {
+                match top.find_subcommand(sub) {
+                    Some(c) => commands.push(c),
+                    None if *sub == "compare-jetstream" && cfg!(not(feature = "jetstream")) => {}
+                    None => panic!("README names `{} {sub}`, which is no command", words[0]),
+                }
+            }
+        }
+        // Every --option the row names belongs to one of its commands.
+        for flag in row.split("`--").skip(1) {
+            let name: String = flag
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            let known = commands.iter().any(|c| {
+                c.get_arguments()
+                    .any(|a| a.get_long() == Some(name.as_str()))
+                    || c.get_subcommands().any(|s| {
+                        s.get_arguments()
+                            .any(|a| a.get_long() == Some(name.as_str()))
+                    })
+            });
+            assert!(known, "README row {first}: --{name} is no option of it");
+        }
+    }
+    for command in root.get_subcommands().map(|c| c.get_name()) {
+        assert!(
+            command == "help" || listed.iter().any(|l| l == command),
+            "`{command}` is missing from the README's command table"
+        );
+    }
 }

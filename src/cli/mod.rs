@@ -11,6 +11,7 @@
 
 mod archive;
 mod bench;
+mod completions;
 mod config;
 mod connection;
 mod directory;
@@ -82,6 +83,15 @@ enum Command {
     /// Show which organisation, server and PKI folder a command would use,
     /// and why.
     Whoami(config::WhoamiArgs),
+    /// Print the completion script for a shell.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+}
+
+/// The command tree, for completions, the man page and tests.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 pub fn main() -> ExitCode {
@@ -113,6 +123,8 @@ pub fn main() -> ExitCode {
             Command::Types(args) => types::run(args),
             Command::Login(args) => config::login(args),
             Command::Whoami(args) => config::whoami(args),
+            Command::Completions(args) => completions::completions(args),
+            Command::Man => completions::man(),
         }
     });
     match result {

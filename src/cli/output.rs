@@ -31,12 +31,13 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
 
 /// Writes text as it is (it ends with its own newline) on stdout.
 pub fn write_text(text: &str) {
+    write_bytes(text.as_bytes());
+}
+
+/// Writes bytes as they are on stdout; ends the process if stdout is closed.
+pub fn write_bytes(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
+    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
         std::process::exit(0);
     }
 }

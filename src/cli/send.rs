@@ -59,15 +59,19 @@ pub struct SendArgs {
     /// Short content.
     #[arg(long, default_value = "")]
     pub content: String,
-    #[arg(long, default_value = "")]
+    /// Full name of the person who signs (người ký), e.g. "Nguyễn Văn A".
+    #[arg(long, default_value = "", value_name = "NAME")]
     pub signer_name: String,
-    #[arg(long, default_value = "")]
+    /// Position of the person who signs, e.g. "Chủ tịch".
+    #[arg(long, default_value = "", value_name = "POSITION")]
     pub signer_position: String,
     /// Signing authority: TM., KT., TL., TUQ. or Q.
     #[arg(long, default_value = "")]
     pub competence: String,
+    /// Urgency (độ khẩn): khan (khẩn), thuong-khan (thượng khẩn), hoa-toc (hỏa tốc).
     #[arg(long, value_enum, default_value = "normal")]
     pub urgency: UrgencyArg,
+    /// Secrecy (độ mật): mat (mật), toi-mat (tối mật), tuyet-mat (tuyệt mật).
     #[arg(long, value_enum, default_value = "none")]
     pub secrecy: SecrecyArg,
     /// Deadline for handling, YYYY-MM-DD.
@@ -85,6 +89,10 @@ pub struct SendArgs {
     /// Makes retries safe: the same key and content returns the first send.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The largest document the server takes, attachments included, in MiB
+    /// (its --max-document-bytes): checked here before anything is uploaded.
+    #[arg(long, value_name = "MIB", default_value_t = crate::defaults::MAX_DOCUMENT_MIB as f64)]
+    pub max_document_mib: f64,
     /// The organisation's document signing key (PKCS#8 PEM); default: the
     /// one listed for --as in the PKI folder's clients.toml.
     #[arg(long, value_name = "FILE")]
@@ -155,10 +163,58 @@ pub async fn run(args: SendArgs) -> Result {
             })?,
     };
     let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
+    // As the server counts: the document's bytes and every attachment.
+    let total = request.document.len()
+        + request
+            .attachments
+            .iter()
+            .map(|a| a.content.len())
+            .sum::<usize>();
+    let limit = args.max_document_mib * MIB;
+    if total as f64 > limit {
+        return Err(too_large(total, limit));
+    }
     let mut client = connect(&args.conn).await?;
-    let response = client.send(request).await?.into_inner();
+    let response = client
+        .send(request)
+        .await
+        .map_err(|status| {
+            // The server's limit is lower than the one checked here.
+            if status.code() == tonic::Code::ResourceExhausted
+                && status.message().starts_with("max_document_bytes")
+            {
+                let limit = server_limit(status.message()).unwrap_or(limit);
+                return too_large(total, limit);
+            }
+            CliError::from(status)
+        })?
+        .into_inner();
     print_sent(&response, args.conn.json);
     Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A document over the size limit, in the units a clerk reads.
+fn too_large(total: usize, limit: f64) -> CliError {
+    CliError::new(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "max_document_bytes: the document and its attachments are {:.1} MiB; the limit is {:.1} MiB",
+            total as f64 / MIB,
+            limit / MIB
+        ),
+    )
+    .with_hint("send the attachments in several documents, or compress them")
+}
+
+/// The limit, in bytes, that the server's message names ("… the limit is N").
+fn server_limit(message: &str) -> Option<f64> {
+    message.rsplit(' ').find_map(|word| {
+        word.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse::<f64>()
+            .ok()
+    })
 }
 
 /// The organisation a PEM client certificate names, for `send --cert` without `--as`.

@@ -1,8 +1,8 @@
 //! `lienthong verify`: checks offline, with no server, a document saved
-//! with `show --save` or a proof file written by `archive prove` or
-//! `archive consistency`.
+//! with `show --save`, a proof file written by `archive prove` or
+//! `archive consistency`, or a whole folder written by `archive export`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
@@ -11,11 +11,12 @@ use super::connection::Result;
 use super::error::CliError;
 use super::output::{outln, print_json};
 use crate::client::read_public_key;
+use crate::evidence::Check;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// A folder written by `show --save`, or a proof file written by
-    /// `archive prove` or `archive consistency`.
+    /// A folder written by `show --save` or `archive export`, or a proof
+    /// file written by `archive prove` or `archive consistency`.
     pub dir: PathBuf,
     /// Check the sender's key against this registry (the server's
     /// signing-keys.toml) instead of the key saved with the document.
@@ -31,9 +32,23 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result {
+    if args.dir.join("index.json").is_file() {
+        return verify_export(&args);
+    }
     if args.dir.is_file() {
         return verify_proof_file(&args);
     }
+    let checks = document_checks(&args.dir, &args)?;
+    print_checks(
+        &checks,
+        args.keys.is_none() || args.service_key.is_none(),
+        args.json,
+    );
+    fail_unless_all_ok(&checks)
+}
+
+/// The checks of a folder written by `show --save`.
+fn document_checks(dir: &Path, args: &VerifyArgs) -> Result<Vec<Check>> {
     let mut trusted = crate::evidence::TrustedKeys::default();
     if let Some(file) = &args.keys {
         trusted.registry = Some(crate::keys::KeyRegistry::load(file).map_err(|e| e.to_string())?);
@@ -41,12 +56,24 @@ pub fn run(args: VerifyArgs) -> Result {
     if let Some(file) = &args.service_key {
         trusted.service_key = Some(read_public_key(file)?);
     }
-    let checks = crate::evidence::verify(&args.dir, &trusted)?;
-    print_checks(
-        &checks,
-        args.keys.is_none() || args.service_key.is_none(),
-        args.json,
-    );
+    Ok(crate::evidence::verify(dir, &trusted)?)
+}
+
+/// The checks of a proof file written by `archive prove` or `consistency`.
+fn proof_checks(file: &Path, args: &VerifyArgs) -> Result<Vec<Check>> {
+    let text = std::fs::read(file)
+        .map_err(|e| CliError::io(format_args!("cannot read {}", file.display()), &e))?;
+    let file: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not a proof file (JSON): {e}", file.display()))?;
+    let trusted = args
+        .service_key
+        .as_deref()
+        .map(read_public_key)
+        .transpose()?;
+    Ok(crate::archive::proof::verify(&file, trusted.as_ref()))
+}
+
+fn fail_unless_all_ok(checks: &[Check]) -> Result {
     match checks.iter().filter(|c| !c.ok).count() {
         0 => Ok(()),
         n => Err(failed(format!(
@@ -64,17 +91,8 @@ pub fn run(args: VerifyArgs) -> Result {
 
 /// `verify FILE` for an archive proof file.
 fn verify_proof_file(args: &VerifyArgs) -> Result {
-    let text =
-        std::fs::read(&args.dir).map_err(|e| format!("cannot read {}: {e}", args.dir.display()))?;
-    let file: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not a proof file (JSON): {e}", args.dir.display()))?;
-    let trusted = args
-        .service_key
-        .as_deref()
-        .map(read_public_key)
-        .transpose()?;
-    let checks = crate::archive::proof::verify(&file, trusted.as_ref());
-    print_checks(&checks, trusted.is_none(), args.json);
+    let checks = proof_checks(&args.dir, args)?;
+    print_checks(&checks, args.service_key.is_none(), args.json);
     match checks
         .iter()
         .filter(|c| !c.ok)
@@ -89,12 +107,49 @@ fn verify_proof_file(args: &VerifyArgs) -> Result {
     }
 }
 
+/// `verify DIR` for a folder written by `archive export`: every document
+/// in its index, and its inclusion proof, each checked as on its own.
+fn verify_export(args: &VerifyArgs) -> Result {
+    let index_file = args.dir.join("index.json");
+    let text = std::fs::read(&index_file)
+        .map_err(|e| CliError::io(format_args!("cannot read {}", index_file.display()), &e))?;
+    let index: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "{} is not an export index (JSON): {e}",
+            index_file.display()
+        )
+    })?;
+    let ids: Vec<&str> = index["documents"]
+        .as_array()
+        .map(|docs| docs.iter().filter_map(|d| d["id"].as_str()).collect())
+        .unwrap_or_default();
+    let mut checks = Vec::new();
+    for id in ids {
+        // An id is a folder name only if it is a plain name.
+        crate::document::check_file_name("documents[].id", id)
+            .map_err(|e| format!("{}: {e}", index_file.display()))?;
+        let dir = args.dir.join(id);
+        let mut of_document = document_checks(&dir, args)?;
+        of_document.extend(proof_checks(&dir.join("inclusion.json"), args)?);
+        checks.extend(of_document.into_iter().map(|c| Check {
+            subject: format!("{id}: {}", c.subject),
+            ..c
+        }));
+    }
+    print_checks(
+        &checks,
+        args.keys.is_none() || args.service_key.is_none(),
+        args.json,
+    );
+    fail_unless_all_ok(&checks)
+}
+
 /// The error a failed check ends the command with.
 fn failed(message: String) -> CliError {
     CliError::new(tonic::Code::DataLoss, message)
 }
 
-fn print_checks(checks: &[crate::evidence::Check], used_saved_keys: bool, as_json: bool) {
+fn print_checks(checks: &[Check], used_saved_keys: bool, as_json: bool) {
     if as_json {
         print_json(&json!({
             "ok": checks.iter().all(|c| c.ok),
