@@ -579,6 +579,15 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 
+    // Read to the end, it is exactly one JSON document.
+    let report = ok_json(
+        Command::new(BIN)
+            .args(["bench", "load", "--json", "--clients", "1", "--count", "3"])
+            .output()
+            .expect("bench"),
+    );
+    assert_eq!(report["documents"], 3, "{report}");
+
     // And `| head -1` as a shell runs it: the first line is the start of
     // the one JSON document.
     let out = Command::new("sh")
@@ -896,6 +905,23 @@ fn every_option_has_a_help_line() {
     let mut missing = Vec::new();
     walk(&lienthong::cli::command(), "", &mut missing);
     assert!(missing.is_empty(), "without help: {missing:#?}");
+
+    // The same tree gives the completions and the man page.
+    for (args, expected) in [
+        (&["completions", "bash"][..], "_lienthong()"),
+        (&["completions", "zsh"][..], "#compdef lienthong"),
+        (&["completions", "fish"][..], "complete -c lienthong"),
+        (&["man"][..], ".TH lienthong 1"),
+    ] {
+        let out = Command::new(BIN).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(expected),
+            "{args:?}: {}",
+            &text[..text.len().min(200)]
+        );
+    }
 }
 
 #[test]
