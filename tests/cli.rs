@@ -1084,3 +1084,70 @@ fn the_readme_command_table_matches_the_help() {
         );
     }
 }
+
+/// No two files of `src/cli/` depend on each other, directly or round a
+/// cycle: each command's file uses the shared ones, never the reverse.
+#[test]
+fn the_command_line_files_import_without_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli"));
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("src/cli").flatten() {
+        let path = entry.path();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_owned();
+        sources.insert(name, std::fs::read_to_string(&path).expect("read"));
+    }
+    let modules: BTreeSet<String> = sources.keys().filter(|n| *n != "mod").cloned().collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, text) in &sources {
+        let uses = edges.entry(name.clone()).or_default();
+        if name == "mod" {
+            uses.extend(modules.iter().cloned());
+            continue;
+        }
+        for rest in text.split("super::").skip(1) {
+            let item: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            match item.as_str() {
+                "" => {} // `use super::*` in a file's own tests
+                m if modules.contains(m) => {
+                    if m != name {
+                        uses.insert(m.to_owned());
+                    }
+                }
+                _ => {
+                    uses.insert("mod".to_owned());
+                }
+            }
+        }
+    }
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            panic!("a cycle: {} -> {node}", path[at..].join(" -> "));
+        }
+        if done.contains(node) {
+            return;
+        }
+        path.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            visit(next, edges, path, done);
+        }
+        path.pop();
+        done.insert(node.to_owned());
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        visit(node, &edges, &mut Vec::new(), &mut done);
+    }
+}

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::connection::{connect, Connection, Result};
-use super::error::CliError;
+use super::connection::{connect, Connection};
+use super::error::{CliError, Result};
 use super::files;
 use super::output::{self, outln, print_json};
 use crate::client::{inbox_pages, outbox_pages};

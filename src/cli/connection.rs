@@ -6,14 +6,11 @@ use std::path::PathBuf;
 use clap::Args;
 use tonic::transport::Channel;
 
-use super::config::resolve;
-use super::error::CliError;
+use super::error::{CliError, Result};
+use super::settings::{resolve, Resolved};
 use crate::client::{self, ClientConfig, ConnectError};
 use crate::pb::exchange_client::ExchangeClient;
 use crate::pki::{self, PkiPaths};
-
-/// What a command returns: `Err` is what the user reads on stderr.
-pub type Result<T = ()> = std::result::Result<T, CliError>;
 
 /// How a client command reaches the server and who it is. Each setting
 /// left out comes from the environment, else from `lienthong login`'s
@@ -45,9 +42,17 @@ pub struct Connection {
     pub json: bool,
 }
 
+impl Connection {
+    /// The settings these flags leave to the environment, the per-user
+    /// configuration and the defaults, resolved.
+    pub fn settings(&self) -> Result<Resolved> {
+        resolve(self.server.clone(), self.pki.clone(), self.as_org.clone())
+    }
+}
+
 /// Connects as the organisation the settings name.
 pub async fn connect(conn: &Connection) -> Result<ExchangeClient<Channel>> {
-    let settings = resolve(conn)?;
+    let settings = conn.settings()?;
     let paths = PkiPaths::new(&settings.pki.value);
     // A file of the PKI folder that is missing most often means the folder
     // is not the one meant: say which one it was and why.

@@ -4,7 +4,8 @@
 use clap::Args;
 use serde_json::json;
 
-use super::connection::{connect, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::output::{self, outln, print_json};
 use crate::pb;
 

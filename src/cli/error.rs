@@ -9,6 +9,9 @@ use std::fmt;
 
 use tonic::Code;
 
+/// What a command returns: `Err` is what the user reads on stderr.
+pub type Result<T = ()> = std::result::Result<T, CliError>;
+
 /// Why a command failed.
 #[derive(Debug)]
 pub struct CliError {

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tonic::Code;
 
-use super::connection::Result;
-use super::error::CliError;
+use super::error::{CliError, Result};
 use crate::pb;
 
 /// Refuses, unless `force`, when any of `paths` exists.

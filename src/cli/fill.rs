@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
-use super::connection::Result;
+use super::error::Result;
 use super::output::{self, outln, print_json};
 use crate::fill::Filled;
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::connection::{connect, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::files;
 use super::output::{self, outln, print_json};
 use crate::client::{inbox_pages, outbox_pages};

@@ -12,17 +12,18 @@
 mod archive;
 mod bench;
 mod completions;
-mod config;
 mod connection;
 mod directory;
 mod error;
 mod files;
 mod fill;
+mod login;
 mod mailbox;
 mod output;
 mod pki;
 mod send;
 mod serve;
+mod settings;
 mod types;
 mod verify;
 mod watch;
@@ -79,10 +80,10 @@ enum Command {
     Types(types::TypesArgs),
     /// Remember the PKI folder, organisation and server for later commands
     /// (in the per-user configuration), so they work from any folder.
-    Login(config::LoginArgs),
+    Login(login::LoginArgs),
     /// Show which organisation, server and PKI folder a command would use,
     /// and why.
-    Whoami(config::WhoamiArgs),
+    Whoami(login::WhoamiArgs),
     /// Print the completion script for a shell.
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff).
@@ -121,10 +122,10 @@ pub fn main() -> ExitCode {
             Command::Archive(command) => archive::run(command).await,
             Command::Pki(command) => pki::run(command),
             Command::Types(args) => types::run(args),
-            Command::Login(args) => config::login(args),
-            Command::Whoami(args) => config::whoami(args),
-            Command::Completions(args) => completions::completions(args),
-            Command::Man => completions::man(),
+            Command::Login(args) => login::login(args),
+            Command::Whoami(args) => login::whoami(args),
+            Command::Completions(args) => completions::completions(args, command()),
+            Command::Man => completions::man(command()),
         }
     });
     match result {

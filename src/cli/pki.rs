@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::connection::Result;
+use super::error::Result;
 use super::output::outln;
 use crate::directory::Directory;
 use crate::pki::{self, PkiPaths};

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::connection::{connect, Connection, Result};
-use super::error::CliError;
+use super::connection::{connect, Connection};
+use super::error::{CliError, Result};
 use super::output::{self, outln, print_json};
 use crate::client::{self, AttachmentFile};
 use crate::clock;
@@ -100,7 +100,7 @@ pub struct SendArgs {
 }
 
 pub async fn run(args: SendArgs) -> Result {
-    let settings = super::config::resolve(&args.conn)?;
+    let settings = args.conn.settings()?;
     let from = match (&settings.as_org, &args.conn.cert) {
         (Some(org), _) => org.value.clone(),
         (None, Some(cert)) => org_of_certificate(cert)?,

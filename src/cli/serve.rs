@@ -7,8 +7,7 @@ use clap::Args;
 
 use tonic::Code;
 
-use super::connection::Result;
-use super::error::CliError;
+use super::error::{CliError, Result};
 use super::output;
 use crate::defaults;
 use crate::exchange::Limits;

@@ -4,8 +4,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::connection::Result;
-use super::error::CliError;
+use super::error::{CliError, Result};
 use super::output::{outln, print_json};
 use crate::document::types::{self, TYPES};
 

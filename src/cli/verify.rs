@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 
-use super::connection::Result;
-use super::error::CliError;
+use super::error::{CliError, Result};
 use super::output::{outln, print_json};
 use crate::client::read_public_key;
 use crate::evidence::Check;

@@ -7,7 +7,8 @@ use clap::Args;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::connection::{connect, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::output::{self, outln};
 use crate::clock;
 use crate::pb;

@@ -6,12 +6,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::connection::{Connection, Result};
-use super::error::CliError;
-use super::output::{outln, print_json};
+use super::error::{CliError, Result};
 use crate::defaults;
 
 /// The per-user configuration file, `$XDG_CONFIG_HOME/lienthong/client.toml`
@@ -113,15 +110,19 @@ fn pick<T>(
     })
 }
 
-/// Resolves the connection flags against the environment, the per-user
-/// configuration and the defaults.
-pub fn resolve(conn: &Connection) -> Result<Resolved> {
+/// Resolves the settings given as flags against the environment, the
+/// per-user configuration and the defaults.
+pub fn resolve(
+    server: Option<String>,
+    pki: Option<PathBuf>,
+    as_org: Option<String>,
+) -> Result<Resolved> {
     let file = match config_file() {
         Some(path) => read_config(&path)?.map(|config| (path, config)),
         None => None,
     };
     let server = pick(
-        conn.server.clone(),
+        server,
         "LIENTHONG_SERVER",
         |v| v,
         &file,
@@ -131,100 +132,17 @@ pub fn resolve(conn: &Connection) -> Result<Resolved> {
         value: defaults::SERVER_URL.to_owned(),
         source: Source::Default,
     });
-    let pki = pick(
-        conn.pki.clone(),
-        "LIENTHONG_PKI",
-        PathBuf::from,
-        &file,
-        |c| c.pki.clone(),
-    )
+    let pki = pick(pki, "LIENTHONG_PKI", PathBuf::from, &file, |c| {
+        c.pki.clone()
+    })
     .unwrap_or(Setting {
         value: PathBuf::from(defaults::PKI_DIR),
         source: Source::Default,
     });
-    let as_org = pick(
-        conn.as_org.clone(),
-        "LIENTHONG_AS",
-        |v| v,
-        &file,
-        |c| c.as_org.clone(),
-    );
+    let as_org = pick(as_org, "LIENTHONG_AS", |v| v, &file, |c| c.as_org.clone());
     Ok(Resolved {
         server,
         pki,
         as_org,
     })
-}
-
-#[derive(Args)]
-pub struct LoginArgs {
-    /// The PKI folder holding ca.crt and clients.toml (kept as an absolute path).
-    #[arg(long, value_name = "DIR")]
-    pub pki: PathBuf,
-    /// The organisation to act as (code or alias).
-    #[arg(long = "as", value_name = "ORG")]
-    pub as_org: String,
-    /// The server URL.
-    #[arg(long, default_value = defaults::SERVER_URL)]
-    pub server: String,
-}
-
-/// `lienthong login`: checks that the PKI folder has a certificate for the
-/// organisation, then saves the three settings for later commands.
-pub fn login(args: LoginArgs) -> Result {
-    let pki = std::path::absolute(&args.pki)
-        .map_err(|e| CliError::io(format_args!("{}", args.pki.display()), &e))?;
-    crate::pki::find_client(&crate::pki::PkiPaths::new(&pki), &args.as_org)
-        .map_err(|e| CliError::new(tonic::Code::NotFound, e.to_string()))?;
-    let file = config_file().ok_or(
-        "cannot tell where your configuration goes: neither XDG_CONFIG_HOME nor HOME is set",
-    )?;
-    let config = ClientFile {
-        server: Some(args.server),
-        pki: Some(pki),
-        as_org: Some(args.as_org),
-    };
-    let text = toml::to_string(&config).map_err(|e| e.to_string())?;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::io(format_args!("cannot create {}", dir.display()), &e))?;
-    }
-    std::fs::write(&file, text)
-        .map_err(|e| CliError::io(format_args!("cannot write {}", file.display()), &e))?;
-    outln!("saved to {}", file.display());
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct WhoamiArgs {
-    #[command(flatten)]
-    pub conn: Connection,
-}
-
-/// `lienthong whoami`: the identity and server a client command would use,
-/// and where each setting came from. Local: it does not contact the server.
-pub fn whoami(args: WhoamiArgs) -> Result {
-    let resolved = resolve(&args.conn)?;
-    if args.conn.json {
-        print_json(&serde_json::to_value(&resolved).map_err(|e| e.to_string())?);
-        return Ok(());
-    }
-    match (&resolved.as_org, &args.conn.cert) {
-        (_, Some(cert)) => outln!("as:     the certificate {} (from --cert)", cert.display()),
-        (Some(org), None) => outln!("as:     {} ({})", org.value, org.source),
-        (None, None) => {
-            outln!("as:     nobody yet: give --as ORG, set LIENTHONG_AS, or run `lienthong login`")
-        }
-    }
-    outln!(
-        "server: {} ({})",
-        resolved.server.value,
-        resolved.server.source
-    );
-    outln!(
-        "pki:    {} ({})",
-        resolved.pki.value.display(),
-        resolved.pki.source
-    );
-    Ok(())
 }
