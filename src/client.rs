@@ -28,21 +28,94 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// Why a client could not connect.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// A certificate or key file could not be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The organisation's certificate is not in the PKI folder.
+    Pki(crate::pki::PkiError),
+    Url(String),
+    Tls(String),
+    /// Nothing answered at the server's address, or the handshake failed.
+    Unreachable {
+        server: String,
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            ConnectError::Pki(e) => write!(f, "{e}"),
+            ConnectError::Url(m) | ConnectError::Tls(m) => f.write_str(m),
+            ConnectError::Unreachable { server, detail } => {
+                write!(f, "cannot connect to {server}: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.to_string()
+    }
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(path).map_err(|source| ConnectError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What went wrong in a transport error, in a user's words: the innermost
+/// I/O error when there is one ("connection refused"), else the chain.
+fn transport_detail(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "connection refused (no server is listening there)".into()
+                }
+                _ => io.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    error_chain(e)
+}
+
 /// Opens a channel to the server, presenting the client certificate.
-pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, String> {
+pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, ConnectError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(&config.ca_cert)?))
-        .identity(Identity::from_pem(read(&config.cert)?, read(&config.key)?));
+        .ca_certificate(Certificate::from_pem(read_pem(&config.ca_cert)?))
+        .identity(Identity::from_pem(
+            read_pem(&config.cert)?,
+            read_pem(&config.key)?,
+        ));
     let endpoint = Endpoint::from_shared(config.server.clone())
-        .map_err(|e| format!("{:?} is not a server URL: {e}", config.server))?
+        .map_err(|e| ConnectError::Url(format!("{:?} is not a server URL: {e}", config.server)))?
         .tls_config(tls)
-        .map_err(|e| format!("TLS configuration: {e}"))?
+        .map_err(|e| ConnectError::Tls(format!("TLS configuration: {e}")))?
         .tcp_nodelay(true);
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {}", config.server, error_chain(&e)))?;
+        .map_err(|e| ConnectError::Unreachable {
+            server: config.server.clone(),
+            detail: transport_detail(&e),
+        })?;
     Ok(ExchangeClient::new(channel)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_BYTES))
@@ -54,9 +127,9 @@ pub async fn connect_as(
     server: &str,
     pki_dir: &Path,
     org: &str,
-) -> Result<ExchangeClient<Channel>, String> {
+) -> Result<ExchangeClient<Channel>, ConnectError> {
     let paths = crate::pki::PkiPaths::new(pki_dir);
-    let (cert, key) = crate::pki::find_client(&paths, org).map_err(|e| e.to_string())?;
+    let (cert, key) = crate::pki::find_client(&paths, org).map_err(ConnectError::Pki)?;
     connect(&ClientConfig {
         server: server.to_owned(),
         ca_cert: paths.ca_cert(),

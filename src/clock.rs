@@ -59,17 +59,30 @@ pub fn format_date(date: Date) -> String {
     )
 }
 
-/// Formats an instant as `YYYY-MM-DD HH:MM` in Vietnam time.
-pub fn format_vietnam(unix_ms: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
+fn in_vietnam(unix_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(VIETNAM);
+        .to_offset(VIETNAM)
+}
+
+/// The one way a person reads an instant: `YYYY-MM-DD HH:MM UTC+7`, in
+/// Vietnam time with the zone written.
+pub fn format_vietnam(unix_ms: i64) -> String {
+    let at = in_vietnam(unix_ms);
     format!(
-        "{} {:02}:{:02}",
+        "{} {:02}:{:02} UTC+7",
         format_date(at.date()),
         at.hour(),
         at.minute()
     )
+}
+
+/// An instant for machines (JSON, files): RFC 3339 in Vietnam time with
+/// its offset, `2026-11-20T14:05:03.250+07:00`.
+pub fn rfc3339(unix_ms: i64) -> String {
+    in_vietnam(unix_ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{unix_ms} ms"))
 }
 
 #[cfg(test)]
@@ -82,6 +95,13 @@ mod tests {
         let before = 1_767_200_399_000;
         assert_eq!(vietnam_date(before).year(), 2025);
         assert_eq!(vietnam_date(before + 1000).year(), 2026);
+    }
+
+    #[test]
+    fn instants_are_written_in_vietnam_time_with_the_zone() {
+        let at = 1_767_200_399_000; // 2025-12-31T16:59:59Z
+        assert_eq!(format_vietnam(at), "2025-12-31 23:59 UTC+7");
+        assert_eq!(rfc3339(at), "2025-12-31T23:59:59+07:00");
     }
 
     #[test]

@@ -152,12 +152,9 @@ fn parse_time(
         .transpose()
 }
 
-/// An instant as RFC 3339 in UTC.
+/// An instant as RFC 3339, in Vietnam time with its offset.
 pub fn format_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms} ms"))
+    crate::clock::rfc3339(ms)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -14,8 +14,10 @@
 //!   `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
-//! - [`bench`]: the load generator behind `lienthong bench`, the machine's
-//!   ceiling, and `lienthong fill`.
+//! - [`bench`]: the load generator behind `lienthong bench`, and the
+//!   machine's ceiling.
+//! - [`fill`]: `lienthong fill`: signed documents straight into a stopped
+//!   server's store, for measuring at scale.
 //! - [`process`]: a `lienthong serve` child process with a readiness signal,
 //!   for `bench` and the tests.
 //! - [`client`]: connecting and building requests, shared by the command
@@ -72,6 +74,7 @@ pub mod document;
 pub mod error;
 pub mod evidence;
 pub mod exchange;
+pub mod fill;
 pub mod keys;
 pub mod merkle;
 pub mod notify;

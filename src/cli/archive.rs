@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::connection::{connect, status, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::{CliError, Result};
 use super::files;
 use super::output::{self, outln, print_json};
 use crate::archive::proof::{ConsistencyFile, InclusionFile, ProofFile};
@@ -27,22 +28,34 @@ pub enum ArchiveCommand {
         /// Prove it in the checkpoint of this size; default the latest.
         #[arg(long, default_value_t = 0)]
         tree_size: u64,
+        /// Where to write the proof (JSON), to check with `lienthong verify FILE`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Write the proof that the checkpoint of NEW leaves extends that of OLD.
     Consistency {
         #[command(flatten)]
         conn: Connection,
+        /// Size (leaves) of the older checkpoint.
         old: u64,
+        /// Size (leaves) of the newer checkpoint.
         new: u64,
+        /// Where to write the proof (JSON), to check with `lienthong verify FILE`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Show the latest signed checkpoint, or make one now with --fresh.
     Checkpoint {
         #[command(flatten)]
         conn: Connection,
+        /// Sign a checkpoint of the archive as it is now, instead of showing
+        /// the latest one.
         #[arg(long)]
         fresh: bool,
     },
@@ -60,12 +73,18 @@ pub enum ArchiveCommand {
         conn: Connection,
         #[command(flatten)]
         filter: ArchiveFilter,
+        /// The folder to create; it must not exist, or be empty.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Write into DIR even if it holds files (an earlier export's are
+        /// overwritten).
+        #[arg(long)]
+        force: bool,
     },
     /// Recompute the whole archive of a stopped server's data directory (or
     /// a copy) and report the first mismatch.
     Audit {
+        /// The data directory of a stopped server, or a copy of it.
         #[arg(long, default_value = crate::defaults::DATA_DIR)]
         data: PathBuf,
     },
@@ -80,11 +99,13 @@ pub struct ArchiveFilter {
     /// Received by this organisation (code or alias).
     #[arg(long)]
     pub recipient: Option<String>,
+    /// Number (số).
     #[arg(long)]
     pub number: Option<u64>,
+    /// Notation (ký hiệu), e.g. CT-UBND.
     #[arg(long)]
     pub notation: Option<String>,
-    /// Type code or abbreviation.
+    /// Document type: code, abbreviation or Vietnamese name (see `lienthong types`).
     #[arg(long = "type")]
     pub document_type: Option<String>,
     /// Date of issue from (YYYY-MM-DD, inclusive).
@@ -102,6 +123,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
             id,
             tree_size,
             out,
+            force,
         } => {
             let mut client = connect(&conn).await?;
             let proof = client
@@ -109,21 +131,30 @@ pub async fn run(command: ArchiveCommand) -> Result {
                     document_id: id.clone(),
                     tree_size,
                 })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner();
             let key = service_key(&mut client).await?;
+            files::refuse_to_overwrite(std::slice::from_ref(&out), force)?;
             ProofFile::Inclusion(
                 InclusionFile::new(&id, &proof, Some(&key)).map_err(|e| e.to_string())?,
             )
             .write(&out)
             .map_err(|e| e.to_string())?;
-            outln!(
-                "leaf {} of {} written to {}",
-                proof.leaf_index,
-                proof.tree_size,
-                out.display()
-            );
+            if conn.json {
+                print_json(&json!({
+                    "document_id": id,
+                    "leaf_index": proof.leaf_index,
+                    "tree_size": proof.tree_size,
+                    "out": out.display().to_string(),
+                }));
+            } else {
+                outln!(
+                    "leaf {} of {} written to {}",
+                    proof.leaf_index,
+                    proof.tree_size,
+                    out.display()
+                );
+            }
             Ok(())
         }
         ArchiveCommand::Consistency {
@@ -131,6 +162,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
             old,
             new,
             out,
+            force,
         } => {
             let mut client = connect(&conn).await?;
             let proof = client
@@ -138,16 +170,24 @@ pub async fn run(command: ArchiveCommand) -> Result {
                     first_size: old,
                     second_size: new,
                 })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner();
             let key = service_key(&mut client).await?;
+            files::refuse_to_overwrite(std::slice::from_ref(&out), force)?;
             ProofFile::Consistency(
                 ConsistencyFile::new(&proof, Some(&key)).map_err(|e| e.to_string())?,
             )
             .write(&out)
             .map_err(|e| e.to_string())?;
-            outln!("consistency {old} -> {new} written to {}", out.display());
+            if conn.json {
+                print_json(&json!({
+                    "old_size": old,
+                    "new_size": new,
+                    "out": out.display().to_string(),
+                }));
+            } else {
+                outln!("consistency {old} -> {new} written to {}", out.display());
+            }
             Ok(())
         }
         ArchiveCommand::Checkpoint { conn, fresh } => {
@@ -157,14 +197,14 @@ pub async fn run(command: ArchiveCommand) -> Result {
                     tree_size: 0,
                     fresh,
                 })
-                .await
-                .map_err(status)?
+                .await?
                 .into_inner();
             let c = <pb::Checkpoint as prost::Message>::decode(signed.checkpoint.as_slice())
                 .map_err(|e| e.to_string())?;
             let json = json!({
                 "tree_size": c.tree_size,
                 "root_hash": hex::encode(&c.root_hash),
+                "timestamp": output::at(c.timestamp_ms),
                 "timestamp_ms": c.timestamp_ms,
                 "service_key_id": c.service_key_id,
                 "signature": hex::encode(&signed.signature),
@@ -188,11 +228,28 @@ pub async fn run(command: ArchiveCommand) -> Result {
             print_found(&found, conn.json);
             Ok(())
         }
-        ArchiveCommand::Export { conn, filter, out } => {
+        ArchiveCommand::Export {
+            conn,
+            filter,
+            out,
+            force,
+        } => {
+            files::refuse_to_merge(&out, force)?;
             let mut client = connect(&conn).await?;
             let found = search(&mut client, &filter).await?;
             export(&mut client, &found, &out).await?;
-            outln!("{} documents exported to {}", found.len(), out.display());
+            if conn.json {
+                print_json(&json!({
+                    "documents": found.len(),
+                    "out": out.display().to_string(),
+                }));
+            } else {
+                outln!(
+                    "{} exported to {}",
+                    output::plural(found.len() as u64, "document", "documents"),
+                    out.display()
+                );
+            }
             Ok(())
         }
         ArchiveCommand::Audit { data } => {
@@ -200,15 +257,18 @@ pub async fn run(command: ArchiveCommand) -> Result {
             match report.problem {
                 None => {
                     outln!(
-                        "ok: {} leaves and {} checkpoints recomputed; everything stored matches",
-                        report.leaves,
-                        report.checkpoints
+                        "ok: {} and {} recomputed; everything stored matches",
+                        output::plural(report.leaves, "leaf", "leaves"),
+                        output::plural(report.checkpoints, "checkpoint", "checkpoints")
                     );
                     Ok(())
                 }
-                Some(problem) => Err(format!(
-                    "audit failed after {} good leaves: {problem}",
-                    report.leaves
+                Some(problem) => Err(CliError::new(
+                    tonic::Code::DataLoss,
+                    format!(
+                        "audit failed after {} good leaves: {problem}",
+                        report.leaves
+                    ),
                 )),
             }
         }
@@ -218,11 +278,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
 /// The service's public key, as the server offers it (proof files carry it
 /// for reference; `verify` checks against the reader's own trusted copy).
 async fn service_key(client: &mut ExchangeClient<Channel>) -> Result<pb::ServiceKey> {
-    let keys = client
-        .get_keys(pb::GetKeysRequest {})
-        .await
-        .map_err(status)?
-        .into_inner();
+    let keys = client.get_keys(pb::GetKeysRequest {}).await?.into_inner();
     keys.service_key
         .ok_or_else(|| "the server's answer has no service key; nothing was written".into())
 }
@@ -247,14 +303,12 @@ async fn search(
 ) -> Result<Vec<Found>> {
     let me = client
         .get_directory(pb::GetDirectoryRequest {})
-        .await
-        .map_err(status)?
+        .await?
         .into_inner()
         .caller;
     let mut found = Vec::new();
     for e in inbox_pages(client, String::new(), MAX_PAGE_SIZE, true)
-        .await
-        .map_err(status)?
+        .await?
         .0
     {
         if let Some(summary) = e.document {
@@ -266,8 +320,7 @@ async fn search(
         }
     }
     for e in outbox_pages(client, String::new(), MAX_PAGE_SIZE, true)
-        .await
-        .map_err(status)?
+        .await?
         .0
     {
         if let Some(summary) = e.document {
@@ -283,11 +336,11 @@ async fn search(
             });
         }
     }
-    let type_code = |t: &str| crate::document::types::find(t).map(|t| t.code.to_owned());
     let wanted_type = filter
         .document_type
         .as_deref()
-        .map(|t| type_code(t).unwrap_or_else(|| t.to_owned()));
+        .map(|t| super::types::code_of("--type", t))
+        .transpose()?;
     for (field, date) in [("--from", &filter.from), ("--until", &filter.until)] {
         if let Some(d) = date {
             crate::clock::parse_date(d)
@@ -308,7 +361,7 @@ async fn search(
             && filter.notation.as_ref().is_none_or(|n| &s.notation == n)
             && wanted_type
                 .as_ref()
-                .is_none_or(|t| type_code(&s.document_type).as_ref() == Some(t))
+                .is_none_or(|t| output::type_code(&s.document_type) == *t)
             && filter
                 .from
                 .as_ref()
@@ -336,8 +389,7 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
                 id: id.clone(),
                 include_content: true,
             })
-            .await
-            .map_err(status)?
+            .await?
             .into_inner();
         files::save_attachments(&dir, &document)?;
         crate::evidence::save(&dir, &document).map_err(|e| e.to_string())?;
@@ -346,8 +398,7 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
                 document_id: id.clone(),
                 tree_size: 0,
             })
-            .await
-            .map_err(status)?
+            .await?
             .into_inner();
         ProofFile::Inclusion(
             InclusionFile::new(id, &proof, Some(&service_key)).map_err(|e| e.to_string())?,
@@ -361,9 +412,10 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
             "recipients": f.recipients.iter().map(|o| o.code.clone()).collect::<Vec<_>>(),
             "number": f.summary.number,
             "notation": f.summary.notation,
-            "document_type": f.summary.document_type,
+            "document_type": output::type_code(&f.summary.document_type),
             "promulgation_date": f.summary.promulgation_date,
             "subject": f.summary.subject,
+            "accepted_at": output::at(f.summary.accepted_at_ms),
             "accepted_at_ms": f.summary.accepted_at_ms,
             "leaf_index": proof.leaf_index,
         }));
@@ -373,8 +425,7 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
             tree_size: 0,
             fresh: false,
         })
-        .await
-        .map_err(status)?
+        .await?
         .into_inner();
     files::write_json(&out.join("index.json"), &json!({"documents": index}))?;
     files::write_json(

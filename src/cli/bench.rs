@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::connection::Result;
+use super::error::Result;
 use super::output::{self, print_json};
 
 #[derive(Subcommand)]

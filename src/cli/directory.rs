@@ -4,7 +4,8 @@
 use clap::Args;
 use serde_json::json;
 
-use super::connection::{connect, status, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::output::{self, outln, print_json};
 use crate::pb;
 
@@ -18,8 +19,7 @@ pub async fn run(args: DirectoryArgs) -> Result {
     let mut client = connect(&args.conn).await?;
     let response = client
         .get_directory(pb::GetDirectoryRequest {})
-        .await
-        .map_err(status)?
+        .await?
         .into_inner();
     print_directory(&response, args.conn.json);
     Ok(())

@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::connection::{connect, status, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::files;
 use super::output::{self, outln, print_json};
 use crate::client::{inbox_pages, outbox_pages};
 use crate::clock;
 use crate::document::types;
 use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+use tonic::transport::Channel;
 
 #[derive(Args)]
 pub struct ListArgs {
@@ -34,25 +37,27 @@ pub struct ShowArgs {
     pub conn: Connection,
     /// Document id.
     pub id: String,
-    /// Write each attachment into DIR under its own name.
+    /// Write each attachment into DIR under its own name, and the proof
+    /// into DIR/lienthong-proof/ (check it with `lienthong verify DIR`).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// With --save, overwrite files an earlier save left in DIR.
+    #[arg(long, requires = "save")]
+    pub force: bool,
 }
 
 pub async fn inbox(args: ListArgs) -> Result {
     let client = connect(&args.conn).await?;
-    let (entries, next) = inbox_pages(&client, args.page_token.clone(), args.page_size, args.all)
-        .await
-        .map_err(status)?;
+    let (entries, next) =
+        inbox_pages(&client, args.page_token.clone(), args.page_size, args.all).await?;
     print_inbox(&entries, &next, args.conn.json);
     Ok(())
 }
 
 pub async fn outbox(args: ListArgs) -> Result {
     let client = connect(&args.conn).await?;
-    let (entries, next) = outbox_pages(&client, args.page_token.clone(), args.page_size, args.all)
-        .await
-        .map_err(status)?;
+    let (entries, next) =
+        outbox_pages(&client, args.page_token.clone(), args.page_size, args.all).await?;
     print_outbox(&entries, &next, args.conn.json);
     Ok(())
 }
@@ -63,18 +68,19 @@ pub async fn show(args: ShowArgs) -> Result {
         id: args.id.clone(),
         include_content: args.save.is_some(),
     };
-    let document = client
-        .get_document(request)
-        .await
-        .map_err(status)?
-        .into_inner();
+    let document = client.get_document(request).await?.into_inner();
     let mut saved = Vec::new();
     if let Some(dir) = &args.save {
+        files::refuse_to_overwrite(&files::save_targets(dir, &document), args.force)?;
         saved = files::save_attachments(dir, &document)?;
         let proof = crate::evidence::save(dir, &document).map_err(|e| e.to_string())?;
         saved.push(proof.display().to_string());
     }
-    print_document(&document, &saved, args.conn.json);
+    let reply_to = match document.document.as_ref().map(|h| h.reply_to.as_str()) {
+        Some(id) if !id.is_empty() && !args.conn.json => Some(name_reply_to(&mut client, id).await),
+        _ => None,
+    };
+    print_document(&document, reply_to.as_deref(), &saved, args.conn.json);
     Ok(())
 }
 
@@ -94,22 +100,24 @@ fn print_inbox(entries: &[pb::InboxEntry], next: &str, as_json: bool) {
         return;
     }
     outln!(
-        "{:<10} {:<32} {:<16} {:<14} {:<10} SUBJECT",
+        "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} SUBJECT",
         "ARRIVAL",
         "ID",
         "FROM",
         "NUMBER",
-        "URGENCY"
+        "URGENCY",
+        "SECRECY"
     );
     for e in entries {
         let Some(s) = &e.document else { continue };
         outln!(
-            "{:<10} {:<32} {:<16} {:<14} {:<10} {}",
+            "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} {}",
             format!("{}/{}", e.arrival_number, e.arrival_year),
             s.id,
             output::org_short(&s.sender),
             output::so_ky_hieu(s.number, &s.notation),
             output::urgency(s.urgency),
+            output::secrecy(s.secrecy),
             output::cut(&s.subject, 60)
         );
     }
@@ -133,29 +141,61 @@ fn print_outbox(entries: &[pb::OutboxEntry], next: &str, as_json: bool) {
         return;
     }
     outln!(
-        "{:<32} {:<16} {:<11} {:<6} SUBJECT",
+        "{:<32} {:<22} {:<14} {:<9} SUBJECT",
         "ID",
         "SENT",
         "NUMBER",
-        "TO"
+        "SECRECY"
     );
     for e in entries {
         let Some(s) = &e.document else { continue };
         outln!(
-            "{:<32} {:<16} {:<11} {:<6} {}",
+            "{:<32} {:<22} {:<14} {:<9} {}",
             s.id,
             clock::format_vietnam(s.accepted_at_ms),
             output::so_ky_hieu(s.number, &s.notation),
-            e.deliveries.len(),
+            output::secrecy(s.secrecy),
             output::cut(&s.subject, 60)
         );
+        // To whom, each with the arrival number it got.
+        for d in &e.deliveries {
+            outln!("    to {}", output::delivery_line(d));
+        }
     }
     if !next.is_empty() {
         outln!("more: --page-token {next}");
     }
 }
 
-fn print_document(d: &pb::GetDocumentResponse, saved: &[String], as_json: bool) {
+/// The document a reply answers, as a clerk names it: its number and
+/// notation, date and sender; its id if the caller cannot read it.
+async fn name_reply_to(client: &mut ExchangeClient<Channel>, id: &str) -> String {
+    let request = pb::GetDocumentRequest {
+        id: id.to_owned(),
+        include_content: false,
+    };
+    match client.get_document(request).await {
+        Ok(original) => {
+            let original = original.into_inner();
+            let header = original.document.unwrap_or_default();
+            format!(
+                "{} of {} from {} (id {id})",
+                output::so_ky_hieu(header.number, &header.notation),
+                header.promulgation_date,
+                output::org_short(&original.sender)
+            )
+        }
+        // Not the caller's to see (or gone): the id is all there is to say.
+        Err(_) => id.to_owned(),
+    }
+}
+
+fn print_document(
+    d: &pb::GetDocumentResponse,
+    reply_to: Option<&str>,
+    saved: &[String],
+    as_json: bool,
+) {
     let header = d.document.clone().unwrap_or_default();
     let attachments: Vec<Value> = d
         .attachments
@@ -176,6 +216,7 @@ fn print_document(d: &pb::GetDocumentResponse, saved: &[String], as_json: bool) 
             "id": d.id,
             "edxml_id": d.edxml_id,
             "sender": output::org(&d.sender),
+            "accepted_at": output::at(d.accepted_at_ms),
             "accepted_at_ms": d.accepted_at_ms,
             "number": header.number,
             "notation": header.notation,
@@ -236,17 +277,16 @@ fn print_document(d: &pb::GetDocumentResponse, saved: &[String], as_json: bool) 
     if !header.due_date.is_empty() {
         outln!("due:         {}", header.due_date);
     }
-    if !header.reply_to.is_empty() {
-        outln!("replies to:  {}", header.reply_to);
+    if let Some(original) = reply_to {
+        outln!("replies to:  {original}");
     }
-    outln!(
-        "accepted:    {} (Vietnam time)",
-        clock::format_vietnam(d.accepted_at_ms)
-    );
+    outln!("accepted:    {}", clock::format_vietnam(d.accepted_at_ms));
     if let Some(m) = &d.my_delivery {
         outln!("arrival no.: {}/{}", m.arrival_number, m.arrival_year);
     }
-    outln!("recipients:  {}", d.deliveries.len());
+    for d in &d.deliveries {
+        outln!("to:          {}", output::delivery_line(d));
+    }
     for a in d.attachments.iter().filter_map(|a| a.r#ref.as_ref()) {
         outln!(
             "attachment:  {} ({}, {} bytes, sha256 {})",

@@ -11,15 +11,20 @@
 
 mod archive;
 mod bench;
+mod completions;
 mod connection;
 mod directory;
+mod error;
 mod files;
 mod fill;
+mod login;
 mod mailbox;
 mod output;
 mod pki;
 mod send;
 mod serve;
+mod settings;
+mod types;
 mod verify;
 mod watch;
 
@@ -71,6 +76,23 @@ enum Command {
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// List the 29 document types: code, abbreviation and Vietnamese name.
+    Types(types::TypesArgs),
+    /// Remember the PKI folder, organisation and server for later commands
+    /// (in the per-user configuration), so they work from any folder.
+    Login(login::LoginArgs),
+    /// Show which organisation, server and PKI folder a command would use,
+    /// and why.
+    Whoami(login::WhoamiArgs),
+    /// Print the completion script for a shell.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+}
+
+/// The command tree, for completions, the man page and tests.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 pub fn main() -> ExitCode {
@@ -81,7 +103,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            output::error(&format!("cannot start the async runtime: {e}"));
+            output::error(&error::CliError::io("cannot start the async runtime", &e));
             return ExitCode::FAILURE;
         }
     };
@@ -99,12 +121,17 @@ pub fn main() -> ExitCode {
             Command::Fill(args) => fill::run(args).await,
             Command::Archive(command) => archive::run(command).await,
             Command::Pki(command) => pki::run(command),
+            Command::Types(args) => types::run(args),
+            Command::Login(args) => login::login(args),
+            Command::Whoami(args) => login::whoami(args),
+            Command::Completions(args) => completions::completions(args, command()),
+            Command::Man => completions::man(command()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            output::error(&message);
+        Err(e) => {
+            output::error(&e);
             ExitCode::FAILURE
         }
     }

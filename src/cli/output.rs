@@ -1,7 +1,8 @@
 //! The one way the command line prints: results on stdout (one JSON
 //! document with `--json`, else readable text; a stream prints one JSON
-//! object per line), errors and progress on stderr. Nothing else in `src/`
-//! writes to stdout or stderr directly.
+//! object per line), errors and notes on stderr. Nothing else in `src/`
+//! prints, except the server's log (`tracing`, on stderr) and `fill`'s
+//! progress bar (on stderr, when it is a terminal).
 //!
 //! Writing never panics: when stdout is closed (as by `| head`) the process
 //! ends quietly with status 0, as command-line tools conventionally do.
@@ -31,12 +32,13 @@ pub fn write_line(args: std::fmt::Arguments<'_>) {
 
 /// Writes text as it is (it ends with its own newline) on stdout.
 pub fn write_text(text: &str) {
+    write_bytes(text.as_bytes());
+}
+
+/// Writes bytes as they are on stdout; ends the process if stdout is closed.
+pub fn write_bytes(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
+    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
         std::process::exit(0);
     }
 }
@@ -54,9 +56,13 @@ fn write_err(args: std::fmt::Arguments<'_>) {
     let _ = err.write_fmt(args).and_then(|_| err.write_all(b"\n"));
 }
 
-/// The line a failed command ends with.
-pub fn error(message: &str) {
-    write_err(format_args!("error: {message}"));
+/// The line a failed command ends with, `error: CODE: message`, and the
+/// hint if there is one.
+pub fn error(e: &super::error::CliError) {
+    write_err(format_args!("error: {e}"));
+    if let Some(hint) = &e.hint {
+        write_err(format_args!("hint: {hint}"));
+    }
 }
 
 /// Something the user should know that is not the result: progress,
@@ -65,6 +71,7 @@ pub fn note(message: &str) {
     write_err(format_args!("{message}"));
 }
 
+use crate::clock;
 use crate::document::types;
 use crate::pb;
 
@@ -129,6 +136,7 @@ pub fn summary(s: &pb::DocumentSummary) -> Value {
         "due_date": s.due_date,
         "urgency": urgency(s.urgency),
         "secrecy": secrecy(s.secrecy),
+        "accepted_at": at(s.accepted_at_ms),
         "accepted_at_ms": s.accepted_at_ms,
         "attachment_count": s.attachment_count,
     })
@@ -146,6 +154,27 @@ pub fn print_json(value: &Value) {
 /// Prints one JSON object on one line: an item of a stream.
 pub fn print_json_line(value: &Value) {
     outln!("{value}");
+}
+
+/// `1 recipient`, `2 recipients`: a count with its noun in the right number.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A recipient and its arrival number, for text output.
+pub fn delivery_line(d: &pb::Delivery) -> String {
+    format!(
+        "{:<20} arrival no. {}/{}",
+        org_short(&d.recipient),
+        d.arrival_number,
+        d.arrival_year
+    )
+}
+
+/// An instant in JSON: RFC 3339 with the Vietnam offset.
+pub fn at(unix_ms: i64) -> Value {
+    json!(clock::rfc3339(unix_ms))
 }
 
 /// Number and notation as printed on the document: `12/CT-UBND`.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::connection::{connect, status, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::{CliError, Result};
 use super::output::{self, outln, print_json};
 use crate::client::{self, AttachmentFile};
 use crate::clock;
@@ -36,7 +37,8 @@ pub struct SendArgs {
     /// Recipients: organisation codes or aliases, or groups such as all-communes.
     #[arg(long, required = true, value_delimiter = ',', value_name = "R[,R...]")]
     pub to: Vec<String>,
-    /// Document type: a code (chi-thi, cong-van, ...) or abbreviation (CT, QĐ, ...).
+    /// Document type: a code (chi-thi), an abbreviation (CT) or the
+    /// Vietnamese name (Chỉ thị, or chi thi); `lienthong types` lists them.
     #[arg(long = "type", value_name = "TYPE")]
     pub document_type: String,
     /// Number (số), restarting each year.
@@ -57,15 +59,19 @@ pub struct SendArgs {
     /// Short content.
     #[arg(long, default_value = "")]
     pub content: String,
-    #[arg(long, default_value = "")]
+    /// Full name of the person who signs (người ký), e.g. "Nguyễn Văn A".
+    #[arg(long, default_value = "", value_name = "NAME")]
     pub signer_name: String,
-    #[arg(long, default_value = "")]
+    /// Position of the person who signs, e.g. "Chủ tịch".
+    #[arg(long, default_value = "", value_name = "POSITION")]
     pub signer_position: String,
     /// Signing authority: TM., KT., TL., TUQ. or Q.
     #[arg(long, default_value = "")]
     pub competence: String,
+    /// Urgency (độ khẩn): khan (khẩn), thuong-khan (thượng khẩn), hoa-toc (hỏa tốc).
     #[arg(long, value_enum, default_value = "normal")]
     pub urgency: UrgencyArg,
+    /// Secrecy (độ mật): mat (mật), toi-mat (tối mật), tuyet-mat (tuyệt mật).
     #[arg(long, value_enum, default_value = "none")]
     pub secrecy: SecrecyArg,
     /// Deadline for handling, YYYY-MM-DD.
@@ -83,6 +89,10 @@ pub struct SendArgs {
     /// Makes retries safe: the same key and content returns the first send.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The largest document the server takes, attachments included, in MiB
+    /// (its --max-document-bytes): checked here before anything is uploaded.
+    #[arg(long, value_name = "MIB", default_value_t = crate::defaults::MAX_DOCUMENT_MIB as f64)]
+    pub max_document_mib: f64,
     /// The organisation's document signing key (PKCS#8 PEM); default: the
     /// one listed for --as in the PKI folder's clients.toml.
     #[arg(long, value_name = "FILE")]
@@ -90,8 +100,9 @@ pub struct SendArgs {
 }
 
 pub async fn run(args: SendArgs) -> Result {
-    let from = match (&args.conn.as_org, &args.conn.cert) {
-        (Some(org), _) => org.clone(),
+    let settings = args.conn.settings()?;
+    let from = match (&settings.as_org, &args.conn.cert) {
+        (Some(org), _) => org.value.clone(),
         (None, Some(cert)) => org_of_certificate(cert)?,
         (None, None) => {
             return Err("send needs --as ORG (or LIENTHONG_AS): the organisation sending".into())
@@ -110,7 +121,7 @@ pub async fn run(args: SendArgs) -> Result {
         promulgation_date: args
             .date
             .unwrap_or_else(|| clock::format_date(clock::today())),
-        document_type: args.document_type,
+        document_type: super::types::code_of("--type", &args.document_type)?.to_owned(),
         subject: args.subject,
         content: args.content,
         signer: Some(pb::Signer {
@@ -142,14 +153,68 @@ pub async fn run(args: SendArgs) -> Result {
             crate::crypto::SigningKey::from_pem(&text)
                 .map_err(|e| format!("{}: {e}", file.display()))?
         }
-        None => pki::find_signing_key(&PkiPaths::new(&args.conn.pki), &from)
-            .map_err(|e| format!("{e} (or give --signing-key FILE)"))?,
+        None => pki::find_signing_key(&PkiPaths::new(&settings.pki.value), &from)
+            .map_err(|e| {
+                CliError::new(tonic::Code::NotFound, e.to_string()).with_hint(format!(
+                    "the PKI folder ({}, {}) holds the signing keys; give --pki DIR, set LIENTHONG_PKI or run `lienthong login`, or give --signing-key FILE",
+                    settings.pki.value.display(),
+                    settings.pki.source
+                ))
+            })?,
     };
     let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
+    // As the server counts: the document's bytes and every attachment.
+    let total = request.document.len()
+        + request
+            .attachments
+            .iter()
+            .map(|a| a.content.len())
+            .sum::<usize>();
+    let limit = args.max_document_mib * MIB;
+    if total as f64 > limit {
+        return Err(too_large(total, limit));
+    }
     let mut client = connect(&args.conn).await?;
-    let response = client.send(request).await.map_err(status)?.into_inner();
+    let response = client
+        .send(request)
+        .await
+        .map_err(|status| {
+            // The server's limit is lower than the one checked here.
+            if status.code() == tonic::Code::ResourceExhausted
+                && status.message().starts_with("max_document_bytes")
+            {
+                let limit = server_limit(status.message()).unwrap_or(limit);
+                return too_large(total, limit);
+            }
+            CliError::from(status)
+        })?
+        .into_inner();
     print_sent(&response, args.conn.json);
     Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// A document over the size limit, in the units a clerk reads.
+fn too_large(total: usize, limit: f64) -> CliError {
+    CliError::new(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "max_document_bytes: the document and its attachments are {:.1} MiB; the limit is {:.1} MiB",
+            total as f64 / MIB,
+            limit / MIB
+        ),
+    )
+    .with_hint("send the attachments in several documents, or compress them")
+}
+
+/// The limit, in bytes, that the server's message names ("… the limit is N").
+fn server_limit(message: &str) -> Option<f64> {
+    message.rsplit(' ').find_map(|word| {
+        word.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse::<f64>()
+            .ok()
+    })
 }
 
 /// The organisation a PEM client certificate names, for `send --cert` without `--as`.
@@ -159,7 +224,7 @@ fn org_of_certificate(path: &Path) -> Result<String> {
         .map_err(|e| format!("cannot read a certificate from {}: {e}", path.display()))?;
     pki::org_from_certificate(&cert)
         .map(|code| code.to_string())
-        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()))
+        .map_err(|e| format!("{}: {e}; give --as ORG", path.display()).into())
 }
 
 fn print_sent(r: &pb::SendResponse, as_json: bool) {
@@ -167,6 +232,7 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
         print_json(&json!({
             "id": r.id,
             "edxml_id": r.edxml_id,
+            "accepted_at": output::at(r.accepted_at_ms),
             "accepted_at_ms": r.accepted_at_ms,
             "duplicate": r.duplicate,
             "deliveries": r.deliveries.iter().map(output::delivery).collect::<Vec<_>>(),
@@ -180,17 +246,12 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
     };
     outln!("{what}: {}", r.id);
     outln!("edXML id: {}", r.edxml_id);
+    outln!("accepted: {}", clock::format_vietnam(r.accepted_at_ms));
     outln!(
-        "accepted: {} (Vietnam time)",
-        clock::format_vietnam(r.accepted_at_ms)
+        "{}:",
+        output::plural(r.deliveries.len() as u64, "recipient", "recipients")
     );
-    outln!("{} recipients:", r.deliveries.len());
     for d in &r.deliveries {
-        outln!(
-            "  {:<20} arrival no. {}/{}",
-            output::org_short(&d.recipient),
-            d.arrival_number,
-            d.arrival_year
-        );
+        outln!("  {}", output::delivery_line(d));
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::connection::Result;
+use tonic::Code;
+
+use super::error::{CliError, Result};
 use super::output;
 use crate::defaults;
 use crate::exchange::Limits;
@@ -106,7 +108,11 @@ pub async fn run(args: ServeArgs) -> Result {
             buffer: args.event_buffer,
         },
     };
-    let running = server::start(config).await.map_err(|e| e.to_string())?;
+    let data = config.data_dir.clone();
+    let listen = config.listen;
+    let running = server::start(config)
+        .await
+        .map_err(|e| start_error(e, &data, listen))?;
     if let Some(dir) = &running.dev_pki {
         tracing::info!(
             "development PKI: {} (clients: lienthong <command> --pki {} --as <org>)",
@@ -127,6 +133,28 @@ pub async fn run(args: ServeArgs) -> Result {
     running.shutdown().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A failed start, with a hint where the cause is a likely one.
+fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr) -> CliError {
+    let message = e.to_string();
+    // sled reports a store held by another process only in its message.
+    if message.contains("could not acquire lock") {
+        return CliError::new(
+            Code::FailedPrecondition,
+            format!("the store in {} is in use: {message}", data.display()),
+        )
+        .with_hint(format!(
+            "another `lienthong serve` is running on {}; stop it first, or give another --data",
+            data.display()
+        ));
+    }
+    if message.contains("cannot listen on") {
+        return CliError::new(Code::Unavailable, message).with_hint(format!(
+            "something else is listening on {listen}; stop it, or give another --listen (port 0 picks a free one)"
+        ));
+    }
+    CliError::new(Code::FailedPrecondition, message)
 }
 
 async fn wait_for_signal() {

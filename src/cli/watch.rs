@@ -1,17 +1,23 @@
 //! `lienthong watch`: mailbox events as they happen, one line each (one
 //! JSON object per line with `--json`: a stream, not one document).
 
+use std::collections::HashMap;
+
 use clap::Args;
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::connection::{connect, Connection, Result};
+use super::connection::{connect, Connection};
+use super::error::Result;
 use super::output::{self, outln};
 use crate::clock;
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 
 #[derive(Args)]
+#[command(mut_arg("json", |a| a.help(
+    "Print one JSON object per line, as events come (a stream: each line is a document of its own)"
+)))]
 pub struct WatchArgs {
     #[command(flatten)]
     pub conn: Connection,
@@ -30,6 +36,8 @@ pub struct WatchArgs {
 pub async fn run(args: WatchArgs) -> Result {
     let mut last = args.after;
     let mut client: Option<ExchangeClient<Channel>> = None;
+    // Senders by alias, as `inbox` names them; events carry the code.
+    let mut aliases: HashMap<String, String> = HashMap::new();
     loop {
         let mut c = match client.take() {
             Some(c) => c,
@@ -43,6 +51,17 @@ pub async fn run(args: WatchArgs) -> Result {
                 Err(e) => return Err(e),
             },
         };
+        if aliases.is_empty() {
+            if let Ok(directory) = c.get_directory(pb::GetDirectoryRequest {}).await {
+                aliases = directory
+                    .into_inner()
+                    .organizations
+                    .into_iter()
+                    .filter(|o| !o.alias.is_empty())
+                    .map(|o| (o.code, o.alias))
+                    .collect();
+            }
+        }
         let request = pb::SubscribeRequest {
             after_seq: last.unwrap_or(0),
             from_now: last.is_none(),
@@ -55,7 +74,7 @@ pub async fn run(args: WatchArgs) -> Result {
                         Ok(Some(item)) => match item.item {
                             Some(pb::subscribe_response::Item::Event(event)) => {
                                 last = Some(event.seq);
-                                print_event(&event, args.conn.json);
+                                print_event(&event, &aliases, args.conn.json);
                             }
                             Some(pb::subscribe_response::Item::Heartbeat(beat)) => {
                                 if last.is_none() {
@@ -89,7 +108,7 @@ pub async fn run(args: WatchArgs) -> Result {
                 ));
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
-            _ => return Err(super::connection::status(status)),
+            _ => return Err(status.into()),
         }
     }
 }
@@ -106,14 +125,17 @@ fn event_kind(kind: i32) -> &'static str {
 }
 
 /// One line per event: a JSON object with --json.
-fn print_event(e: &pb::MailboxEvent, as_json: bool) {
+fn print_event(e: &pb::MailboxEvent, aliases: &HashMap<String, String>, as_json: bool) {
+    let sender = aliases.get(&e.sender).unwrap_or(&e.sender);
     if as_json {
         let line = json!({
             "seq": e.seq,
             "kind": event_kind(e.kind),
             "document_id": e.document_id,
+            "at": output::at(e.at_ms),
             "at_ms": e.at_ms,
             "sender": e.sender,
+            "sender_alias": sender,
             "arrival_year": e.arrival_year,
             "arrival_number": e.arrival_number,
             "subject": e.subject,
@@ -128,7 +150,7 @@ fn print_event(e: &pb::MailboxEvent, as_json: bool) {
         clock::format_vietnam(e.at_ms),
         event_kind(e.kind),
         e.document_id,
-        e.sender,
+        sender,
         e.arrival_number,
         e.arrival_year,
         output::urgency(e.urgency),
@@ -139,7 +161,7 @@ fn print_event(e: &pb::MailboxEvent, as_json: bool) {
 fn print_heartbeat(h: &pb::Heartbeat, as_json: bool) {
     if as_json {
         output::print_json_line(
-            &json!({"kind": "heartbeat", "latest_seq": h.latest_seq, "at_ms": h.at_ms}),
+            &json!({"kind": "heartbeat", "latest_seq": h.latest_seq, "at": output::at(h.at_ms), "at_ms": h.at_ms}),
         );
     } else {
         outln!(

@@ -58,6 +58,45 @@ pub fn find(name: &str) -> Option<&'static DocumentType> {
         .find(|t| t.code == name || (!t.abbreviation.is_empty() && t.abbreviation == name))
 }
 
+/// Finds a type as a person may type it: its code, its abbreviation
+/// (exactly, since "DA" and "ĐA" are two types), or its Vietnamese name in
+/// any case, with or without diacritics ("Quyết định", "quyet dinh").
+pub fn find_loosely(name: &str) -> Option<&'static DocumentType> {
+    find(name).or_else(|| {
+        let wanted = fold(name);
+        TYPES.iter().find(|t| fold(t.name) == wanted)
+    })
+}
+
+/// Lower case, Vietnamese diacritics removed, runs of spaces, hyphens and
+/// underscores as one space: "Quyết  định" and "quyet-dinh" fold alike.
+pub fn fold(text: &str) -> String {
+    const PLAIN: [(&str, char); 7] = [
+        ("àáảãạăằắẳẵặâầấẩẫậ", 'a'),
+        ("đ", 'd'),
+        ("èéẻẽẹêềếểễệ", 'e'),
+        ("ìíỉĩị", 'i'),
+        ("òóỏõọôồốổỗộơờớởỡợ", 'o'),
+        ("ùúủũụưừứửữự", 'u'),
+        ("ỳýỷỹỵ", 'y'),
+    ];
+    let mut out = String::with_capacity(text.len());
+    for c in text.trim().chars().flat_map(char::to_lowercase) {
+        let c = PLAIN
+            .iter()
+            .find(|(accented, _)| accented.contains(c))
+            .map_or(c, |(_, plain)| *plain);
+        if c == ' ' || c == '-' || c == '_' {
+            if !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +114,23 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), before);
+    }
+
+    #[test]
+    fn names_are_found_with_or_without_diacritics() {
+        let code = |n: &str| find_loosely(n).map(|t| t.code);
+        assert_eq!(code("Quyết định"), Some("quyet-dinh"));
+        assert_eq!(code("quyet dinh"), Some("quyet-dinh"));
+        assert_eq!(code("QUY ĐỊNH"), Some("quy-dinh"));
+        assert_eq!(code("Đề án"), Some("de-an"));
+        assert_eq!(code("ĐA"), Some("de-an"));
+        assert_eq!(code("DA"), Some("du-an"));
+        assert_eq!(code("QD"), None);
+        // No two names fold alike.
+        let mut folded: Vec<String> = TYPES.iter().map(|t| fold(t.name)).collect();
+        folded.sort_unstable();
+        folded.dedup();
+        assert_eq!(folded.len(), TYPES.len());
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
     // Errors: stderr, non-zero exit, the field named.
     let not_party = cli(&server, &data, &["show", "--as", "phong-tu-phap", &id]);
     assert!(!not_party.status.success());
-    assert!(String::from_utf8_lossy(&not_party.stderr).contains("NotFound"));
+    assert!(String::from_utf8_lossy(&not_party.stderr).contains("error: NOT_FOUND: "));
     let unknown = cli(
         &server,
         &data,
@@ -465,6 +465,33 @@ fn archive_proofs_export_and_audit_from_the_command_line() {
         ok_json(verify(export.join(&ids[0]).to_str().expect("path")))["ok"],
         true
     );
+    // The whole export in one go: every document and every proof in it.
+    let report = ok_json(verify(export.to_str().expect("path")));
+    assert_eq!(report["ok"], true, "{report}");
+    let subjects: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    for id in &ids {
+        assert!(
+            subjects.contains(&format!("{id}: signature").as_str()),
+            "{subjects:?}"
+        );
+        assert!(
+            subjects.contains(&format!("{id}: inclusion").as_str()),
+            "{subjects:?}"
+        );
+    }
+    // One flipped byte in one document of the export fails the whole.
+    let receipt = export.join(&ids[1]).join("lienthong-proof/receipt.sig");
+    let mut bytes = std::fs::read(&receipt).expect("read");
+    bytes[3] ^= 1;
+    std::fs::write(&receipt, bytes).expect("write");
+    let out = verify(export.to_str().expect("path"));
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains(&format!("{}: receipt", ids[1])));
 
     Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -550,6 +577,15 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 
+    // Read to the end, it is exactly one JSON document.
+    let report = ok_json(
+        Command::new(BIN)
+            .args(["bench", "load", "--json", "--clients", "1", "--count", "3"])
+            .output()
+            .expect("bench"),
+    );
+    assert_eq!(report["documents"], 3, "{report}");
+
     // And `| head -1` as a shell runs it: the first line is the start of
     // the one JSON document.
     let out = Command::new("sh")
@@ -562,4 +598,554 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("{\n"), "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// `lienthong ARGS` with no server or PKI settings from this test's
+/// environment: only what is given here, from `dir`.
+fn bare(dir: &Path, config_home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LIENTHONG_SERVER")
+        .env_remove("LIENTHONG_PKI")
+        .env_remove("LIENTHONG_AS")
+        .env("XDG_CONFIG_HOME", config_home)
+        .output()
+        .expect("run lienthong")
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_clerk_works_from_any_folder_and_errors_name_their_cause() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let config = tmp.path().join("config");
+    let desk = tmp.path().join("desk");
+    std::fs::create_dir_all(&desk).expect("mkdir");
+    std::fs::write(desk.join("ke-hoach.pdf"), b"%PDF-1.4 plan").expect("pdf");
+    let server = serve(&data);
+
+    // A wrong PKI folder: the error names the folder and where it came from.
+    let wrong = bare(
+        &desk,
+        &config,
+        &["inbox", "--as", "xa-van-nham", "--server", &server.url],
+    );
+    assert!(!wrong.status.success());
+    let err = stderr_of(&wrong);
+    assert!(err.starts_with("error: NOT_FOUND: "), "{err}");
+    assert!(
+        err.contains("hint: the PKI folder used is ./data/pki (the built-in default)"),
+        "{err}"
+    );
+
+    // Logged in once, commands work from the desk with no flags at all.
+    let pki = data.join("pki");
+    let login = bare(
+        &desk,
+        &config,
+        &[
+            "login",
+            "--pki",
+            pki.to_str().expect("path"),
+            "--as",
+            "phong-noi-vu",
+            "--server",
+            &server.url,
+        ],
+    );
+    assert!(login.status.success(), "{}", stderr_of(&login));
+    let who = ok_json(bare(&desk, &config, &["whoami", "--json"]));
+    assert_eq!(who["as"]["value"], "phong-noi-vu");
+    assert_eq!(who["server"]["value"], server.url.as_str());
+    assert!(who["pki"]["source"]["config-file"].is_string(), "{who}");
+    let sent = ok_json(bare(
+        &desk,
+        &config,
+        &[
+            "send",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "Kế hoạch",
+            "--number",
+            "3",
+            "--notation",
+            "KH-UBND",
+            "--subject",
+            "Kế hoạch phòng cháy",
+            "--attach",
+            "ke-hoach.pdf",
+            "--json",
+        ],
+    ));
+    assert_eq!(sent["deliveries"][0]["arrival_number"], 1);
+    // The flag wins over the configuration.
+    let inbox = ok_json(bare(
+        &desk,
+        &config,
+        &["inbox", "--as", "xa-van-nham", "--json"],
+    ));
+    assert_eq!(inbox["entries"][0]["document_type"], "ke-hoach");
+
+    // A type named without diacritics is found; an unknown one points at `types`.
+    let unknown = bare(
+        &desk,
+        &config,
+        &[
+            "send",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "Quyet dinh nhe",
+            "--number",
+            "4",
+            "--notation",
+            "QĐ-UBND",
+            "--subject",
+            "x",
+        ],
+    );
+    let err = stderr_of(&unknown);
+    assert!(err.starts_with("error: INVALID_ARGUMENT: --type"), "{err}");
+    assert!(err.contains("lienthong types"), "{err}");
+    let types = ok_json(bare(&desk, &config, &["types", "--json"]));
+    assert_eq!(types["types"].as_array().map(Vec::len), Some(29));
+
+    // A second server on the same data: the store is in use, and it says by whom.
+    let second = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .output()
+        .expect("second serve");
+    assert!(!second.status.success());
+    let err = stderr_of(&second);
+    assert!(
+        err.contains("error: FAILED_PRECONDITION: the store in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("another `lienthong serve` is running"),
+        "{err}"
+    );
+
+    // A stopped server: the error says nothing listens there.
+    let url = server.url.clone();
+    drop(server);
+    let stopped = bare(&desk, &config, &["inbox", "--server", &url]);
+    let err = stderr_of(&stopped);
+    assert!(
+        err.starts_with("error: UNAVAILABLE: cannot connect to"),
+        "{err}"
+    );
+    assert!(err.contains("no server is listening there"), "{err}");
+    assert!(err.contains("hint: is a server running at"), "{err}");
+}
+
+#[test]
+fn saves_refuse_to_overwrite_without_force_and_every_json_is_one_document() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    // A checkpoint per document, for a consistency proof from 1 to 2.
+    let server = serve_with(&data, &["--checkpoint-every", "1"]);
+    let first = send_directive(&server, &data, 1);
+    let second = send_directive(&server, &data, 2);
+    let dir = tmp.path().join("saved");
+    let dir_s = dir.to_str().expect("path");
+    let show = |id: &str, extra: &[&str]| {
+        let mut args = vec!["show", "--as", "xa-van-nham", id, "--save", dir_s, "--json"];
+        args.extend_from_slice(extra);
+        cli(&server, &data, &args)
+    };
+    ok_json(show(&first, &[]));
+    let refused = show(&second, &[]);
+    assert!(!refused.status.success());
+    let err = stderr_of(&refused);
+    assert!(err.starts_with("error: ALREADY_EXISTS: "), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    ok_json(show(&second, &["--force"]));
+
+    // Every command that takes --json prints exactly one JSON document.
+    let out = |name: &str| tmp.path().join(name).to_str().expect("path").to_owned();
+    let (proof, consistency, export) = (out("p.json"), out("c.json"), out("export"));
+    for args in [
+        vec!["inbox", "--as", "xa-van-nham"],
+        vec!["outbox", "--as", "phong-noi-vu"],
+        vec!["show", "--as", "xa-van-nham", &first],
+        vec!["directory", "--as", "xa-van-nham"],
+        vec!["whoami"],
+        vec!["types"],
+        vec!["archive", "checkpoint", "--as", "xa-van-nham", "--fresh"],
+        vec![
+            "archive",
+            "search",
+            "--as",
+            "xa-van-nham",
+            "--type",
+            "chi thi",
+        ],
+        vec![
+            "archive",
+            "prove",
+            "--as",
+            "xa-van-nham",
+            &first,
+            "--out",
+            &proof,
+        ],
+        vec![
+            "archive",
+            "consistency",
+            "--as",
+            "xa-van-nham",
+            "1",
+            "2",
+            "--out",
+            &consistency,
+        ],
+        vec!["archive", "export", "--as", "xa-van-nham", "--out", &export],
+    ] {
+        let mut args = args.clone();
+        args.push("--json");
+        let value = ok_json(cli(&server, &data, &args));
+        assert!(value.is_object(), "{args:?}: {value}");
+    }
+    // Written files are not overwritten either.
+    let again = cli(
+        &server,
+        &data,
+        &["archive", "export", "--as", "xa-van-nham", "--out", &export],
+    );
+    assert!(stderr_of(&again).starts_with("error: ALREADY_EXISTS: "));
+    let again = cli(
+        &server,
+        &data,
+        &[
+            "archive",
+            "prove",
+            "--as",
+            "xa-van-nham",
+            &first,
+            "--out",
+            &proof,
+        ],
+    );
+    assert!(stderr_of(&again).starts_with("error: ALREADY_EXISTS: "));
+}
+
+#[test]
+fn text_output_names_recipients_secrecy_and_times_with_their_zone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = serve(&data);
+    let send_as = |document_type: &str| {
+        let args = [
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--number",
+            "5",
+            "--notation",
+            "UBND-VP",
+            "--subject",
+            "Công văn mật",
+            "--secrecy",
+            "tuyet-mat",
+            "--type",
+            document_type,
+        ];
+        cli(&server, &data, &args)
+    };
+    // "CV" is no type: công văn has no abbreviation; the code is cong-van.
+    assert!(!send_as("CV").status.success());
+    let sent = send_as("cong-van");
+    let text = String::from_utf8_lossy(&sent.stdout).into_owned();
+    assert!(sent.status.success(), "{}", stderr_of(&sent));
+    assert!(text.contains("1 recipient:\n"), "{text}");
+    assert!(text.contains(" UTC+7"), "{text}");
+    let outbox = cli(&server, &data, &["outbox", "--as", "phong-noi-vu"]);
+    let text = String::from_utf8_lossy(&outbox.stdout).into_owned();
+    assert!(
+        text.contains("to xa-van-nham") && text.contains("arrival no. 1/"),
+        "{text}"
+    );
+    assert!(text.contains("tuyet-mat"), "{text}");
+    let inbox = cli(&server, &data, &["inbox", "--as", "xa-van-nham"]);
+    let text = String::from_utf8_lossy(&inbox.stdout).into_owned();
+    assert!(
+        text.contains("SECRECY") && text.contains("tuyet-mat"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_option_has_a_help_line() {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let path = format!("{path} {}", command.get_name());
+        for arg in command.get_arguments() {
+            let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+            if !builtin && arg.get_help().is_none() {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(format!("{path} {} (no description)", sub.get_name()));
+            }
+            walk(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&lienthong::cli::command(), "", &mut missing);
+    assert!(missing.is_empty(), "without help: {missing:#?}");
+
+    // The same tree gives the completions and the man page.
+    for (args, expected) in [
+        (&["completions", "bash"][..], "_lienthong()"),
+        (&["completions", "zsh"][..], "#compdef lienthong"),
+        (&["completions", "fish"][..], "complete -c lienthong"),
+        (&["man"][..], ".TH lienthong 1"),
+    ] {
+        let out = Command::new(BIN).args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(expected),
+            "{args:?}: {}",
+            &text[..text.len().min(200)]
+        );
+    }
+}
+
+#[test]
+fn fill_is_resumable_and_adds_only_what_is_missing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let fill = |count: &str| {
+        ok_json(
+            Command::new(BIN)
+                .args([
+                    "fill",
+                    "--json",
+                    "--in-flight",
+                    "8",
+                    "--count",
+                    count,
+                    "--data",
+                ])
+                .arg(&data)
+                .output()
+                .expect("fill"),
+        )
+    };
+    let first = fill("30");
+    assert_eq!(
+        (first["added"].as_u64(), first["already_there"].as_u64()),
+        (Some(30), Some(0))
+    );
+    let again = fill("30");
+    assert_eq!(
+        (again["added"].as_u64(), again["already_there"].as_u64()),
+        (Some(0), Some(30))
+    );
+    let more = fill("40");
+    assert_eq!(
+        (more["added"].as_u64(), more["already_there"].as_u64()),
+        (Some(10), Some(30))
+    );
+    let audit = Command::new(BIN)
+        .args(["archive", "audit", "--data"])
+        .arg(&data)
+        .output()
+        .expect("audit");
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("40 leaves"));
+}
+
+#[test]
+fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let big = tmp.path().join("big.pdf");
+    std::fs::write(&big, vec![7u8; 300 * 1024]).expect("write");
+    let server = serve_with(&data, &["--max-document-bytes", "200000"]);
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "cong-van",
+            "--number",
+            "1",
+            "--notation",
+            "UBND-VP",
+            "--subject",
+            "V/v gửi tài liệu",
+            "--attach",
+            big.to_str().expect("path"),
+        ];
+        args.extend_from_slice(extra);
+        cli(&server, &data, &args)
+    };
+    // Checked here: no server needs to answer.
+    let local = send(&[
+        "--max-document-mib",
+        "0.25",
+        "--server",
+        "https://127.0.0.1:1",
+    ]);
+    let err = stderr_of(&local);
+    assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
+    // The server's lower limit, in the same words.
+    let remote = send(&[]);
+    let err = stderr_of(&remote);
+    assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
+}
+
+/// The README's command table and the command line's own tree agree: every
+/// command in the table exists with every option the row names, and every
+/// command exists in the table.
+#[test]
+fn the_readme_command_table_matches_the_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "| command | what |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(table.len() > 10, "the README has its command table");
+    let root = lienthong::cli::command();
+    let mut listed = Vec::new();
+    for row in &table {
+        let first = row
+            .split(" | ")
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("| ");
+        // The row's commands: `name`, `name sub\|sub…`, `name ARG`.
+        let mut commands: Vec<&clap::Command> = Vec::new();
+        for group in first.split(", ") {
+            let words: Vec<&str> = group.trim_matches('`').split(' ').collect();
+            let top = root
+                .find_subcommand(words[0])
+                .unwrap_or_else(|| panic!("README names `{}`, which is no command", words[0]));
+            listed.push(words[0].to_owned());
+            let subs: Vec<&str> = words
+                .get(1)
+                .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+                .map(|w| w.split("\\|").collect())
+                .unwrap_or_default();
+            if subs.is_empty() || top.get_subcommands().next().is_none() {
+                commands.push(top);
+            }
+            for sub in subs
+                .iter()
+                .filter(|_| top.get_subcommands().next().is_some())
+            {
+                match top.find_subcommand(sub) {
+                    Some(c) => commands.push(c),
+                    None if *sub == "compare-jetstream" && cfg!(not(feature = "jetstream")) => {}
+                    None => panic!("README names `{} {sub}`, which is no command", words[0]),
+                }
+            }
+        }
+        // Every --option the row names belongs to one of its commands.
+        for flag in row.split("`--").skip(1) {
+            let name: String = flag
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            let known = commands.iter().any(|c| {
+                c.get_arguments()
+                    .any(|a| a.get_long() == Some(name.as_str()))
+                    || c.get_subcommands().any(|s| {
+                        s.get_arguments()
+                            .any(|a| a.get_long() == Some(name.as_str()))
+                    })
+            });
+            assert!(known, "README row {first}: --{name} is no option of it");
+        }
+    }
+    for command in root.get_subcommands().map(|c| c.get_name()) {
+        assert!(
+            command == "help" || listed.iter().any(|l| l == command),
+            "`{command}` is missing from the README's command table"
+        );
+    }
+}
+
+/// No two files of `src/cli/` depend on each other, directly or round a
+/// cycle: each command's file uses the shared ones, never the reverse.
+#[test]
+fn the_command_line_files_import_without_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/cli"));
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("src/cli").flatten() {
+        let path = entry.path();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("name")
+            .to_owned();
+        sources.insert(name, std::fs::read_to_string(&path).expect("read"));
+    }
+    let modules: BTreeSet<String> = sources.keys().filter(|n| *n != "mod").cloned().collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, text) in &sources {
+        let uses = edges.entry(name.clone()).or_default();
+        if name == "mod" {
+            uses.extend(modules.iter().cloned());
+            continue;
+        }
+        for rest in text.split("super::").skip(1) {
+            let item: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            match item.as_str() {
+                "" => {} // `use super::*` in a file's own tests
+                m if modules.contains(m) => {
+                    if m != name {
+                        uses.insert(m.to_owned());
+                    }
+                }
+                _ => {
+                    uses.insert("mod".to_owned());
+                }
+            }
+        }
+    }
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            panic!("a cycle: {} -> {node}", path[at..].join(" -> "));
+        }
+        if done.contains(node) {
+            return;
+        }
+        path.push(node.to_owned());
+        for next in edges.get(node).into_iter().flatten() {
+            visit(next, edges, path, done);
+        }
+        path.pop();
+        done.insert(node.to_owned());
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        visit(node, &edges, &mut Vec::new(), &mut done);
+    }
 }
