@@ -198,12 +198,21 @@ impl Engine for SledEngine {
 /// and sled offers no signal to wait for instead.
 pub fn open_sled(config: ::sled::Config) -> Result<Db> {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = false;
     loop {
         match config.open() {
             // sled reports a held lock as ErrorKind::Other with this text.
             Err(::sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
             {
+                if !said {
+                    // Not silently: another server on the same data holds
+                    // it for good, and the wait then ends in an error.
+                    tracing::warn!(
+                        "the store is locked; waiting up to 10 s for its owner to let go (another `lienthong serve` on the same data?)"
+                    );
+                    said = true;
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(::sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
