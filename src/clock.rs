@@ -15,6 +15,45 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// The service's clock: the system's, shifted by an offset that tests set
+/// to stand just before midnight on 31 December (or any other instant)
+/// without touching the machine's clock. Each server has its own, so tests
+/// running side by side do not see each other's shift. Everything that
+/// fixes an acceptance time or a date reads this clock, not [`now_ms`].
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    /// The system's clock, unshifted.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that reads `at_ms` now and runs on from there.
+    pub fn starting_at(at_ms: i64) -> Clock {
+        let clock = Clock::default();
+        clock.set(at_ms);
+        clock
+    }
+
+    /// Moves the clock so that it reads `at_ms` now (for tests).
+    pub fn set(&self, at_ms: i64) {
+        self.offset_ms
+            .store(at_ms - now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Today's date in Vietnam by this clock.
+    pub fn today(&self) -> Date {
+        vietnam_date(self.now_ms())
+    }
+}
+
 /// The calendar date in Vietnam at the given instant.
 pub fn vietnam_date(unix_ms: i64) -> Date {
     let at = OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)

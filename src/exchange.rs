@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
 
-use crate::clock;
 use crate::crypto;
 use crate::directory::{Directory, Organization, UnknownName};
 use crate::document::{self, CheckedDocument};
@@ -94,6 +93,8 @@ pub struct Rules {
     pub directory: Arc<Directory>,
     pub keys: Arc<KeyRegistry>,
     pub limits: Limits,
+    /// Key validity, and later the plausibility of dates, are judged by it.
+    pub clock: crate::clock::Clock,
 }
 
 /// A send that passed [`Rules::check_send`].
@@ -119,9 +120,11 @@ impl Exchange {
         service_key: Arc<ServiceKey>,
         limits: Limits,
     ) -> Exchange {
+        let clock = store.clock().clone();
         Exchange {
             store,
             rules: Rules {
+                clock: clock.clone(),
                 directory,
                 keys,
                 limits,
@@ -411,7 +414,7 @@ impl Rules {
         })?;
         let key = self
             .keys
-            .check(&signature.key_id, &caller.code, clock::now_ms())
+            .check(&signature.key_id, &caller.code, self.clock.now_ms())
             .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
         let message = crypto::document_message(&signature.key_id, document_bytes);
         if !key.public.verify(&message, &signature.signature) {

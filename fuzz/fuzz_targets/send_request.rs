@@ -30,6 +30,7 @@ fn world() -> &'static World {
         let registry = KeyRegistry::from_toml(&key_row(&caller, key.spki_der(), 0, 4_102_444_800_000)).expect("registry");
         World {
             rules: Rules {
+                clock: lienthong::clock::Clock::system(),
                 directory: Arc::new(directory),
                 keys: Arc::new(registry),
                 limits: Limits { max_document_bytes: 1 << 20, max_recipients: 500 },

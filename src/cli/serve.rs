@@ -101,6 +101,7 @@ pub async fn run(args: ServeArgs) -> Result {
             cache_bytes: args.cache_mib * 1024 * 1024,
             events_kept: args.events_kept,
             checkpoint_every: args.checkpoint_every,
+            ..StoreOptions::default()
         },
         checkpoint_interval: std::time::Duration::from_secs_f64(args.checkpoint_seconds.max(0.1)),
         notify: crate::notify::NotifyOptions {

@@ -51,6 +51,7 @@ pub(super) fn send(
     new: &NewDocument,
     sealer: &dyn Sealer,
     events_kept: u64,
+    now_ms: i64,
 ) -> Result<(SendOutcome, Vec<StoredEvent>)> {
     if let Some(key) = &new.idempotency_key {
         if let Some(v) = txn.get(Space::Idempotency, &keys::idempotency(&new.sender, key))? {
@@ -73,7 +74,7 @@ pub(super) fn send(
 
     // Accepted now: the time, and so the arrival year, is fixed in the same
     // transaction as the arrival numbers.
-    let accepted_at_ms = clock::now_ms();
+    let accepted_at_ms = now_ms;
     if new
         .key_usable_until_ms
         .is_some_and(|until| accepted_at_ms >= until)
@@ -218,6 +219,7 @@ pub(super) fn checkpoint(
     last: u64,
     every: u64,
     force: bool,
+    now_ms: i64,
 ) -> Result<Checkpoint> {
     let size = counter(txn, keys::ARCHIVE_SIZE)?;
     let due = size > last && (force || size - last >= every);
@@ -229,7 +231,7 @@ pub(super) fn checkpoint(
         };
     }
     let root = merkle::Tree::new(&TxnNodes(RefCell::new(&mut *txn))).root(size)?;
-    let signed = sealer.seal_checkpoint(size, root, clock::now_ms())?;
+    let signed = sealer.seal_checkpoint(size, root, now_ms)?;
     txn.put(Space::Checkpoints, &size.to_be_bytes(), &signed)?;
     Ok(Checkpoint::Made(size, signed))
 }

@@ -168,6 +168,7 @@ pub(super) struct Setup {
     pub checkpoint_every: u64,
     /// The size of the last checkpoint.
     pub last_checkpoint: u64,
+    pub clock: crate::clock::Clock,
 }
 
 impl Setup {
@@ -193,8 +194,9 @@ impl Setup {
             self.last_checkpoint,
             self.checkpoint_every,
         );
+        let now = self.clock.now_ms();
         let outcome = engine::transact(self.engine.as_ref(), |txn| {
-            commit::checkpoint(txn, sealer.as_ref(), last, every, force)
+            commit::checkpoint(txn, sealer.as_ref(), last, every, force, now)
         })?;
         Ok(match outcome {
             commit::Checkpoint::Made(size, signed) => {
@@ -207,7 +209,13 @@ impl Setup {
 
     fn send(&self, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEvent>)> {
         engine::transact(self.engine.as_ref(), |txn| {
-            commit::send(txn, new, self.sealer.as_ref(), self.events_kept)
+            commit::send(
+                txn,
+                new,
+                self.sealer.as_ref(),
+                self.events_kept,
+                self.clock.now_ms(),
+            )
         })
     }
 }

@@ -272,9 +272,11 @@ impl Pending {
     }
 }
 
-/// Storage tuning.
+/// Storage tuning, and the clock that fixes acceptance times.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
+    /// Acceptance times, and so arrival years, come from this clock.
+    pub clock: crate::clock::Clock,
     /// The engine's page cache, bytes.
     pub cache_bytes: u64,
     /// Events kept per organisation; older ones are removed as new ones come.
@@ -286,6 +288,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
+            clock: crate::clock::Clock::system(),
             cache_bytes: crate::defaults::CACHE_MIB * 1024 * 1024,
             events_kept: crate::defaults::EVENTS_KEPT,
             checkpoint_every: crate::defaults::CHECKPOINT_EVERY,
@@ -318,6 +321,7 @@ fn node_hash_of(level: u32, index: u64, value: Option<Vec<u8>>) -> Result<Hash> 
 }
 
 pub struct Store {
+    clock: crate::clock::Clock,
     engine: Arc<dyn Engine>,
     files: Arc<AttachmentFiles>,
     pending: Arc<Pending>,
@@ -351,8 +355,10 @@ impl Store {
             events_kept: options.events_kept.max(1),
             checkpoint_every: options.checkpoint_every.max(1),
             last_checkpoint,
+            clock: options.clock.clone(),
         })?;
         Ok(Store {
+            clock: options.clock.clone(),
             engine,
             files,
             pending,
@@ -364,11 +370,17 @@ impl Store {
     pub fn open_read_only(engine: Arc<dyn Engine>, attachments_dir: &Path) -> Result<Store> {
         check_schema(engine.as_ref())?;
         Ok(Store {
+            clock: crate::clock::Clock::system(),
             engine,
             files: Arc::new(AttachmentFiles::open(attachments_dir)?),
             pending: Arc::new(Pending::default()),
             committer: None,
         })
+    }
+
+    /// The clock that fixes acceptance times; the domain dates by it too.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     fn committer(&self) -> Result<&Committer> {
