@@ -25,6 +25,10 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// What a document signature signs: this, the key id, a NUL, the bytes.
 pub const DOCUMENT_CONTEXT: &[u8] = b"lienthong document signature v1\0";
+/// What a status signature signs (a recipient's status change, a sender's
+/// revocation): this, the key id, a NUL, the status bytes. Its own context,
+/// so that no signed document can pass for a status or the other way round.
+pub const STATUS_CONTEXT: &[u8] = b"lienthong status v1\0";
 /// What a receipt signature signs: this, the key id, a NUL, the receipt.
 pub const RECEIPT_CONTEXT: &[u8] = b"lienthong receipt v1\0";
 /// What a checkpoint signature signs: this, the key id, a NUL, the checkpoint.
@@ -42,6 +46,11 @@ fn message(context: &[u8], key_id: &str, bytes: &[u8]) -> Vec<u8> {
 /// The message a sender signs for a document.
 pub fn document_message(key_id: &str, document_bytes: &[u8]) -> Vec<u8> {
     message(DOCUMENT_CONTEXT, key_id, document_bytes)
+}
+
+/// The message an organisation signs for a status change or revocation.
+pub fn status_message(key_id: &str, status_bytes: &[u8]) -> Vec<u8> {
+    message(STATUS_CONTEXT, key_id, status_bytes)
 }
 
 /// The message the service signs for an archive checkpoint.
@@ -304,6 +313,13 @@ impl SigningKey {
     pub fn sign_document(&self, document_bytes: &[u8]) -> Result<(String, Vec<u8>), CryptoError> {
         let key_id = self.key_id();
         let signature = self.sign(&document_message(&key_id, document_bytes))?;
+        Ok((key_id, signature))
+    }
+
+    /// Signs status bytes as their signer does; returns (key id, signature).
+    pub fn sign_status(&self, status_bytes: &[u8]) -> Result<(String, Vec<u8>), CryptoError> {
+        let key_id = self.key_id();
+        let signature = self.sign(&status_message(&key_id, status_bytes))?;
         Ok((key_id, signature))
     }
 }

@@ -23,6 +23,9 @@ pub enum Error {
     /// A position asked for is outside what is kept (events trimmed away, or
     /// not yet happened).
     OutOfRange { field: String, reason: String },
+    /// The request is well formed but the state does not allow it (a status
+    /// that would go backwards, a document that is frozen).
+    FailedPrecondition { field: String, reason: String },
     /// A configured size or count limit was exceeded.
     ResourceExhausted { limit: String, reason: String },
     /// The service cannot take writes now (shutting down, storage failed).
@@ -96,6 +99,13 @@ impl Error {
         })
     }
 
+    pub fn precondition(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub fn exists(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::AlreadyExists {
             field: field.into(),
@@ -115,6 +125,7 @@ impl fmt::Display for Error {
             Error::AlreadyExists { field, reason } => write!(f, "{field}: {reason}"),
             Error::ResourceExhausted { limit, reason } => write!(f, "{limit}: {reason}"),
             Error::OutOfRange { field, reason } => write!(f, "{field}: {reason}"),
+            Error::FailedPrecondition { field, reason } => write!(f, "{field}: {reason}"),
             Error::Storage(m) => write!(f, "storage error: {m}"),
         }
     }
@@ -143,6 +154,7 @@ impl From<Error> for tonic::Status {
             Error::AlreadyExists { .. } => Status::already_exists(e.to_string()),
             Error::ResourceExhausted { .. } => Status::resource_exhausted(e.to_string()),
             Error::OutOfRange { .. } => Status::out_of_range(e.to_string()),
+            Error::FailedPrecondition { .. } => Status::failed_precondition(e.to_string()),
             Error::Unavailable(_) => Status::unavailable(e.to_string()),
             Error::Storage(detail) => {
                 let detail = detail.to_string();

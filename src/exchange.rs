@@ -18,6 +18,7 @@ use crate::pb;
 use crate::receipt::ServiceKey;
 use crate::store::{
     DocId, InboxItem, NewAttachment, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument,
+    StoredStatus,
 };
 
 /// Configurable limits on what one send may carry.
@@ -85,6 +86,10 @@ pub struct Fetched {
     pub view: DocumentView,
     /// One per attachment in the header; contents only when asked for.
     pub contents: Vec<Option<Vec<u8>>>,
+    /// Its revocation, if its sender revoked it.
+    pub revocation: Option<StoredStatus>,
+    /// The replies to it that the caller may read.
+    pub replies: Vec<DocId>,
 }
 
 /// The checks a send must pass before anything is stored. Pure: no store,
@@ -137,6 +142,10 @@ impl Exchange {
         &self.rules.directory
     }
 
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
     pub fn keys(&self) -> &KeyRegistry {
         &self.rules.keys
     }
@@ -154,17 +163,22 @@ impl Exchange {
             idempotency_key,
         } = self.rules.check_send(caller, &input)?;
         let header = &checked.document;
-        if !header.reply_to.is_empty() {
-            self.readable(caller, &header.reply_to).map_err(|_| {
+        // Whether they exist, may be named by the caller and are not frozen
+        // is checked in the commit, against the state it finds there.
+        let reply_to = match header.reply_to.as_str() {
+            "" => None,
+            id => Some(DocId::parse(id).ok_or_else(|| {
                 Error::invalid(
                     "document.reply_to",
-                    format!(
-                        "no document {:?} that you sent or received",
-                        header.reply_to
-                    ),
+                    format!("{id:?} is not a document id (32 hexadecimal characters)"),
                 )
-            })?;
-        }
+            })?),
+        };
+        let supersedes = header
+            .supersedes
+            .as_ref()
+            .map(check_supersedes)
+            .transpose()?;
 
         let content_digest = content_digest(&input.document_bytes, &checked);
         let new = NewDocument {
@@ -197,6 +211,8 @@ impl Exchange {
                 .unwrap_or_default(),
             signature: input.signature.map(|s| s.signature).unwrap_or_default(),
             key_usable_until_ms,
+            reply_to,
+            supersedes,
         };
         let numbering = format!("{:02}/{}", header.number, header.notation);
         let header = checked.document;
@@ -269,7 +285,31 @@ impl Exchange {
                 None
             });
         }
-        Ok(Fetched { view, contents })
+        let revocation = if view.stored.revoked_at_ms != 0 {
+            self.store
+                .statuses(&view.id)?
+                .into_iter()
+                .find(|s| s.revocation)
+        } else {
+            None
+        };
+        // Listing a reply the caller may not read would reveal that it
+        // exists: only those it is a party to.
+        let mut replies = Vec::new();
+        for reply in &view.stored.replies {
+            let id = DocId(reply.as_slice().try_into().map_err(|_| {
+                Error::storage(format!("a reply id of {} is not 16 bytes", view.id))
+            })?);
+            if self.readable(caller, &id.to_string()).is_ok() {
+                replies.push(id);
+            }
+        }
+        Ok(Fetched {
+            view,
+            contents,
+            revocation,
+            replies,
+        })
     }
 
     pub fn inbox(
@@ -406,22 +446,43 @@ impl Rules {
         document_bytes: &[u8],
         signature: Option<&pb::DocumentSignature>,
     ) -> Result<&RegisteredKey> {
+        self.check_signed(
+            caller,
+            document_bytes,
+            signature,
+            crypto::document_message,
+            "the document",
+        )
+    }
+
+    /// Checks a signature by the caller's registered key over `bytes`, as
+    /// `message` frames them; `what` names the bytes in errors. Documents
+    /// and statuses go through the same rules: a key unknown, not the
+    /// caller's, not yet or no longer valid, or revoked is refused.
+    pub fn check_signed(
+        &self,
+        caller: &Organization,
+        document_bytes: &[u8],
+        signature: Option<&pb::DocumentSignature>,
+        message: fn(&str, &[u8]) -> Vec<u8>,
+        what: &str,
+    ) -> Result<&RegisteredKey> {
         let signature = signature.ok_or_else(|| {
             Error::invalid(
                 "signature",
-                "is required: every document carries its sender's signature over the document bytes",
+                format!("is required: {what} carries its signer's signature over its bytes"),
             )
         })?;
         let key = self
             .keys
             .check(&signature.key_id, &caller.code, self.clock.now_ms())
             .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
-        let message = crypto::document_message(&signature.key_id, document_bytes);
+        let message = message(&signature.key_id, document_bytes);
         if !key.public.verify(&message, &signature.signature) {
             return Err(Error::invalid(
                 "signature",
                 format!(
-                    "does not verify with key {} ({}) over the document bytes: the document or the signature was changed, or another key signed",
+                    "does not verify with key {} ({}) over {what}'s bytes: they or the signature were changed, or another key signed",
                     key.key_id, key.public.algorithm
                 ),
             ));
@@ -467,6 +528,35 @@ impl Rules {
         }
         Ok(recipients)
     }
+}
+
+/// The edXML update or replacement a document declares.
+fn check_supersedes(s: &pb::Supersedes) -> Result<(DocId, crate::lifecycle::Frozen)> {
+    let id = DocId::parse(&s.document_id).ok_or_else(|| {
+        Error::invalid(
+            "document.supersedes.document_id",
+            format!(
+                "{:?} is not a document id (32 hexadecimal characters)",
+                s.document_id
+            ),
+        )
+    })?;
+    let how = match pb::Operation::try_from(s.operation) {
+        Ok(pb::Operation::Update) => crate::lifecycle::Frozen::Updated,
+        Ok(pb::Operation::Replace) => crate::lifecycle::Frozen::Replaced,
+        _ => return Err(Error::invalid(
+            "document.supersedes.operation",
+            "must be OPERATION_UPDATE (2) or OPERATION_REPLACE (3); revoke with the Revoke call",
+        )),
+    };
+    let length = s.reason.trim().chars().count();
+    if length == 0 || length > 500 {
+        return Err(Error::invalid(
+            "document.supersedes.reason",
+            format!("must be 1 to 500 characters, got {length}"),
+        ));
+    }
+    Ok((id, how))
 }
 
 fn check_idempotency_key(key: &str) -> Result<Option<&str>> {

@@ -29,6 +29,8 @@
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
 //!   consistency proofs for a document's parties, proof files — and the
 //!   offline audit.
+//! - [`tracking`]: following a document after sending: recipients' signed
+//!   status changes and answers, the sender's revocation, its history.
 //! - [`notify`]: live mailbox events: replay from the store, then live,
 //!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
@@ -49,6 +51,8 @@
 //! - [`document`]: decoding and checking a document header (edXML fields,
 //!   the 29 types and clerical rules of Decree 30).
 //! - [`directory`]: organisations, their codes and aliases, and groups.
+//! - [`lifecycle`]: the rules of a document's life after sending: which
+//!   status may follow which, and when a document is frozen.
 //! - [`merkle`]: the RFC 9162 Merkle tree over stored perfect subtrees, and
 //!   proof verification.
 //! - [`crypto`]: signing and verifying with ring; key ids; the exact bytes
@@ -76,6 +80,7 @@ pub mod evidence;
 pub mod exchange;
 pub mod fill;
 pub mod keys;
+pub mod lifecycle;
 pub mod merkle;
 pub mod notify;
 pub mod pki;
@@ -83,6 +88,7 @@ pub mod process;
 pub mod receipt;
 pub mod server;
 pub mod store;
+pub mod tracking;
 
 /// The `lienthong.v1` protobuf messages and gRPC stubs.
 #[allow(clippy::all, missing_docs)]

@@ -264,6 +264,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 fn kind_to_pb(kind: i32) -> pb::EventKind {
     match EventKind::try_from(kind) {
         Ok(EventKind::DocumentArrived) => pb::EventKind::DocumentArrived,
+        Ok(EventKind::StatusChanged) => pb::EventKind::StatusChanged,
+        Ok(EventKind::DocumentRevoked) => pb::EventKind::DocumentRevoked,
+        Ok(EventKind::DocumentUpdated) => pb::EventKind::DocumentUpdated,
+        Ok(EventKind::DocumentReplaced) => pb::EventKind::DocumentReplaced,
         Ok(EventKind::Unspecified) | Err(_) => pb::EventKind::Unspecified,
     }
 }
@@ -279,6 +283,13 @@ fn to_pb(event: &StoredEvent, header: Option<&pb::Document>) -> pb::MailboxEvent
         arrival_number: event.arrival_number,
         subject: header.map(|h| h.subject.clone()).unwrap_or_default(),
         urgency: header.map_or(0, |h| h.urgency),
+        status: event.status as i32,
+        by: event.by.clone(),
+        superseded_by: if event.superseded_by.is_empty() {
+            String::new()
+        } else {
+            hex::encode(&event.superseded_by)
+        },
     }
 }
 

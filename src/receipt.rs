@@ -18,7 +18,7 @@ use prost::Message;
 use crate::crypto::{self, PublicKey, SigningKey};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::store::{Accepted, Sealed, Sealer};
+use crate::store::{Accepted, AcceptedStatus, Sealed, Sealer};
 
 pub const PRIVATE_FILE: &str = "service-key.pem";
 pub const PUBLIC_FILE: &str = "service-key.pub.pem";
@@ -140,6 +140,51 @@ impl Sealer for Notary {
         let archive_leaf = pb::ArchiveEntry {
             kind: pb::ArchiveEntryKind::DocumentAccepted as i32,
             document_id: new.id.to_string(),
+            receipt: Some(pb::SealedReceipt {
+                receipt: bytes.clone(),
+                signature: signature.clone(),
+            }),
+        }
+        .encode_to_vec();
+        Ok(Sealed {
+            receipt: bytes,
+            signature,
+            archive_leaf,
+        })
+    }
+
+    fn seal_status(&self, accepted: &AcceptedStatus<'_>) -> Result<Sealed> {
+        let new = accepted.new;
+        let receipt = pb::StatusReceipt {
+            document_id: new.document.to_string(),
+            from: new.from.to_string(),
+            change: accepted.change,
+            code: new.code.map_or(0, |c| c as i32),
+            operation: if new.code.is_none() {
+                pb::Operation::Revoke as i32
+            } else {
+                pb::Operation::New as i32
+            },
+            status_sha256: crypto::sha256(&new.status_bytes).to_vec(),
+            signing_key_id: new.signing_key_id.clone(),
+            signature_sha256: crypto::sha256(&new.signature).to_vec(),
+            accepted_at_ms: accepted.accepted_at_ms,
+            service_key_id: self.key.key_id.clone(),
+        };
+        let bytes = receipt.encode_to_vec();
+        let signature = self
+            .key
+            .key
+            .sign(&crypto::receipt_message(&self.key.key_id, &bytes))
+            .map_err(|e| Error::storage(format!("cannot sign the status receipt: {e}")))?;
+        let kind = if new.code.is_none() {
+            pb::ArchiveEntryKind::DocumentRevoked
+        } else {
+            pb::ArchiveEntryKind::StatusChanged
+        };
+        let archive_leaf = pb::ArchiveEntry {
+            kind: kind as i32,
+            document_id: new.document.to_string(),
             receipt: Some(pb::SealedReceipt {
                 receipt: bytes.clone(),
                 signature: signature.clone(),

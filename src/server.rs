@@ -19,6 +19,7 @@ use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
 use crate::store::{self, Store, StoreOptions};
+use crate::tracking::Tracking;
 
 /// Certificates configured by path, for production.
 #[derive(Debug, Clone)]
@@ -268,9 +269,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
-    let service = ExchangeServer::new(ExchangeApi::new(exchange, archive, notifier.clone()))
-        .max_decoding_message_size(message_limit)
-        .max_encoding_message_size(message_limit);
+    let tracking = Arc::new(Tracking::new(store.clone(), exchange.clone()));
+    let service = ExchangeServer::new(ExchangeApi::new(
+        exchange,
+        tracking,
+        archive,
+        notifier.clone(),
+    ))
+    .max_decoding_message_size(message_limit)
+    .max_encoding_message_size(message_limit);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

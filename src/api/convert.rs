@@ -4,8 +4,11 @@ use crate::directory::{Directory, Group, OrgCode, Organization};
 use crate::document;
 use crate::exchange::{DocumentView, Exchange, Fetched, InboxView, Sent};
 use crate::keys::RegisteredKey;
+use crate::lifecycle::Code;
 use crate::pb;
 use crate::store::StoredDelivery;
+use crate::tracking::HistoryEntry;
+use prost::Message;
 
 pub fn organization(org: &Organization) -> pb::Organization {
     pb::Organization {
@@ -36,20 +39,47 @@ pub fn group(g: &Group) -> pb::Group {
     }
 }
 
-fn delivery(directory: &Directory, d: &StoredDelivery) -> pb::Delivery {
+/// A stored status number as the API's code (01 when never moved).
+fn status_code(n: u32) -> i32 {
+    Code::from_number(n).map_or(pb::StatusCode::Arrived as i32, |c| c as i32)
+}
+
+fn delivery(directory: &Directory, d: &StoredDelivery, accepted_at_ms: i64) -> pb::Delivery {
     pb::Delivery {
         recipient: Some(organization_by_code(directory, &d.recipient)),
         arrival_year: d.arrival_year,
         arrival_number: d.arrival_number,
+        status: status_code(d.status),
+        status_at_ms: if d.status_at_ms == 0 {
+            accepted_at_ms
+        } else {
+            d.status_at_ms
+        },
+        answer: d.answer as i32,
     }
 }
 
-fn deliveries(directory: &Directory, view: &DocumentView) -> Vec<pb::Delivery> {
+/// Every recipient's delivery. Its status is the sender's and that
+/// recipient's business: `viewer` (a recipient) sees only its own.
+fn deliveries(directory: &Directory, view: &DocumentView, viewer: &str) -> Vec<pb::Delivery> {
+    let sender = view.stored.sender == viewer;
     view.stored
         .deliveries
         .iter()
-        .map(|d| delivery(directory, d))
+        .map(|d| {
+            let mut out = delivery(directory, d, view.stored.accepted_at_ms);
+            if !sender && d.recipient != viewer {
+                out.status = pb::StatusCode::Unspecified as i32;
+                out.status_at_ms = 0;
+                out.answer = 0;
+            }
+            out
+        })
         .collect()
+}
+
+fn ids(list: &[Vec<u8>]) -> Vec<String> {
+    list.iter().map(hex::encode).collect()
 }
 
 pub fn edxml_id(view: &DocumentView) -> String {
@@ -77,6 +107,8 @@ pub fn summary(directory: &Directory, view: &DocumentView) -> pb::DocumentSummar
         secrecy: h.secrecy,
         accepted_at_ms: view.stored.accepted_at_ms,
         attachment_count: view.stored.attachment_count,
+        revoked: view.stored.revoked_at_ms != 0,
+        superseded_by: ids(&view.stored.superseded_by),
     }
 }
 
@@ -104,24 +136,75 @@ pub fn send_response(directory: &Directory, sent: &Sent) -> pb::SendResponse {
         id: sent.view.id.to_string(),
         edxml_id: edxml_id(&sent.view),
         accepted_at_ms: sent.view.stored.accepted_at_ms,
-        deliveries: deliveries(directory, &sent.view),
+        deliveries: deliveries(directory, &sent.view, &sent.view.stored.sender),
         duplicate: sent.duplicate,
         receipt: Some(sealed_receipt(&sent.view)),
     }
 }
 
-pub fn inbox_entry(directory: &Directory, item: &InboxView) -> pb::InboxEntry {
+pub fn inbox_entry(
+    directory: &Directory,
+    caller: &Organization,
+    item: &InboxView,
+) -> pb::InboxEntry {
+    let mine = item
+        .view
+        .stored
+        .deliveries
+        .iter()
+        .find(|d| d.recipient == caller.code.as_str());
     pb::InboxEntry {
         document: Some(summary(directory, &item.view)),
         arrival_year: u32::from(item.arrival_year),
         arrival_number: item.arrival_number,
+        status: status_code(mine.map_or(0, |d| d.status)),
     }
 }
 
 pub fn outbox_entry(directory: &Directory, view: &DocumentView) -> pb::OutboxEntry {
     pb::OutboxEntry {
         document: Some(summary(directory, view)),
-        deliveries: deliveries(directory, view),
+        deliveries: deliveries(directory, view, &view.stored.sender),
+    }
+}
+
+/// One entry of a document's history.
+pub fn status_change(directory: &Directory, entry: &HistoryEntry) -> pb::StatusChange {
+    let by = Some(organization_by_code(directory, &entry.by));
+    let code = entry.code.map_or(0, |c| c as i32);
+    let Some(stored) = &entry.stored else {
+        return pb::StatusChange {
+            document_id: entry.document.to_string(),
+            by,
+            code,
+            accepted_at_ms: entry.at_ms,
+            ..Default::default()
+        };
+    };
+    pb::StatusChange {
+        document_id: entry.document.to_string(),
+        by,
+        change: stored.change,
+        code,
+        operation: if stored.revocation {
+            pb::Operation::Revoke as i32
+        } else {
+            pb::Operation::New as i32
+        },
+        status: stored.status_bytes.clone(),
+        // The bytes were checked when they came in; a stored message that
+        // no longer decodes shows empty rather than failing the history.
+        message: pb::StatusMessage::decode(stored.status_bytes.as_slice()).ok(),
+        signature: Some(pb::DocumentSignature {
+            key_id: stored.signing_key_id.clone(),
+            signature: stored.signature.clone(),
+        }),
+        receipt: Some(pb::SealedReceipt {
+            receipt: stored.receipt.clone(),
+            signature: stored.receipt_signature.clone(),
+        }),
+        accepted_at_ms: stored.accepted_at_ms,
+        leaf_index: Some(stored.leaf_index),
     }
 }
 
@@ -137,7 +220,7 @@ pub fn get_response(
         .deliveries
         .iter()
         .find(|d| d.recipient == caller.code.as_str())
-        .map(|d| delivery(directory, d));
+        .map(|d| delivery(directory, d, view.stored.accepted_at_ms));
     let attachments = view
         .header
         .attachments
@@ -155,7 +238,7 @@ pub fn get_response(
         document_bytes: view.stored.document_bytes.clone(),
         document: Some(view.header.clone()),
         sender: Some(organization_by_code(directory, &view.stored.sender)),
-        deliveries: deliveries(directory, view),
+        deliveries: deliveries(directory, view, caller.code.as_str()),
         attachments,
         accepted_at_ms: view.stored.accepted_at_ms,
         my_delivery,
@@ -171,5 +254,24 @@ pub fn get_response(
             .get(&view.stored.signing_key_id)
             .map(signing_key),
         service_key: Some(exchange.service_key().to_pb()),
+        revocation: fetched.revocation.map(|stored| {
+            status_change(
+                directory,
+                &HistoryEntry {
+                    document: view.id,
+                    by: stored.org.clone(),
+                    code: None,
+                    at_ms: stored.accepted_at_ms,
+                    stored: Some(stored),
+                },
+            )
+        }),
+        superseded_by: ids(&view.stored.superseded_by),
+        supersedes: if view.stored.supersedes.is_empty() {
+            String::new()
+        } else {
+            hex::encode(&view.stored.supersedes)
+        },
+        replies: fetched.replies.iter().map(|id| id.to_string()).collect(),
     }
 }

@@ -16,11 +16,13 @@ use crate::exchange::{Exchange, SendInput};
 use crate::notify::{EventStream, Notifier, Start};
 use crate::pb;
 use crate::pki;
+use crate::tracking::{StatusInput, Tracking};
 
 pub use pb::exchange_server::ExchangeServer;
 
 pub struct ExchangeApi {
     exchange: Arc<Exchange>,
+    tracking: Arc<Tracking>,
     archive: Arc<Archive>,
     notifier: Arc<Notifier>,
 }
@@ -28,11 +30,13 @@ pub struct ExchangeApi {
 impl ExchangeApi {
     pub fn new(
         exchange: Arc<Exchange>,
+        tracking: Arc<Tracking>,
         archive: Arc<Archive>,
         notifier: Arc<Notifier>,
     ) -> ExchangeApi {
         ExchangeApi {
             exchange,
+            tracking,
             archive,
             notifier,
         }
@@ -103,7 +107,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             entries: listing
                 .items
                 .iter()
-                .map(|i| convert::inbox_entry(directory, i))
+                .map(|i| convert::inbox_entry(directory, &caller, i))
                 .collect(),
             next_page_token: listing.next_page_token,
         }))
@@ -202,7 +206,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         let req = request.into_inner();
         Ok(Response::new(
             self.archive
-                .inclusion_proof(&caller, &req.document_id, req.tree_size)
+                .inclusion_proof(&caller, &req.document_id, req.tree_size, req.leaf_index)
                 .await?,
         ))
     }
@@ -217,6 +221,66 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             self.archive
                 .consistency_proof(req.first_size, req.second_size)?,
         ))
+    }
+
+    async fn change_status(
+        &self,
+        request: Request<pb::ChangeStatusRequest>,
+    ) -> Result<Response<pb::StatusChange>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let entry = self
+            .tracking
+            .change_status(
+                &caller,
+                StatusInput {
+                    status_bytes: req.status,
+                    signature: req.signature,
+                },
+            )
+            .await?;
+        Ok(Response::new(convert::status_change(
+            self.exchange.directory(),
+            &entry,
+        )))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::StatusChange>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let entry = self
+            .tracking
+            .revoke(
+                &caller,
+                StatusInput {
+                    status_bytes: req.status,
+                    signature: req.signature,
+                },
+            )
+            .await?;
+        Ok(Response::new(convert::status_change(
+            self.exchange.directory(),
+            &entry,
+        )))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let directory = self.exchange.directory();
+        let changes = self
+            .tracking
+            .history(&caller, &req.document_id)?
+            .iter()
+            .map(|entry| convert::status_change(directory, entry))
+            .collect();
+        Ok(Response::new(pb::GetHistoryResponse { changes }))
     }
 
     async fn get_keys(

@@ -112,6 +112,29 @@ impl Auditor<'_> {
         let Some(sealed) = entry.receipt else {
             return Ok(Some(format!("leaf {i} holds no receipt")));
         };
+        let Some(id) = DocId::parse(&entry.document_id) else {
+            return Ok(Some(format!(
+                "leaf {i}: {:?} is not a document id",
+                entry.document_id
+            )));
+        };
+        match pb::ArchiveEntryKind::try_from(entry.kind) {
+            Ok(pb::ArchiveEntryKind::DocumentAccepted) => self.document_leaf(i, id, &sealed),
+            Ok(pb::ArchiveEntryKind::StatusChanged | pb::ArchiveEntryKind::DocumentRevoked) => {
+                self.status_leaf(i, id, &sealed)
+            }
+            _ => Ok(Some(format!("leaf {i}: unknown kind {}", entry.kind))),
+        }
+    }
+
+    /// A document's leaf: a receipt signed by the service, agreeing with the
+    /// document it names, whose index points back to the leaf.
+    fn document_leaf(
+        &self,
+        i: u64,
+        id: DocId,
+        sealed: &pb::SealedReceipt,
+    ) -> Result<Option<String>> {
         let receipt = match pb::Receipt::decode(sealed.receipt.as_slice()) {
             Ok(receipt) => receipt,
             Err(e) => return Ok(Some(format!("leaf {i}: its receipt does not decode: {e}"))),
@@ -124,12 +147,6 @@ impl Auditor<'_> {
                 "leaf {i}: the receipt's signature does not verify"
             )));
         }
-        let Some(id) = DocId::parse(&entry.document_id) else {
-            return Ok(Some(format!(
-                "leaf {i}: {:?} is not a document id",
-                entry.document_id
-            )));
-        };
         if self.store.archive_index(&id)? != Some(i) {
             return Ok(Some(format!(
                 "leaf {i}: the index does not point back to it"
@@ -152,6 +169,52 @@ impl Auditor<'_> {
         if !agrees {
             return Ok(Some(format!(
                 "leaf {i}: document {id} is missing or differs from what its receipt attests"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A status change's or revocation's leaf: a status receipt signed by
+    /// the service, agreeing with the stored change it names.
+    fn status_leaf(&self, i: u64, id: DocId, sealed: &pb::SealedReceipt) -> Result<Option<String>> {
+        let receipt = match pb::StatusReceipt::decode(sealed.receipt.as_slice()) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "leaf {i}: its status receipt does not decode: {e}"
+                )))
+            }
+        };
+        if !self.service.verify(
+            &crypto::receipt_message(&receipt.service_key_id, &sealed.receipt),
+            &sealed.signature,
+        ) {
+            return Ok(Some(format!(
+                "leaf {i}: the status receipt's signature does not verify"
+            )));
+        }
+        let Some(org) = crate::directory::OrgCode::parse(&receipt.from) else {
+            return Ok(Some(format!(
+                "leaf {i}: the status receipt names no organisation code"
+            )));
+        };
+        let agrees = match self.store.status(&id, &org, receipt.change) {
+            Ok(Some(s)) => {
+                s.receipt == sealed.receipt
+                    && s.leaf_index == i
+                    && crypto::sha256(&s.status_bytes).as_slice() == receipt.status_sha256
+            }
+            Ok(None) => false,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "leaf {i}: the status record of document {id} is unreadable: {e}"
+                )))
+            }
+        };
+        if !agrees {
+            return Ok(Some(format!(
+                "leaf {i}: change {} by {} of document {id} is missing or differs from what its receipt attests",
+                receipt.change, receipt.from
             )));
         }
         Ok(None)

@@ -68,12 +68,31 @@ impl Archive {
         caller: &Organization,
         id: &str,
         tree_size: u64,
+        leaf_index: Option<u64>,
     ) -> Result<pb::InclusionProof> {
         let view = self.exchange.readable(caller, id)?;
-        let index = self
-            .store
-            .archive_index(&view.id)?
-            .ok_or_else(|| Error::storage(format!("document {id} is not in the archive")))?;
+        let index = match leaf_index {
+            None => self
+                .store
+                .archive_index(&view.id)?
+                .ok_or_else(|| Error::storage(format!("document {id} is not in the archive")))?,
+            // Another leaf about the same document (a status change, the
+            // revocation): the caller may prove it as it may read the
+            // document. A leaf about another document reads as unknown.
+            Some(index) => {
+                let about = self
+                    .store
+                    .archive_leaf(index)?
+                    .and_then(|leaf| pb::ArchiveEntry::decode(leaf.as_slice()).ok())
+                    .map(|entry| entry.document_id);
+                if about.as_deref() != Some(view.id.to_string().as_str()) {
+                    return Err(Error::not_found(format!(
+                        "leaf {index} about document {id:?}"
+                    )));
+                }
+                index
+            }
+        };
         let (size, checkpoint) = if tree_size == 0 {
             match self.store.latest_checkpoint()? {
                 Some((size, bytes)) if size > index => (size, bytes),

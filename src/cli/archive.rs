@@ -28,6 +28,10 @@ pub enum ArchiveCommand {
         /// Prove it in the checkpoint of this size; default the latest.
         #[arg(long, default_value_t = 0)]
         tree_size: u64,
+        /// Prove this leaf about the document instead of the document's own:
+        /// a status change or the revocation (its leaf, as `history` shows).
+        #[arg(long, value_name = "INDEX")]
+        leaf: Option<u64>,
         /// Where to write the proof (JSON), to check with `lienthong verify FILE`.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -122,6 +126,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
             conn,
             id,
             tree_size,
+            leaf,
             out,
             force,
         } => {
@@ -130,6 +135,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
                 .get_inclusion_proof(pb::GetInclusionProofRequest {
                     document_id: id.clone(),
                     tree_size,
+                    leaf_index: leaf,
                 })
                 .await?
                 .into_inner();
@@ -397,6 +403,7 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
             .get_inclusion_proof(pb::GetInclusionProofRequest {
                 document_id: id.clone(),
                 tree_size: 0,
+                leaf_index: None,
             })
             .await?
             .into_inner();

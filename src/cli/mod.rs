@@ -17,6 +17,7 @@ mod directory;
 mod error;
 mod files;
 mod fill;
+mod lifecycle;
 mod login;
 mod mailbox;
 mod output;
@@ -55,6 +56,22 @@ enum Command {
     Outbox(mailbox::ListArgs),
     /// Show one document; --save writes its attachments.
     Show(mailbox::ShowArgs),
+    /// Change your status of a document you received (02 rejected,
+    /// 03 registered, 04 assigned, 05 in-progress, 06 completed), signed.
+    Status(lifecycle::StatusArgs),
+    /// Answer a revocation, update or replacement: agree (15) or refuse (16).
+    Answer(lifecycle::AnswerArgs),
+    /// Revoke a document you sent, with a reason, signed.
+    Revoke(lifecycle::RevokeArgs),
+    /// Send a new version that updates a document you sent (takes the
+    /// options of `send`).
+    Update(Box<lifecycle::SupersedeArgs>),
+    /// Send a new document that replaces one you sent (takes the options of
+    /// `send`).
+    Replace(Box<lifecycle::SupersedeArgs>),
+    /// A document's life: every recipient's status changes (for its sender),
+    /// or your own (for a recipient).
+    History(lifecycle::HistoryArgs),
     /// Print mailbox events as they happen, one line each, until interrupted.
     Watch(watch::WatchArgs),
     /// Check a document saved with `show --save`, offline: the sender's
@@ -114,6 +131,16 @@ pub fn main() -> ExitCode {
             Command::Inbox(args) => mailbox::inbox(args).await,
             Command::Outbox(args) => mailbox::outbox(args).await,
             Command::Show(args) => mailbox::show(args).await,
+            Command::Status(args) => lifecycle::status(args).await,
+            Command::Answer(args) => lifecycle::answer(args).await,
+            Command::Revoke(args) => lifecycle::revoke(args).await,
+            Command::Update(args) => {
+                lifecycle::supersede(*args, crate::pb::Operation::Update).await
+            }
+            Command::Replace(args) => {
+                lifecycle::supersede(*args, crate::pb::Operation::Replace).await
+            }
+            Command::History(args) => lifecycle::history(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),
             Command::Directory(args) => directory::run(args).await,

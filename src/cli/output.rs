@@ -117,11 +117,28 @@ pub fn type_code(name: &str) -> &str {
 }
 
 pub fn delivery(d: &pb::Delivery) -> Value {
-    json!({
+    let mut value = json!({
         "recipient": org(&d.recipient),
         "arrival_year": d.arrival_year,
         "arrival_number": d.arrival_number,
-    })
+    });
+    // Only the sender and the recipient itself see a recipient's status.
+    if d.status != 0 {
+        value["status"] = json!(status_name(d.status));
+        value["status_at"] = at(d.status_at_ms);
+        if d.answer != 0 {
+            value["answer"] = json!(status_name(d.answer));
+        }
+    }
+    value
+}
+
+/// A status code as a clerk reads it: `03 registered`.
+pub fn status_name(code: i32) -> String {
+    u32::try_from(code)
+        .ok()
+        .and_then(crate::lifecycle::Code::from_number)
+        .map_or_else(|| format!("{code:02}"), |c| c.to_string())
 }
 
 pub fn summary(s: &pb::DocumentSummary) -> Value {
@@ -139,6 +156,8 @@ pub fn summary(s: &pb::DocumentSummary) -> Value {
         "accepted_at": at(s.accepted_at_ms),
         "accepted_at_ms": s.accepted_at_ms,
         "attachment_count": s.attachment_count,
+        "revoked": s.revoked,
+        "superseded_by": s.superseded_by,
     })
 }
 
@@ -164,12 +183,23 @@ pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
 
 /// A recipient and its arrival number, for text output.
 pub fn delivery_line(d: &pb::Delivery) -> String {
-    format!(
+    let mut line = format!(
         "{:<20} arrival no. {}/{}",
         org_short(&d.recipient),
         d.arrival_number,
         d.arrival_year
-    )
+    );
+    if d.status != 0 {
+        line.push_str(&format!(
+            "  {} since {}",
+            status_name(d.status),
+            clock::format_vietnam(d.status_at_ms)
+        ));
+        if d.answer != 0 {
+            line.push_str(&format!(", answered {}", status_name(d.answer)));
+        }
+    }
+    line
 }
 
 /// An instant in JSON: RFC 3339 with the Vietnam offset.

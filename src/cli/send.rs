@@ -100,6 +100,12 @@ pub struct SendArgs {
 }
 
 pub async fn run(args: SendArgs) -> Result {
+    send(args, None).await
+}
+
+/// Sends a document; `supersedes` makes it an update or replacement of an
+/// earlier one (`lienthong update|replace`).
+pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result {
     let settings = args.conn.settings()?;
     let from = match (&settings.as_org, &args.conn.cert) {
         (Some(org), _) => org.value.clone(),
@@ -145,23 +151,9 @@ pub async fn run(args: SendArgs) -> Result {
         reply_to: args.reply_to.unwrap_or_default(),
         to_places: args.to_place,
         attachments: Vec::new(),
+        supersedes,
     };
-    let signer = match &args.signing_key {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            crate::crypto::SigningKey::from_pem(&text)
-                .map_err(|e| format!("{}: {e}", file.display()))?
-        }
-        None => pki::find_signing_key(&PkiPaths::new(&settings.pki.value), &from)
-            .map_err(|e| {
-                CliError::new(tonic::Code::NotFound, e.to_string()).with_hint(format!(
-                    "the PKI folder ({}, {}) holds the signing keys; give --pki DIR, set LIENTHONG_PKI or run `lienthong login`, or give --signing-key FILE",
-                    settings.pki.value.display(),
-                    settings.pki.source
-                ))
-            })?,
-    };
+    let signer = signing_key(args.signing_key.as_deref(), &settings, &from)?;
     let request = client::send_request(header, attachments, args.idempotency_key, &signer)?;
     // As the server counts: the document's bytes and every attachment.
     let total = request.document.len()
@@ -253,5 +245,29 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
     );
     for d in &r.deliveries {
         outln!("  {}", output::delivery_line(d));
+    }
+}
+
+/// The key `from` signs with: `file` if given, else the one the PKI folder
+/// lists for it.
+pub fn signing_key(
+    file: Option<&Path>,
+    settings: &super::settings::Resolved,
+    from: &str,
+) -> Result<crate::crypto::SigningKey> {
+    match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            Ok(crate::crypto::SigningKey::from_pem(&text)
+                .map_err(|e| format!("{}: {e}", file.display()))?)
+        }
+        None => pki::find_signing_key(&PkiPaths::new(&settings.pki.value), from).map_err(|e| {
+            CliError::new(tonic::Code::NotFound, e.to_string()).with_hint(format!(
+                "the PKI folder ({}, {}) holds the signing keys; give --pki DIR, set LIENTHONG_PKI or run `lienthong login`, or give --signing-key FILE",
+                settings.pki.value.display(),
+                settings.pki.source
+            ))
+        }),
     }
 }

@@ -10,10 +10,14 @@ use std::cell::RefCell;
 
 use super::engine::{Space, Txn};
 use super::keys;
-use super::records::{EventKind, StoredDelivery, StoredDocument, StoredEvent};
-use super::{Accepted, DocId, NewDocument, Sealer, SendOutcome};
+use super::records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredStatus};
+use super::{
+    Accepted, AcceptedStatus, DocId, NewDocument, NewStatus, Sealer, SendOutcome, StatusOutcome,
+};
 use crate::clock;
+use crate::directory::OrgCode;
 use crate::error::{Error, Result};
+use crate::lifecycle::{self, Code, Frozen, State};
 use crate::merkle::{self, Hash, Nodes};
 
 /// The value of a counter, 0 if never set.
@@ -39,10 +43,106 @@ fn next(txn: &mut dyn Txn, key: &[u8]) -> Result<u64> {
 }
 
 fn stored_document(txn: &mut dyn Txn, id: &DocId) -> Result<StoredDocument> {
-    let bytes = txn
-        .get(Space::Documents, &id.0)?
-        .ok_or_else(|| Error::storage(format!("document {id} is indexed but missing")))?;
-    super::decode_document(&bytes)
+    find_document(txn, id)?
+        .ok_or_else(|| Error::storage(format!("document {id} is indexed but missing")))
+}
+
+fn find_document(txn: &mut dyn Txn, id: &DocId) -> Result<Option<StoredDocument>> {
+    txn.get(Space::Documents, &id.0)?
+        .map(|bytes| super::decode_document(&bytes))
+        .transpose()
+}
+
+fn put_document(txn: &mut dyn Txn, id: &DocId, document: &StoredDocument) -> Result<()> {
+    txn.put(
+        Space::Documents,
+        &id.0,
+        &prost::Message::encode_to_vec(document),
+    )
+}
+
+/// Why a stored document is frozen, if it is.
+pub(super) fn frozen(document: &StoredDocument) -> Option<Frozen> {
+    match document.frozen_by {
+        1 => Some(Frozen::Revoked),
+        2 => Some(Frozen::Updated),
+        3 => Some(Frozen::Replaced),
+        _ => None,
+    }
+}
+
+fn frozen_number(frozen: Frozen) -> i32 {
+    match frozen {
+        Frozen::Revoked => 1,
+        Frozen::Updated => 2,
+        Frozen::Replaced => 3,
+    }
+}
+
+fn is_party(document: &StoredDocument, org: &OrgCode) -> bool {
+    let org = org.as_str();
+    document.sender == org || document.deliveries.iter().any(|d| d.recipient == org)
+}
+
+/// The earlier documents a send refers to, read and checked before any
+/// write, and changed after the new document is stored.
+struct Referred {
+    reply_to: Option<(DocId, StoredDocument)>,
+    supersedes: Option<(DocId, Frozen, StoredDocument)>,
+}
+
+fn referred(txn: &mut dyn Txn, new: &NewDocument) -> Result<Referred> {
+    let mut out = Referred {
+        reply_to: None,
+        supersedes: None,
+    };
+    if let Some(target) = new.reply_to {
+        // Unknown and not the sender's to see read the same.
+        let unknown = || {
+            Error::invalid(
+                "document.reply_to",
+                format!("no document {target} that you sent or received"),
+            )
+        };
+        let document = find_document(txn, &target)?.ok_or_else(unknown)?;
+        if !is_party(&document, &new.sender) {
+            return Err(unknown());
+        }
+        if frozen(&document) == Some(Frozen::Revoked) {
+            return Err(Error::precondition(
+                "document.reply_to",
+                format!("document {target} was revoked by its sender and cannot be answered"),
+            ));
+        }
+        out.reply_to = Some((target, document));
+    }
+    if let Some((target, how)) = new.supersedes {
+        let unknown = || {
+            Error::invalid(
+                "document.supersedes.document_id",
+                format!("no document {target} that you sent"),
+            )
+        };
+        let document = find_document(txn, &target)?.ok_or_else(unknown)?;
+        if document.sender != new.sender.as_str() {
+            return Err(unknown());
+        }
+        if let Some(already) = frozen(&document) {
+            return Err(Error::precondition(
+                "document.supersedes.document_id",
+                format!(
+                    "document {target} was already {already}; {}",
+                    if already == Frozen::Revoked {
+                        "a revoked document cannot be updated or replaced"
+                    } else {
+                        "update or replace its latest version instead"
+                    }
+                ),
+            ));
+        }
+        out.supersedes = Some((target, how, document));
+    }
+    Ok(out)
 }
 
 /// Applies one send. Outcomes other than `Accepted` write nothing.
@@ -71,6 +171,9 @@ pub(super) fn send(
     if let Some(v) = txn.get(Space::Numbering, &numbering_key)? {
         return Ok((SendOutcome::NumberTaken(DocId::from_slice(&v)?), Vec::new()));
     }
+    // Checked here, in the same transaction as the writes, so that a
+    // revocation cannot slip in between the check and the reply.
+    let referred = referred(txn, new)?;
 
     // Accepted now: the time, and so the arrival year, is fixed in the same
     // transaction as the arrival numbers.
@@ -95,6 +198,7 @@ pub(super) fn send(
             recipient: recipient.to_string(),
             arrival_year: u32::from(arrival_year),
             arrival_number,
+            ..StoredDelivery::default()
         });
         let event = StoredEvent {
             org: recipient.to_string(),
@@ -105,6 +209,7 @@ pub(super) fn send(
             sender: new.sender.to_string(),
             arrival_year: u32::from(arrival_year),
             arrival_number,
+            ..StoredEvent::default()
         };
         events.push(append_event(txn, recipient, event, events_kept)?);
     }
@@ -116,7 +221,13 @@ pub(super) fn send(
         accepted_at_ms,
         deliveries: &deliveries,
     })?;
+    let (supersedes, supersedes_operation) = match &referred.supersedes {
+        Some((target, how, _)) => (target.0.to_vec(), frozen_number(*how)),
+        None => (Vec::new(), 0),
+    };
     let document = StoredDocument {
+        supersedes,
+        supersedes_operation,
         document_bytes: new.document_bytes.clone(),
         sender: new.sender.to_string(),
         deliveries,
@@ -128,12 +239,9 @@ pub(super) fn send(
         signature: new.signature.clone(),
         receipt: sealed.receipt,
         receipt_signature: sealed.signature,
+        ..StoredDocument::default()
     };
-    txn.put(
-        Space::Documents,
-        &new.id.0,
-        &prost::Message::encode_to_vec(&document),
-    )?;
+    put_document(txn, &new.id, &document)?;
     let index = append_leaf(txn, &sealed.archive_leaf)?;
     txn.put(Space::ArchiveIndex, &new.id.0, &index.to_be_bytes())?;
     for attachment in &new.attachments {
@@ -151,14 +259,188 @@ pub(super) fn send(
         )?;
     }
     txn.put(Space::Numbering, &numbering_key, &new.id.0)?;
+
+    // The earlier documents learn of this one. Both may be the same
+    // document: change one copy of it.
+    let mut changed: Vec<(DocId, StoredDocument)> = Vec::new();
+    if let Some((target, earlier)) = referred.reply_to {
+        changed.push((target, earlier));
+        if let Some((_, earlier)) = changed.last_mut() {
+            earlier.replies.push(new.id.0.to_vec());
+        }
+    }
+    if let Some((target, how, earlier)) = referred.supersedes {
+        let index = match changed.iter().position(|(id, _)| *id == target) {
+            Some(index) => index,
+            None => {
+                changed.push((target, earlier));
+                changed.len() - 1
+            }
+        };
+        let earlier = &mut changed[index].1;
+        earlier.superseded_by.push(new.id.0.to_vec());
+        earlier.frozen_by = frozen_number(how);
+        let kind = match how {
+            Frozen::Replaced => EventKind::DocumentReplaced,
+            _ => EventKind::DocumentUpdated,
+        };
+        for delivery in earlier.deliveries.clone() {
+            let recipient = stored_org(&delivery.recipient)?;
+            let event = StoredEvent {
+                org: delivery.recipient.clone(),
+                kind: kind as i32,
+                document_id: target.0.to_vec(),
+                at_ms: accepted_at_ms,
+                sender: new.sender.to_string(),
+                arrival_year: delivery.arrival_year,
+                arrival_number: delivery.arrival_number,
+                superseded_by: new.id.0.to_vec(),
+                ..StoredEvent::default()
+            };
+            events.push(append_event(txn, &recipient, event, events_kept)?);
+        }
+    }
+    for (id, earlier) in &changed {
+        put_document(txn, id, earlier)?;
+    }
     Ok((SendOutcome::Accepted(new.id, document), events))
+}
+
+fn stored_org(code: &str) -> Result<OrgCode> {
+    OrgCode::parse(code)
+        .ok_or_else(|| Error::storage(format!("a stored organisation code {code:?} is malformed")))
+}
+
+/// Applies one status change or revocation. Outcomes other than `Accepted`
+/// write nothing.
+pub(super) fn status(
+    txn: &mut dyn Txn,
+    new: &NewStatus,
+    sealer: &dyn Sealer,
+    events_kept: u64,
+    now_ms: i64,
+) -> Result<(StatusOutcome, Vec<StoredEvent>)> {
+    let Some(mut document) = find_document(txn, &new.document)? else {
+        return Ok((StatusOutcome::NotFound, Vec::new()));
+    };
+    let from = new.from.as_str();
+    let frozen_now = frozen(&document);
+    let delivery_index = document.deliveries.iter().position(|d| d.recipient == from);
+    match (new.code, delivery_index) {
+        (None, _) => {
+            if document.sender != from {
+                return Ok((StatusOutcome::NotFound, Vec::new()));
+            }
+            if let Some(frozen) = frozen_now {
+                return Ok((StatusOutcome::AlreadyFrozen(frozen), Vec::new()));
+            }
+        }
+        (Some(_), None) => return Ok((StatusOutcome::NotFound, Vec::new())),
+        (Some(code), Some(i)) => {
+            let delivery = &document.deliveries[i];
+            let state = State {
+                status: Code::from_number(delivery.status).unwrap_or(Code::Arrived),
+                frozen: frozen_now,
+                answer: Code::from_number(delivery.answer),
+            };
+            if let Err(refused) = lifecycle::check(&state, code) {
+                return Ok((StatusOutcome::Refused(refused), Vec::new()));
+            }
+        }
+    }
+    if new.key_usable_until_ms.is_some_and(|until| now_ms >= until) {
+        return Ok((StatusOutcome::KeyNoLongerUsable, Vec::new()));
+    }
+
+    let change = u32::try_from(next(
+        txn,
+        &keys::status_counter(&new.document.0, &new.from),
+    )?)
+    .map_err(|_| Error::storage("a change counter passed u32"))?;
+    let sealed = sealer.seal_status(&AcceptedStatus {
+        new,
+        change,
+        accepted_at_ms: now_ms,
+    })?;
+    let leaf_index = append_leaf(txn, &sealed.archive_leaf)?;
+    let stored = StoredStatus {
+        org: from.to_owned(),
+        change,
+        code: new.code.map_or(0, |c| c as u32),
+        revocation: new.code.is_none(),
+        status_bytes: new.status_bytes.clone(),
+        signing_key_id: new.signing_key_id.clone(),
+        signature: new.signature.clone(),
+        accepted_at_ms: now_ms,
+        receipt: sealed.receipt,
+        receipt_signature: sealed.signature,
+        leaf_index,
+    };
+    txn.put(
+        Space::Statuses,
+        &keys::status(&new.document.0, &new.from, change),
+        &prost::Message::encode_to_vec(&stored),
+    )?;
+
+    let mut events = Vec::new();
+    let sender = document.sender.clone();
+    let event = |org: &str, kind: EventKind, delivery: &StoredDelivery| StoredEvent {
+        org: org.to_owned(),
+        kind: kind as i32,
+        document_id: new.document.0.to_vec(),
+        at_ms: now_ms,
+        sender: sender.clone(),
+        arrival_year: delivery.arrival_year,
+        arrival_number: delivery.arrival_number,
+        status: stored.code,
+        by: from.to_owned(),
+        ..StoredEvent::default()
+    };
+    match (new.code, delivery_index) {
+        (None, _) => {
+            document.revoked_at_ms = now_ms;
+            document.frozen_by = frozen_number(Frozen::Revoked);
+            for delivery in &document.deliveries {
+                let e = event(&delivery.recipient, EventKind::DocumentRevoked, delivery);
+                events.push(append_event(
+                    txn,
+                    &stored_org(&delivery.recipient)?,
+                    e,
+                    events_kept,
+                )?);
+            }
+        }
+        (Some(code), Some(i)) => {
+            let delivery = &mut document.deliveries[i];
+            if matches!(code, Code::Agreed | Code::Refused) {
+                delivery.answer = code as u32;
+            } else {
+                delivery.status = code as u32;
+                delivery.status_at_ms = now_ms;
+                if code == Code::Assigned {
+                    delivery.assigned_to = new.assigned_to.clone();
+                    delivery.deadline = new.deadline.clone();
+                }
+            }
+            let delivery = document.deliveries[i].clone();
+            // The sender follows it; the recipient's own stream shows it too.
+            for org in [sender.clone(), delivery.recipient.clone()] {
+                let e = event(&org, EventKind::StatusChanged, &delivery);
+                events.push(append_event(txn, &stored_org(&org)?, e, events_kept)?);
+            }
+        }
+        // Returned above, before any write.
+        (Some(_), None) => return Err(Error::storage("a status lost its delivery")),
+    }
+    put_document(txn, &new.document, &document)?;
+    Ok((StatusOutcome::Accepted(stored), events))
 }
 
 /// Gives `event` the next sequence of `org`'s log and stores it; once more
 /// than `kept` are held, the oldest goes.
 fn append_event(
     txn: &mut dyn Txn,
-    org: &crate::directory::OrgCode,
+    org: &OrgCode,
     mut event: StoredEvent,
     kept: u64,
 ) -> Result<StoredEvent> {

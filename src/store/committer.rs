@@ -20,7 +20,7 @@ use super::commit;
 use super::engine::{self, Engine, Space};
 use super::keys;
 use super::records::StoredEvent;
-use super::{CommitListener, NewDocument, Pending, Sealer, SendOutcome};
+use super::{CommitListener, NewDocument, NewStatus, Pending, Sealer, SendOutcome, StatusOutcome};
 use crate::error::{Error, Result};
 
 /// How many sends one flush covers at most.
@@ -28,60 +28,49 @@ const MAX_BATCH: usize = 512;
 /// How many sends may wait for the committer before senders are held back.
 const QUEUE: usize = 4096;
 
+type Reply<T> = oneshot::Sender<Result<T>>;
+
 enum Job {
     Send {
         new: Box<NewDocument>,
-        reply: oneshot::Sender<Result<SendOutcome>>,
+        reply: Reply<SendOutcome>,
+    },
+    /// A status change or a revocation.
+    Status {
+        new: Box<NewStatus>,
+        reply: Reply<StatusOutcome>,
     },
     /// Sign a checkpoint of the archive as it stands (or return the latest
     /// if nothing was appended since).
-    Checkpoint {
-        reply: oneshot::Sender<Result<Vec<u8>>>,
-    },
-}
-
-/// A job's result, held until the flush that makes it durable.
-enum Answer {
-    Send(oneshot::Sender<Result<SendOutcome>>, Result<SendOutcome>),
-    Checkpoint(oneshot::Sender<Result<Vec<u8>>>, Result<Vec<u8>>),
+    Checkpoint { reply: Reply<Vec<u8>> },
 }
 
 // A reply that cannot be sent means the caller stopped waiting (its request
 // was cancelled): the outcome stands, durable or not, whether or not anyone
 // hears of it; an idempotent retry finds it. So `let _ = reply.send(…)`.
-impl Answer {
-    fn deliver(self) {
-        match self {
-            Answer::Send(reply, outcome) => {
-                let _ = reply.send(outcome);
-            }
-            Answer::Checkpoint(reply, outcome) => {
-                let _ = reply.send(outcome);
-            }
-        }
-    }
 
-    fn fail(self, error: Error) {
+impl Job {
+    /// Answers the job with `error` without doing it.
+    fn refuse(self, error: Error) {
         match self {
-            Answer::Send(reply, _) => {
-                let _ = reply.send(Err(error));
-            }
-            Answer::Checkpoint(reply, _) => {
-                let _ = reply.send(Err(error));
-            }
+            Job::Send { reply, .. } => drop(reply.send(Err(error))),
+            Job::Status { reply, .. } => drop(reply.send(Err(error))),
+            Job::Checkpoint { reply } => drop(reply.send(Err(error))),
         }
     }
 }
 
-fn job_answer_unavailable(job: Job, error: Error) {
-    match job {
-        Job::Send { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Job::Checkpoint { reply } => {
-            let _ = reply.send(Err(error));
-        }
-    }
+/// A job's outcome, held until the sync that makes it durable; then called
+/// with `None` to deliver it, or with the error that lost it.
+type Answer = Box<dyn FnOnce(Option<Error>) + Send>;
+
+fn answer<T: Send + 'static>(reply: Reply<T>, outcome: Result<T>) -> Answer {
+    Box::new(move |failure| {
+        let _ = reply.send(match failure {
+            None => outcome,
+            Some(error) => Err(error),
+        });
+    })
 }
 
 pub(super) struct Committer {
@@ -102,32 +91,35 @@ impl Committer {
         })
     }
 
-    pub(super) async fn submit(&self, new: NewDocument) -> Result<SendOutcome> {
-        let queue = lock(&self.queue).clone();
-        let closed = || Error::Unavailable("the service is shutting down; send again later".into());
-        let queue = queue.ok_or_else(closed)?;
+    /// Queues a job made by `job` and waits for its answer, which comes
+    /// only once its work is durable.
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T> {
+        let closed = || Error::Unavailable("the service is shutting down; try again later".into());
+        let queue = lock(&self.queue).clone().ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
-        queue
-            .send(Job::Send {
-                new: Box::new(new),
-                reply,
-            })
-            .await
-            .map_err(|_| closed())?;
+        queue.send(job(reply)).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
+    }
+
+    pub(super) async fn submit(&self, new: NewDocument) -> Result<SendOutcome> {
+        self.ask(|reply| Job::Send {
+            new: Box::new(new),
+            reply,
+        })
+        .await
+    }
+
+    pub(super) async fn submit_status(&self, new: NewStatus) -> Result<StatusOutcome> {
+        self.ask(|reply| Job::Status {
+            new: Box::new(new),
+            reply,
+        })
+        .await
     }
 
     /// A signed checkpoint of the archive, durable when returned.
     pub(super) async fn checkpoint(&self) -> Result<Vec<u8>> {
-        let queue = lock(&self.queue).clone();
-        let closed = || Error::Unavailable("the service is shutting down".into());
-        let queue = queue.ok_or_else(closed)?;
-        let (reply, answer) = oneshot::channel();
-        queue
-            .send(Job::Checkpoint { reply })
-            .await
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+        self.ask(|reply| Job::Checkpoint { reply }).await
     }
 
     /// Closes the queue, lets the committer finish what was queued, and
@@ -207,6 +199,18 @@ impl Setup {
         })
     }
 
+    fn status(&self, new: &NewStatus) -> Result<(StatusOutcome, Vec<StoredEvent>)> {
+        engine::transact(self.engine.as_ref(), |txn| {
+            commit::status(
+                txn,
+                new,
+                self.sealer.as_ref(),
+                self.events_kept,
+                self.clock.now_ms(),
+            )
+        })
+    }
+
     fn send(&self, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEvent>)> {
         engine::transact(self.engine.as_ref(), |txn| {
             commit::send(
@@ -234,32 +238,56 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
         }
         if let Some(reason) = &failed {
             for job in jobs {
-                job_answer_unavailable(
-                    job,
-                    Error::Unavailable(format!(
-                        "storage failed earlier ({reason}); the service must be restarted"
-                    )),
-                );
+                job.refuse(Error::Unavailable(format!(
+                    "storage failed earlier ({reason}); the service must be restarted"
+                )));
             }
             continue;
         }
 
         let mut ids = Vec::with_capacity(jobs.len());
-        let mut answers = Vec::with_capacity(jobs.len());
+        let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut events = Vec::new();
         for job in jobs {
             match job {
                 Job::Send { new, reply } => {
                     setup.pending.insert(new.id);
                     ids.push(new.id);
-                    let outcome = setup.send(&new).map(|(outcome, mut new_events)| {
-                        events.append(&mut new_events);
-                        outcome
-                    });
-                    answers.push(Answer::Send(reply, outcome));
+                    // The earlier documents it names have their records
+                    // rewritten (replies, supersession): held as they were.
+                    let mut held = Ok(());
+                    for earlier in new
+                        .reply_to
+                        .iter()
+                        .chain(new.supersedes.iter().map(|(id, _)| id))
+                    {
+                        ids.push(*earlier);
+                        held = held.and_then(|()| {
+                            setup.pending.hold(setup.engine.as_ref(), *earlier, None)
+                        });
+                    }
+                    let outcome =
+                        held.and_then(|()| setup.send(&new))
+                            .map(|(outcome, mut new_events)| {
+                                events.append(&mut new_events);
+                                outcome
+                            });
+                    answers.push(answer(reply, outcome));
+                }
+                Job::Status { new, reply } => {
+                    ids.push(new.document);
+                    let outcome = setup
+                        .pending
+                        .hold(setup.engine.as_ref(), new.document, Some(&new.from))
+                        .and_then(|()| setup.status(&new))
+                        .map(|(outcome, mut new_events)| {
+                            events.append(&mut new_events);
+                            outcome
+                        });
+                    answers.push(answer(reply, outcome));
                 }
                 Job::Checkpoint { reply } => {
-                    answers.push(Answer::Checkpoint(reply, setup.checkpoint(true)));
+                    answers.push(answer(reply, setup.checkpoint(true)));
                 }
             }
         }
@@ -278,14 +306,14 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
                     setup.listener.committed(events);
                 }
                 for answer in answers {
-                    answer.deliver();
+                    answer(None);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "sync failed; refusing further writes");
                 let reason = e.to_string();
                 for answer in answers {
-                    answer.fail(Error::storage(format!("sync failed: {reason}")));
+                    answer(Some(Error::storage(format!("sync failed: {reason}"))));
                 }
                 failed = Some(reason);
             }

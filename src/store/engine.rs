@@ -27,11 +27,12 @@ pub enum Space {
     Counters,
     Idempotency,
     Numbering,
+    Statuses,
 }
 
 impl Space {
     /// Every keyspace, in a fixed order (engines may index by position).
-    pub const ALL: [Space; 13] = [
+    pub const ALL: [Space; 14] = [
         Space::Meta,
         Space::Documents,
         Space::SmallAttachments,
@@ -45,6 +46,7 @@ impl Space {
         Space::Counters,
         Space::Idempotency,
         Space::Numbering,
+        Space::Statuses,
     ];
 
     /// The keyspace's name on disk (a sled tree, a table).
@@ -63,6 +65,7 @@ impl Space {
             Space::Counters => "counters",
             Space::Idempotency => "idempotency",
             Space::Numbering => "numbering",
+            Space::Statuses => "statuses",
         }
     }
 

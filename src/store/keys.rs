@@ -117,3 +117,29 @@ pub fn archive_node(level: u32, index: u64) -> Vec<u8> {
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
+
+/// `doc_id[16] ‖ org ‖ change u32`: one signed change in a document's life.
+pub fn status(doc: &[u8; 16], org: &OrgCode, change: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(16 + OrgCode::LEN + 4);
+    k.extend_from_slice(doc);
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&change.to_be_bytes());
+    k
+}
+
+/// The range of every change of a document.
+pub fn status_range(doc: &[u8; 16]) -> (Vec<u8>, Vec<u8>) {
+    let start = doc.to_vec();
+    let mut end = start.clone();
+    end.push(0xff);
+    (start, end)
+}
+
+/// `"status" ‖ doc_id[16] ‖ org`: the last change number of an organisation
+/// for a document.
+pub fn status_counter(doc: &[u8; 16], org: &OrgCode) -> Vec<u8> {
+    let mut k = b"status".to_vec();
+    k.extend_from_slice(doc);
+    k.extend_from_slice(org.as_bytes());
+    k
+}

@@ -38,6 +38,15 @@
 //! |               | `"archive"`                           | leaves in the archive log, u64       |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
 //! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
+//! | `statuses`    | `doc_id[16] ‖ org ‖ change u32`       | [`StoredStatus`] (prost)             |
+//! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
+//!
+//! A document's life after sending: each recipient's current status (and
+//! answer, assignment, deadline) sits in its [`StoredDelivery`], inside the
+//! document's record, so that views read one record; every signed change
+//! is kept in `statuses`, in order, with its receipt and archive leaf; a
+//! revocation, update or replacement freezes the record (`frozen_by`), and
+//! replies and supersessions are listed on the earlier document's record.
 //!
 //! Attachments are content-addressed by their SHA-256, which the document
 //! record lists: up to [`INLINE_ATTACHMENT_MAX`] bytes in `small_attachments`
@@ -78,17 +87,18 @@ mod keys;
 mod records;
 pub mod sled;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::directory::OrgCode;
 use crate::error::{Error, Result};
+use crate::lifecycle::{self, Code, Frozen};
 use crate::merkle::{self, Hash};
 pub use costs::{archive_costs, ArchiveCost};
 use engine::{Engine, Order, Space};
-pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent};
+pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredStatus};
 
 use committer::Committer;
 use files::AttachmentFiles;
@@ -169,6 +179,59 @@ pub struct NewDocument {
     /// The signing key may not sign from this instant on: checked against
     /// the acceptance time that the commit fixes.
     pub key_usable_until_ms: Option<i64>,
+    /// The document it answers: checked in the commit (it must exist, the
+    /// sender must be one of its parties, and it must not be revoked).
+    pub reply_to: Option<DocId>,
+    /// The document it updates or replaces: checked in the commit (sent by
+    /// the same sender, not frozen).
+    pub supersedes: Option<(DocId, Frozen)>,
+}
+
+/// A signed change in a document's life, checked by the domain (signature,
+/// fields), ready to be committed. Whether it is allowed is decided in the
+/// commit, against the state it finds there.
+#[derive(Debug, Clone)]
+pub struct NewStatus {
+    pub document: DocId,
+    /// The organisation that signed it: a recipient, or for a revocation
+    /// the sender.
+    pub from: OrgCode,
+    /// The code asked for; `None` for a revocation.
+    pub code: Option<Code>,
+    pub status_bytes: Vec<u8>,
+    pub signing_key_id: String,
+    pub signature: Vec<u8>,
+    pub key_usable_until_ms: Option<i64>,
+    /// For 04: the unit or person assigned, and the deadline if any.
+    pub assigned_to: String,
+    pub deadline: String,
+}
+
+/// What the store knows when it accepts a status change, for its receipt.
+#[derive(Debug)]
+pub struct AcceptedStatus<'a> {
+    pub new: &'a NewStatus,
+    /// The signer's n-th change of this document.
+    pub change: u32,
+    pub accepted_at_ms: i64,
+}
+
+/// What committing a [`NewStatus`] did.
+#[derive(Debug)]
+pub enum StatusOutcome {
+    /// Stored and durable.
+    Accepted(StoredStatus),
+    /// No such document, or the signer is not the party that may make this
+    /// change (a recipient for a status, the sender for a revocation): the
+    /// same answer, so it reveals nothing.
+    NotFound,
+    /// The lifecycle rules refuse the move from where it stands.
+    Refused(lifecycle::Refused),
+    /// A revocation of a document already frozen (revoked, updated or
+    /// replaced).
+    AlreadyFrozen(Frozen),
+    /// The signing key stopped being usable before the acceptance time.
+    KeyNoLongerUsable,
 }
 
 /// What the store knows when it accepts a document, for its receipt.
@@ -198,6 +261,8 @@ pub trait CommitListener: Send + Sync {
 /// inside the commit, so that a document is never stored without them.
 pub trait Sealer: Send + Sync {
     fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed>;
+    /// The receipt of a status change or revocation, and its archive leaf.
+    fn seal_status(&self, accepted: &AcceptedStatus<'_>) -> Result<Sealed>;
     /// Signs the archive's tree head; returns the signed checkpoint's bytes.
     fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>>;
 }
@@ -243,31 +308,87 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
-/// Documents committed but not yet synced: hidden from readers until the
-/// sync that makes them durable.
+/// What is committed but not yet synced, and so must not be seen yet: new
+/// documents are hidden; a document whose record a pending change rewrote
+/// (a status, a revocation, a reply or supersession) is shown as it was,
+/// and the pending changes in its history are hidden.
 #[derive(Default)]
-struct Pending(Mutex<HashSet<DocId>>);
+struct Pending(Mutex<PendingSets>);
+
+#[derive(Default)]
+struct PendingSets {
+    new: HashSet<DocId>,
+    changing: HashMap<DocId, Changing>,
+}
+
+/// A document with changes in flight: its last durable record, and for each
+/// organisation changing it, how many of its changes are durable.
+struct Changing {
+    record: Option<Vec<u8>>,
+    durable_changes: HashMap<String, u64>,
+}
 
 impl Pending {
-    /// The set. Each use of it is one insert, remove or lookup, which a
-    /// panic elsewhere cannot leave half done, so a poisoned lock still
-    /// guards a consistent set and is taken over rather than failing every
-    /// later read (or leaving documents pending forever).
-    fn set(&self) -> MutexGuard<'_, HashSet<DocId>> {
+    /// The sets. Each use of them is a few inserts, removals or lookups,
+    /// which a panic elsewhere cannot leave half done, so a poisoned lock
+    /// still guards consistent sets and is taken over rather than failing
+    /// every later read (or leaving documents pending forever).
+    fn sets(&self) -> MutexGuard<'_, PendingSets> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn contains(&self, id: &DocId) -> bool {
-        self.set().contains(id)
+        self.sets().new.contains(id)
     }
     fn insert(&self, id: DocId) {
-        self.set().insert(id);
+        self.sets().new.insert(id);
     }
+    /// Before a change to `id`'s record is applied: keeps the durable
+    /// record (the first one, if several changes share a batch) and, for
+    /// `org`, the durable number of its changes.
+    fn hold(&self, engine: &dyn Engine, id: DocId, org: Option<&OrgCode>) -> Result<()> {
+        let record = engine.get(Space::Documents, &id.0)?;
+        let durable = match org {
+            Some(org) => Some((
+                org.to_string(),
+                match engine.get(Space::Counters, &keys::status_counter(&id.0, org))? {
+                    Some(v) => {
+                        keys::be_u64(&v).ok_or_else(|| commit::corrupt_counter(b"status"))?
+                    }
+                    None => 0,
+                },
+            )),
+            None => None,
+        };
+        let mut sets = self.sets();
+        let changing = sets.changing.entry(id).or_insert(Changing {
+            record,
+            durable_changes: HashMap::new(),
+        });
+        if let Some((org, count)) = durable {
+            changing.durable_changes.entry(org).or_insert(count);
+        }
+        Ok(())
+    }
+    /// The durable record of a document with changes in flight.
+    fn held_record(&self, id: &DocId) -> Option<Option<Vec<u8>>> {
+        self.sets().changing.get(id).map(|c| c.record.clone())
+    }
+    /// Whether change `change` of `org` to `id` is still in flight.
+    fn hides(&self, id: &DocId, org: &str, change: u32) -> bool {
+        self.sets()
+            .changing
+            .get(id)
+            .and_then(|c| c.durable_changes.get(org))
+            .is_some_and(|durable| u64::from(change) > *durable)
+    }
+    /// After the sync that made them durable.
     fn remove(&self, ids: &[DocId]) {
-        let mut set = self.set();
+        let mut sets = self.sets();
         for id in ids {
-            set.remove(id);
+            sets.new.remove(id);
+            sets.changing.remove(id);
         }
     }
 }
@@ -415,15 +536,57 @@ impl Store {
         committer.submit(new).await
     }
 
-    /// A durable document, or `None`.
+    /// A durable document, as it stands durably, or `None`.
     pub fn document(&self, id: &DocId) -> Result<Option<StoredDocument>> {
         if self.pending.contains(id) {
             return Ok(None);
         }
+        let bytes = match self.pending.held_record(id) {
+            Some(held) => held,
+            None => self.engine.get(Space::Documents, &id.0)?,
+        };
+        bytes.map(|bytes| decode_document(&bytes)).transpose()
+    }
+
+    /// Commits a status change or a revocation: stored and durable when
+    /// this returns `Accepted`, or nothing was written.
+    pub async fn change_status(&self, new: NewStatus) -> Result<StatusOutcome> {
+        self.committer()?.submit_status(new).await
+    }
+
+    /// One signed change: `org`'s `change`-th of document `id`.
+    pub fn status(&self, id: &DocId, org: &OrgCode, change: u32) -> Result<Option<StoredStatus>> {
+        if self.pending.hides(id, org.as_str(), change) {
+            return Ok(None);
+        }
         self.engine
-            .get(Space::Documents, &id.0)?
-            .map(|bytes| decode_document(&bytes))
+            .get(Space::Statuses, &keys::status(&id.0, org, change))?
+            .map(|value| {
+                prost::Message::decode(value.as_slice())
+                    .map_err(|e| Error::storage_from("a stored status does not decode", e))
+            })
             .transpose()
+    }
+
+    /// Every durable signed change of a document's life, by organisation
+    /// and then in order.
+    pub fn statuses(&self, id: &DocId) -> Result<Vec<StoredStatus>> {
+        let (start, end) = keys::status_range(&id.0);
+        let mut out = Vec::new();
+        for (_, value) in self.engine.scan(
+            Space::Statuses,
+            &start,
+            Some(&end),
+            Order::Ascending,
+            usize::MAX,
+        )? {
+            let status: StoredStatus = prost::Message::decode(value.as_slice())
+                .map_err(|e| Error::storage_from("a stored status does not decode", e))?;
+            if !self.pending.hides(id, &status.org, status.change) {
+                out.push(status);
+            }
+        }
+        Ok(out)
     }
 
     /// The content of the attachment with this SHA-256, checked against it.

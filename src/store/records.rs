@@ -1,5 +1,8 @@
-//! The values stored in sled, encoded with prost. Field tags are part of the
+//! The values stored, encoded with prost. Field tags are part of the
 //! on-disk format: add fields with new tags, never renumber.
+
+#[allow(unused_imports)] // for the doc links
+use crate::lifecycle;
 
 use prost::Message;
 
@@ -36,6 +39,25 @@ pub struct StoredDocument {
     pub receipt: Vec<u8>,
     #[prost(bytes = "vec", tag = "11")]
     pub receipt_signature: Vec<u8>,
+    /// When its sender revoked it (0: never). A revoked, updated or
+    /// replaced document is frozen: see `lifecycle`.
+    #[prost(int64, tag = "12")]
+    pub revoked_at_ms: i64,
+    /// Why it is frozen: a [`lifecycle::Frozen`] as 1 revoked, 2 updated,
+    /// 3 replaced (the edXML operation numbers); 0 not frozen.
+    #[prost(int32, tag = "13")]
+    pub frozen_by: i32,
+    /// Documents that update or replace it, in the order they came.
+    #[prost(bytes = "vec", repeated, tag = "14")]
+    pub superseded_by: Vec<Vec<u8>>,
+    /// The document this one updates or replaces, and how (2 or 3).
+    #[prost(bytes = "vec", tag = "15")]
+    pub supersedes: Vec<u8>,
+    #[prost(int32, tag = "16")]
+    pub supersedes_operation: i32,
+    /// Documents that reply to it (ResponseFor), in the order they came.
+    #[prost(bytes = "vec", repeated, tag = "17")]
+    pub replies: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -47,6 +69,53 @@ pub struct StoredDelivery {
     pub arrival_year: u32,
     #[prost(uint64, tag = "3")]
     pub arrival_number: u64,
+    /// The recipient's current status: a [`lifecycle::Code`] number; 0 for
+    /// 01 arrived, which every delivery starts with.
+    #[prost(uint32, tag = "4")]
+    pub status: u32,
+    #[prost(int64, tag = "5")]
+    pub status_at_ms: i64,
+    /// Its 15/16 answer to a freeze, if given (0: none).
+    #[prost(uint32, tag = "6")]
+    pub answer: u32,
+    /// From 04: the unit or person assigned, and the handling deadline
+    /// (YYYY-MM-DD) if one was set.
+    #[prost(string, tag = "7")]
+    pub assigned_to: String,
+    #[prost(string, tag = "8")]
+    pub deadline: String,
+}
+
+/// One signed change in a document's life: a recipient's status change or
+/// answer, or the sender's revocation. Kept under `statuses`.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredStatus {
+    /// The organisation that signed it, and its n-th change of the document.
+    #[prost(string, tag = "1")]
+    pub org: String,
+    #[prost(uint32, tag = "2")]
+    pub change: u32,
+    /// A [`lifecycle::Code`] number, or 0 for a revocation.
+    #[prost(uint32, tag = "3")]
+    pub code: u32,
+    #[prost(bool, tag = "4")]
+    pub revocation: bool,
+    /// The signed message, byte for byte, and its signature.
+    #[prost(bytes = "vec", tag = "5")]
+    pub status_bytes: Vec<u8>,
+    #[prost(string, tag = "6")]
+    pub signing_key_id: String,
+    #[prost(bytes = "vec", tag = "7")]
+    pub signature: Vec<u8>,
+    #[prost(int64, tag = "8")]
+    pub accepted_at_ms: i64,
+    /// The service's receipt, from the [`super::Sealer`], and its leaf.
+    #[prost(bytes = "vec", tag = "9")]
+    pub receipt: Vec<u8>,
+    #[prost(bytes = "vec", tag = "10")]
+    pub receipt_signature: Vec<u8>,
+    #[prost(uint64, tag = "11")]
+    pub leaf_index: u64,
 }
 
 /// One entry of an organisation's event log.
@@ -70,6 +139,14 @@ pub struct StoredEvent {
     pub arrival_year: u32,
     #[prost(uint64, tag = "8")]
     pub arrival_number: u64,
+    /// For a status change: the new code, and the organisation that made it.
+    #[prost(uint32, tag = "9")]
+    pub status: u32,
+    #[prost(string, tag = "10")]
+    pub by: String,
+    /// For an update or replacement: the new document.
+    #[prost(bytes = "vec", tag = "11")]
+    pub superseded_by: Vec<u8>,
 }
 
 /// What happened to a mailbox. The numbers are part of the on-disk format;
@@ -80,4 +157,12 @@ pub enum EventKind {
     Unspecified = 0,
     /// A document arrived in the organisation's inbox.
     DocumentArrived = 1,
+    /// A recipient changed its status of a document (to the sender and to
+    /// that recipient).
+    StatusChanged = 2,
+    /// A document the organisation received was revoked, updated or
+    /// replaced by its sender.
+    DocumentRevoked = 3,
+    DocumentUpdated = 4,
+    DocumentReplaced = 5,
 }

@@ -1,0 +1,285 @@
+//! Following a document after it is sent: recipients' signed status
+//! changes (edXML 02–06) and answers (15/16), the sender's signed
+//! revocation, and a document's history.
+//!
+//! Here the signed status message is decoded and checked — the signature
+//! under the same key rules as a document, each field named in errors —
+//! and handed to the store, whose commit decides against the current state
+//! whether the move is allowed (`lifecycle`). The store seals each change
+//! with a receipt and appends it to the archive.
+
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::crypto;
+use crate::directory::Organization;
+use crate::error::{Error, Result};
+use crate::exchange::Exchange;
+use crate::lifecycle::Code;
+use crate::pb;
+use crate::store::{DocId, NewStatus, StatusOutcome, Store, StoredStatus};
+
+/// Longest description (reason or note), as for a document's summary.
+const MAX_DESCRIPTION: usize = 500;
+/// Longest staff field, and the unit or person assigned.
+const MAX_STAFF_FIELD: usize = 200;
+
+/// A signed change as it arrived.
+#[derive(Debug, Default)]
+pub struct StatusInput {
+    pub status_bytes: Vec<u8>,
+    pub signature: Option<pb::DocumentSignature>,
+}
+
+/// One entry of a document's history: a signed change, or the 01 the
+/// service set at delivery (`stored` is `None`; the document's receipt
+/// proves it).
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub document: DocId,
+    /// Organisation code of who made it.
+    pub by: String,
+    pub code: Option<Code>,
+    pub at_ms: i64,
+    pub stored: Option<StoredStatus>,
+}
+
+impl HistoryEntry {
+    fn of(document: DocId, stored: StoredStatus) -> HistoryEntry {
+        HistoryEntry {
+            document,
+            by: stored.org.clone(),
+            code: Code::from_number(stored.code),
+            at_ms: stored.accepted_at_ms,
+            stored: Some(stored),
+        }
+    }
+}
+
+pub struct Tracking {
+    store: Arc<Store>,
+    exchange: Arc<Exchange>,
+}
+
+impl Tracking {
+    pub fn new(store: Arc<Store>, exchange: Arc<Exchange>) -> Tracking {
+        Tracking { store, exchange }
+    }
+
+    /// A recipient's status change or answer.
+    pub async fn change_status(
+        &self,
+        caller: &Organization,
+        input: StatusInput,
+    ) -> Result<HistoryEntry> {
+        let (message, new) = self.check(caller, input, false)?;
+        self.commit(new, &message).await
+    }
+
+    /// The sender's revocation.
+    pub async fn revoke(&self, caller: &Organization, input: StatusInput) -> Result<HistoryEntry> {
+        let (message, new) = self.check(caller, input, true)?;
+        self.commit(new, &message).await
+    }
+
+    async fn commit(&self, new: NewStatus, message: &pb::StatusMessage) -> Result<HistoryEntry> {
+        let document = new.document;
+        match self.store.change_status(new).await? {
+            StatusOutcome::Accepted(stored) => Ok(HistoryEntry::of(document, stored)),
+            StatusOutcome::NotFound => Err(Error::not_found(format!(
+                "document {:?}",
+                message.document_id
+            ))),
+            StatusOutcome::Refused(refused) => {
+                Err(Error::precondition("status.code", refused.to_string()))
+            }
+            StatusOutcome::AlreadyFrozen(frozen) => Err(Error::precondition(
+                "status.document_id",
+                format!("the document was already {frozen}; it cannot be revoked"),
+            )),
+            StatusOutcome::KeyNoLongerUsable => Err(Error::invalid(
+                "signature.key_id",
+                "the key stopped being usable while the status was being accepted; sign with a current key",
+            )),
+        }
+    }
+
+    /// Decodes and checks a signed status message from `caller`.
+    fn check(
+        &self,
+        caller: &Organization,
+        input: StatusInput,
+        revocation: bool,
+    ) -> Result<(pb::StatusMessage, NewStatus)> {
+        let message = pb::StatusMessage::decode(input.status_bytes.as_slice()).map_err(|e| {
+            Error::invalid("status", format!("is not an encoded StatusMessage: {e}"))
+        })?;
+        let directory = self.exchange.directory();
+        let from = directory.org(&message.from);
+        if from.map(|o| o.code) != Some(caller.code) {
+            return Err(Error::invalid(
+                "status.from",
+                format!(
+                    "{:?} is not you: a status is signed in the name of the caller, {} ({})",
+                    message.from, caller.code, caller.alias
+                ),
+            ));
+        }
+        let document = DocId::parse(&message.document_id).ok_or_else(|| {
+            Error::invalid(
+                "status.document_id",
+                format!(
+                    "{:?} is not a document id (32 hexadecimal characters)",
+                    message.document_id
+                ),
+            )
+        })?;
+        let code = check_code(&message, revocation)?;
+        check_fields(&message, code)?;
+        let key = self.exchange.rules().check_signed(
+            caller,
+            &input.status_bytes,
+            input.signature.as_ref(),
+            crypto::status_message,
+            "the status",
+        )?;
+        let key_usable_until_ms = key.usable_until_ms();
+        let signature = input.signature.unwrap_or_default();
+        let new = NewStatus {
+            document,
+            from: caller.code,
+            code,
+            status_bytes: input.status_bytes,
+            signing_key_id: signature.key_id,
+            signature: signature.signature,
+            key_usable_until_ms,
+            assigned_to: message.assigned_to.trim().to_owned(),
+            deadline: message.deadline.clone(),
+        };
+        Ok((message, new))
+    }
+
+    /// The history of a document for `caller`: everything for its sender,
+    /// a recipient's own changes (and the revocation) for a recipient.
+    /// Oldest first.
+    pub fn history(&self, caller: &Organization, id: &str) -> Result<Vec<HistoryEntry>> {
+        let view = self.exchange.readable(caller, id)?;
+        let me = caller.code.as_str();
+        let sender = view.stored.sender == me;
+        let mut entries: Vec<HistoryEntry> = view
+            .stored
+            .deliveries
+            .iter()
+            .filter(|d| sender || d.recipient == me)
+            .map(|d| HistoryEntry {
+                document: view.id,
+                by: d.recipient.clone(),
+                code: Some(Code::Arrived),
+                at_ms: view.stored.accepted_at_ms,
+                stored: None,
+            })
+            .collect();
+        entries.extend(
+            self.store
+                .statuses(&view.id)?
+                .into_iter()
+                .filter(|s| sender || s.org == me || s.revocation)
+                .map(|s| HistoryEntry::of(view.id, s)),
+        );
+        entries.sort_by(|a, b| (a.at_ms, &a.by).cmp(&(b.at_ms, &b.by)));
+        Ok(entries)
+    }
+}
+
+/// The code a message asks for; `None` for a revocation.
+fn check_code(message: &pb::StatusMessage, revocation: bool) -> Result<Option<Code>> {
+    let operation = pb::Operation::try_from(message.operation).ok();
+    if revocation {
+        if operation != Some(pb::Operation::Revoke) || message.code != 0 {
+            return Err(Error::invalid(
+                "status.operation",
+                "a revocation carries operation OPERATION_REVOKE and no status code",
+            ));
+        }
+        return Ok(None);
+    }
+    if operation != Some(pb::Operation::New) {
+        return Err(Error::invalid(
+            "status.operation",
+            "a status change carries no operation; revoke with the Revoke call, update or replace by sending a new document",
+        ));
+    }
+    match u32::try_from(message.code).ok().and_then(Code::from_number) {
+        Some(Code::Arrived) => Err(Error::invalid(
+            "status.code",
+            "01 arrived is set by the service at delivery",
+        )),
+        Some(code) => Ok(Some(code)),
+        None => Err(Error::invalid(
+            "status.code",
+            format!(
+                "{} is not a status a recipient sets: 02 rejected, 03 registered, 04 assigned, 05 in progress, 06 completed, 15 agreed, 16 refused",
+                message.code
+            ),
+        )),
+    }
+}
+
+fn check_fields(message: &pb::StatusMessage, code: Option<Code>) -> Result<()> {
+    let length = |s: &str| s.chars().count();
+    let description = message.description.trim();
+    if length(description) > MAX_DESCRIPTION {
+        return Err(Error::invalid(
+            "status.description",
+            format!(
+                "is {} characters; at most {MAX_DESCRIPTION}",
+                length(description)
+            ),
+        ));
+    }
+    if description.is_empty() && matches!(code, None | Some(Code::Rejected)) {
+        return Err(Error::invalid(
+            "status.description",
+            "the reason is required to reject or revoke a document",
+        ));
+    }
+    let staff = message.staff.clone().unwrap_or_default();
+    for (field, value) in [
+        ("status.staff.department", &staff.department),
+        ("status.staff.name", &staff.name),
+        ("status.staff.mobile", &staff.mobile),
+        ("status.staff.email", &staff.email),
+        ("status.assigned_to", &message.assigned_to),
+    ] {
+        if length(value) > MAX_STAFF_FIELD {
+            return Err(Error::invalid(
+                field,
+                format!("is {} characters; at most {MAX_STAFF_FIELD}", length(value)),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(Error::invalid(field, "contains a control character"));
+        }
+    }
+    let assigning = code == Some(Code::Assigned);
+    if assigning && message.assigned_to.trim().is_empty() {
+        return Err(Error::invalid(
+            "status.assigned_to",
+            "04 assigned names the unit or person the document is assigned to",
+        ));
+    }
+    if !assigning && (!message.assigned_to.is_empty() || !message.deadline.is_empty()) {
+        return Err(Error::invalid(
+            "status.assigned_to",
+            "an assignee and a handling deadline go with 04 assigned only",
+        ));
+    }
+    if !message.deadline.is_empty() && crate::clock::parse_date(&message.deadline).is_none() {
+        return Err(Error::invalid(
+            "status.deadline",
+            format!("{:?} is not a date YYYY-MM-DD", message.deadline),
+        ));
+    }
+    Ok(())
+}
