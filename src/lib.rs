@@ -5,9 +5,9 @@
 //! # Layout
 //!
 //! Each module uses only modules listed *after* it: the command line sits on
-//! top, the leaves (`crypto`, `clock`, `error`, `pb`) at the bottom. The
-//! test `layout` in `tests/it` reads this list and every `crate::` path in
-//! `src/`, and fails on an arrow that points up.
+//! top, the leaves (`crypto`, `calendar`, `clock`, `error`, `pb`) at the
+//! bottom. The test `layout` in `tests/it` reads this list and every
+//! `crate::` path in `src/`, and fails on an arrow that points up.
 //!
 //! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `watch`,
@@ -59,6 +59,8 @@
 //!   that are signed.
 //! - [`defaults`]: the embedded defaults, used by the command line, the
 //!   server's configuration and stated in the README.
+//! - [`calendar`]: working days — Monday to Friday less each year's public
+//!   holidays from configuration — and the registration deadline.
 //! - [`clock`]: Vietnam time, in which years and dates are counted.
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
@@ -66,6 +68,7 @@
 pub mod api;
 pub mod archive;
 pub mod bench;
+pub mod calendar;
 pub mod cli;
 pub mod client;
 pub mod clock;

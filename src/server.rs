@@ -12,6 +12,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::{ExchangeApi, ExchangeServer};
 use crate::archive::Archive;
+use crate::calendar::Calendar;
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
 use crate::keys::KeyRegistry;
@@ -41,6 +42,9 @@ pub struct ServerConfig {
     /// The registry of organisations' signing keys. `None`: the one of the
     /// development PKI (`DATA/pki/signing-keys.toml`); required with `tls`.
     pub signing_keys: Option<PathBuf>,
+    /// Working days, for deadlines: the built-in holidays unless
+    /// `serve --holidays FILE` gave others.
+    pub calendar: Arc<Calendar>,
     pub limits: Limits,
     pub store: StoreOptions,
     pub notify: NotifyOptions,
@@ -58,6 +62,7 @@ impl ServerConfig {
             directory: None,
             tls: None,
             signing_keys: None,
+            calendar: Arc::new(Calendar::builtin()),
             limits: Limits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
@@ -156,6 +161,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
     let directory =
         Arc::new(Directory::load(config.directory.as_deref()).map_err(|e| fail("directory")(&e))?);
+    if let Some(warning) = config
+        .calendar
+        .missing_year_warning(config.store.clock.today())
+    {
+        tracing::warn!("{warning}");
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartError(format!(
             "cannot create the data directory {}: {e}",

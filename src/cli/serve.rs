@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -9,6 +10,7 @@ use tonic::Code;
 
 use super::error::{CliError, Result};
 use super::output;
+use crate::calendar::Calendar;
 use crate::defaults;
 use crate::exchange::Limits;
 use crate::server::{self, ServerConfig, TlsFiles};
@@ -35,6 +37,10 @@ pub struct ServeArgs {
     /// CA certificate (PEM) that client certificates must chain to.
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     pub client_ca: Option<PathBuf>,
+    /// Public holidays and working Saturdays by year (TOML), for counting
+    /// working days; default: the built-in ones (deploy/holidays.toml).
+    #[arg(long, env = "LIENTHONG_HOLIDAYS")]
+    pub holidays: Option<PathBuf>,
     /// Registry of the organisations' public signing keys (TOML); default,
     /// with the development PKI: DATA/pki/signing-keys.toml.
     #[arg(long, env = "LIENTHONG_SIGNING_KEYS")]
@@ -87,12 +93,18 @@ pub async fn run(args: ServeArgs) -> Result {
         }),
         _ => None,
     };
+    // Read before anything starts, so that a bad file stops `serve` at once.
+    let calendar = Calendar::load(args.holidays.as_deref()).map_err(|e| {
+        CliError::new(Code::FailedPrecondition, e.to_string())
+            .with_hint("deploy/holidays.toml shows the format; without --holidays, the built-in holidays apply")
+    })?;
     let config = ServerConfig {
         data_dir: args.data,
         listen: args.listen,
         directory: args.directory,
         tls,
         signing_keys: args.signing_keys,
+        calendar: Arc::new(calendar),
         limits: Limits {
             max_document_bytes: args.max_document_bytes,
             max_recipients: args.max_recipients,

@@ -11,6 +11,7 @@
 mod common;
 
 mod archive;
+mod calendar;
 mod cli;
 mod crash;
 mod exchange;
