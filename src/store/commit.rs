@@ -127,16 +127,16 @@ fn referred(txn: &mut dyn Txn, new: &NewDocument) -> Result<Referred> {
         if document.sender != new.sender.as_str() {
             return Err(unknown());
         }
-        if let Some(already) = frozen(&document) {
+        // Once only: a document already updated or replaced is superseded
+        // by its latest version. A revoked one may still be replaced once,
+        // which links the replacement to it (it stays revoked).
+        if let Some(latest) = document.superseded_by.last() {
             return Err(Error::precondition(
                 "document.supersedes.document_id",
                 format!(
-                    "document {target} was already {already}; {}",
-                    if already == Frozen::Revoked {
-                        "a revoked document cannot be updated or replaced"
-                    } else {
-                        "update or replace its latest version instead"
-                    }
+                    "document {target} was already {} by {}; update or replace that one instead",
+                    frozen(&document).map_or("superseded".to_owned(), |f| f.to_string()),
+                    hex::encode(latest)
                 ),
             ));
         }
@@ -279,7 +279,9 @@ pub(super) fn send(
         };
         let earlier = &mut changed[index].1;
         earlier.superseded_by.push(new.id.0.to_vec());
-        earlier.frozen_by = frozen_number(how);
+        if earlier.frozen_by == 0 {
+            earlier.frozen_by = frozen_number(how);
+        }
         let kind = match how {
             Frozen::Replaced => EventKind::DocumentReplaced,
             _ => EventKind::DocumentUpdated,

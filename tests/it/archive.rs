@@ -170,6 +170,8 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     signing_key_id: "k".into(),
                     signature: vec![1; 64],
                     key_usable_until_ms: None,
+                    reply_to: None,
+                    supersedes: None,
                 };
                 store.send(new).await.expect("append");
             }));
@@ -332,6 +334,7 @@ async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             document_id: ids[2].clone(),
             tree_size: 0,
+            leaf_index: None,
         })
         .await
         .expect("proof")
@@ -374,6 +377,7 @@ async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             document_id: ids[2].clone(),
             tree_size: 0,
+            leaf_index: None,
         })
         .await
         .expect_err("not a party");
@@ -586,6 +590,7 @@ async fn a_proof_without_its_leaf_or_with_another_documents_leaf_fails() {
             .get_inclusion_proof(pb::GetInclusionProofRequest {
                 document_id: id.into(),
                 tree_size: 0,
+                leaf_index: None,
             })
             .await
             .expect("proof")

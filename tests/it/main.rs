@@ -17,6 +17,7 @@ mod crash;
 mod exchange;
 mod identity;
 mod layout;
+mod lifecycle;
 mod notifications;
 mod signatures;
 mod store;

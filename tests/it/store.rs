@@ -51,6 +51,8 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         signing_key_id: "k".into(),
         signature: vec![1; 64],
         key_usable_until_ms: None,
+        reply_to: None,
+        supersedes: None,
     }
 }
 

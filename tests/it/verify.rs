@@ -230,6 +230,7 @@ async fn a_forged_proof_file_fails_with_the_trusted_key_and_without_one_says_so(
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             document_id: sent.id.clone(),
             tree_size: 0,
+            leaf_index: None,
         })
         .await
         .expect("proof")
