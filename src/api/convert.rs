@@ -13,6 +13,7 @@ pub fn organization(org: &Organization) -> pb::Organization {
         alias: org.alias.clone(),
         name: org.name.clone(),
         kind: org.kind.clone(),
+        abbreviation: org.abbreviation().unwrap_or_default().to_owned(),
     }
 }
 
