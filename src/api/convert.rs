@@ -108,6 +108,7 @@ pub fn send_response(directory: &Directory, sent: &Sent) -> pb::SendResponse {
         deliveries: deliveries(directory, &sent.view),
         duplicate: sent.duplicate,
         receipt: Some(sealed_receipt(&sent.view)),
+        number: sent.view.header.number,
     }
 }
 

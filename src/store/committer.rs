@@ -42,7 +42,11 @@ enum Job {
 
 /// A job's result, held until the flush that makes it durable.
 enum Answer {
-    Send(oneshot::Sender<Result<SendOutcome>>, Result<SendOutcome>),
+    /// Boxed: an outcome holds a whole stored document.
+    Send(
+        oneshot::Sender<Result<SendOutcome>>,
+        Box<Result<SendOutcome>>,
+    ),
     Checkpoint(oneshot::Sender<Result<Vec<u8>>>, Result<Vec<u8>>),
 }
 
@@ -53,7 +57,7 @@ impl Answer {
     fn deliver(self) {
         match self {
             Answer::Send(reply, outcome) => {
-                let _ = reply.send(outcome);
+                let _ = reply.send(*outcome);
             }
             Answer::Checkpoint(reply, outcome) => {
                 let _ = reply.send(outcome);
@@ -256,7 +260,7 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
                         events.append(&mut new_events);
                         outcome
                     });
-                    answers.push(Answer::Send(reply, outcome));
+                    answers.push(Answer::Send(reply, Box::new(outcome)));
                 }
                 Job::Checkpoint { reply } => {
                     answers.push(Answer::Checkpoint(reply, setup.checkpoint(true)));

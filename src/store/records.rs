@@ -36,6 +36,10 @@ pub struct StoredDocument {
     pub receipt: Vec<u8>,
     #[prost(bytes = "vec", tag = "11")]
     pub receipt_signature: Vec<u8>,
+    /// The document's number: as in its header, or the one the service
+    /// assigned when the header carries 0 (the signed bytes stay as sent).
+    #[prost(uint64, tag = "12")]
+    pub number: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]

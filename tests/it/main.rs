@@ -17,6 +17,7 @@ mod exchange;
 mod identity;
 mod layout;
 mod notifications;
+mod numbering;
 mod signatures;
 mod store;
 mod validation;
