@@ -291,8 +291,18 @@ async fn drive(
         let sender = options.senders[i % options.senders.len()].clone();
         let signer =
             pki::find_signing_key(&PkiPaths::new(pki_dir), &sender).map_err(|e| e.to_string())?;
-        let client = connect_as(url, pki_dir, &sender).await?;
-        clients.push((sender, Arc::new(signer), client));
+        let mut client = connect_as(url, pki_dir, &sender).await?;
+        // A công văn's notation: the sender's abbreviation, then a unit.
+        let caller = client
+            .get_directory(pb::GetDirectoryRequest {})
+            .await
+            .map_err(|e| format!("the directory: {}", e.message()))?
+            .into_inner()
+            .caller
+            .unwrap_or_default();
+        let abbreviation = Some(caller.abbreviation).filter(|a| !a.is_empty());
+        let notation = format!("{}-TH", abbreviation.as_deref().unwrap_or("VP"));
+        clients.push((sender, notation, Arc::new(signer), client));
     }
     // Every document needs a number unique for its sender in the year.
     let base = crate::clock::now_ms() as u64 % 10_000_000_000 * 5;
@@ -305,7 +315,7 @@ async fn drive(
     let started = Instant::now();
     let deadline = started + options.duration;
     let mut tasks = Vec::with_capacity(clients.len());
-    for (sender, signer, mut client) in clients {
+    for (sender, notation, signer, mut client) in clients {
         let (attachments, next_number, sent, date) = (
             attachments.clone(),
             next_number.clone(),
@@ -331,7 +341,7 @@ async fn drive(
                     from: sender.clone(),
                     to: to.clone(),
                     number,
-                    notation: "UBND-VP".into(),
+                    notation: notation.clone(),
                     promulgation_date: date.clone(),
                     document_type: "cong-van".into(),
                     subject: format!("V/v kiểm tra tải, số {number}"),

@@ -73,9 +73,27 @@ pub struct Organization {
     /// "committee", "office", "department", "commune", ... (data, not an enum:
     /// a province may have other kinds).
     pub kind: String,
+    /// The issuer part of its notations (`UBND` in `15/QĐ-UBND`), when
+    /// known: see [`Organization::abbreviation`].
+    abbreviation: Option<String>,
 }
 
+/// The kinds whose issuer abbreviation is `UBND` when the directory gives
+/// none: every People's Committee writes it.
+const PEOPLES_COMMITTEES: [&str; 2] = ["committee", "commune"];
+
 impl Organization {
+    /// The issuer part of this organisation's notations: the directory's
+    /// `abbreviation`, else `UBND` for a committee or a commune, else `None`
+    /// (the notation's issuer part is then not checked).
+    pub fn abbreviation(&self) -> Option<&str> {
+        match &self.abbreviation {
+            Some(a) => Some(a),
+            None if PEOPLES_COMMITTEES.contains(&self.kind.as_str()) => Some("UBND"),
+            None => None,
+        }
+    }
+
     /// `000.02.09.H37 (phong-noi-vu)`, for messages.
     pub fn label(&self) -> String {
         format!("{} ({})", self.code, self.alias)
@@ -143,6 +161,8 @@ struct OrgRow {
     alias: String,
     name: String,
     kind: String,
+    #[serde(default)]
+    abbreviation: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +171,13 @@ struct GroupRow {
     alias: String,
     name: String,
     kinds: Vec<String>,
+}
+
+/// Letters and digits only (Vietnamese letters included: `GDĐT`), since a
+/// hyphen separates the parts of a notation.
+fn valid_abbreviation(abbreviation: &str) -> bool {
+    (1..=20).contains(&abbreviation.chars().count())
+        && abbreviation.chars().all(char::is_alphanumeric)
 }
 
 fn valid_alias(alias: &str) -> bool {
@@ -205,6 +232,15 @@ impl Directory {
             if row.name.trim().is_empty() || row.kind.trim().is_empty() {
                 return invalid(format!("org {code}: name and kind must not be empty"));
             }
+            if let Some(a) = row
+                .abbreviation
+                .as_deref()
+                .filter(|a| !valid_abbreviation(a))
+            {
+                return invalid(format!(
+                    "org {code}: abbreviation {a:?} must be 1 to 20 letters or digits (the issuer part of a notation, e.g. \"UBND\")"
+                ));
+            }
             for key in [row.code.clone(), row.alias.clone()] {
                 if dir.by_name.insert(key.clone(), Entry::Org(i)).is_some() {
                     return invalid(format!("{key:?} names two entries"));
@@ -215,6 +251,7 @@ impl Directory {
                 alias: row.alias,
                 name: row.name,
                 kind: row.kind,
+                abbreviation: row.abbreviation,
             });
         }
         for (i, row) in file.group.into_iter().enumerate() {
@@ -375,6 +412,29 @@ mod tests {
         ] {
             assert!(OrgCode::parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn issuer_abbreviations_come_from_the_directory_or_the_kind() {
+        let dir = huu_lung();
+        let abbr = |name: &str| dir.org(name).and_then(Organization::abbreviation);
+        assert_eq!(abbr("ubnd-huyen"), Some("UBND"));
+        assert_eq!(abbr("phong-noi-vu"), Some("PNV"));
+        assert_eq!(abbr("xa-van-nham"), Some("UBND"));
+        let text = "[[org]]\ncode = \"000.01.01.H01\"\nalias = \"xa\"\nname = \"X\"\nkind = \"commune\"\n\
+                    [[org]]\ncode = \"000.02.01.H01\"\nalias = \"so\"\nname = \"S\"\nkind = \"agency\"\n";
+        let dir = Directory::from_toml(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            dir.org("xa").and_then(Organization::abbreviation),
+            Some("UBND")
+        );
+        assert_eq!(dir.org("so").and_then(Organization::abbreviation), None);
+        let bad = text.replace(
+            "kind = \"agency\"",
+            "kind = \"agency\"\nabbreviation = \"P-NV\"",
+        );
+        let err = Directory::from_toml(&bad).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("abbreviation \"P-NV\""));
     }
 
     #[test]

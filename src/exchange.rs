@@ -17,8 +17,8 @@ use crate::keys::{KeyRegistry, RegisteredKey};
 use crate::pb;
 use crate::receipt::ServiceKey;
 use crate::store::{
-    DocId, InboxItem, NewAttachment, NewDocument, OutboxItem, SendOutcome, Store, StoredDocument,
-    StoredStatus,
+    DocId, InboxItem, NewAttachment, NewDocument, Numbering, OutboxItem, SendOutcome, Store,
+    StoredDocument, StoredStatus,
 };
 
 /// Configurable limits on what one send may carry.
@@ -58,6 +58,23 @@ pub struct DocumentView {
     pub id: DocId,
     pub stored: StoredDocument,
     pub header: pb::Document,
+}
+
+impl DocumentView {
+    /// A stored document with its header decoded.
+    pub fn new(id: DocId, stored: StoredDocument) -> Result<DocumentView> {
+        let header = document::decode(&stored.document_bytes)?;
+        Ok(DocumentView::with_header(id, stored, header))
+    }
+
+    /// A number the service assigned stands in the header in place of the
+    /// 0 that the sender signed, so every view shows the document's number.
+    fn with_header(id: DocId, stored: StoredDocument, mut header: pb::Document) -> DocumentView {
+        if header.number == 0 {
+            header.number = stored.number;
+        }
+        DocumentView { id, stored, header }
+    }
 }
 
 #[derive(Debug)]
@@ -199,11 +216,12 @@ impl Exchange {
                 .collect(),
             content_digest,
             idempotency_key,
-            numbering: (
-                checked.numbering_year(),
-                header.number,
-                header.notation.clone(),
-            ),
+            numbering: Numbering {
+                year: checked.numbering_year(),
+                series: checked.series(),
+                number: checked.number(),
+                notation: header.notation.clone(),
+            },
             signing_key_id: input
                 .signature
                 .as_ref()
@@ -214,19 +232,14 @@ impl Exchange {
             reply_to,
             supersedes,
         };
-        let numbering = format!("{:02}/{}", header.number, header.notation);
-        let header = checked.document;
+        let taken = number_taken(caller, &checked);
         match self.store.send(new).await? {
             SendOutcome::Accepted(id, stored) => Ok(Sent {
-                view: DocumentView { id, stored, header },
+                view: DocumentView::with_header(id, stored, checked.document),
                 duplicate: false,
             }),
             SendOutcome::Duplicate(id, stored) => Ok(Sent {
-                view: DocumentView {
-                    id,
-                    header: document::decode(&stored.document_bytes)?,
-                    stored,
-                },
+                view: DocumentView::new(id, stored)?,
                 duplicate: true,
             }),
             SendOutcome::KeyReused(id) => Err(Error::exists(
@@ -237,13 +250,7 @@ impl Exchange {
                 "signature.key_id",
                 "the key stopped being usable while the document was being accepted; sign with a current key",
             )),
-            SendOutcome::NumberTaken(id) => Err(Error::exists(
-                "document.number",
-                format!(
-                    "{numbering} was already issued by {} this year (document {id}); number and notation are unique per issuer within a year",
-                    caller.alias
-                ),
-            )),
+            SendOutcome::NumberTaken(id) => Err(taken(id)),
         }
     }
 
@@ -264,11 +271,7 @@ impl Exchange {
         if !party {
             return Err(not_found());
         }
-        Ok(DocumentView {
-            id: doc_id,
-            header: document::decode(&stored.document_bytes)?,
-            stored,
-        })
+        DocumentView::new(doc_id, stored)
     }
 
     /// One document and, if asked, its attachments' contents.
@@ -335,11 +338,7 @@ impl Exchange {
                 Ok(InboxView {
                     arrival_year: item.arrival_year,
                     arrival_number: item.arrival_number,
-                    view: DocumentView {
-                        id: item.id,
-                        header: document::decode(&item.document.document_bytes)?,
-                        stored: item.document,
-                    },
+                    view: DocumentView::new(item.id, item.document)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -369,13 +368,7 @@ impl Exchange {
         let items = page
             .items
             .into_iter()
-            .map(|item: OutboxItem| {
-                Ok(DocumentView {
-                    id: item.id,
-                    header: document::decode(&item.document.document_bytes)?,
-                    stored: item.document,
-                })
-            })
+            .map(|item: OutboxItem| DocumentView::new(item.id, item.document))
             .collect::<Result<_>>()?;
         let next_page_token = page.next.map_or(String::new(), |seq| {
             encode_token(TOKEN_OUTBOX, &seq.to_be_bytes())
@@ -404,6 +397,7 @@ impl Rules {
         }
         let idempotency_key = check_idempotency_key(&input.idempotency_key)?.map(str::to_owned);
         let checked = document::check(document::decode(&input.document_bytes)?)?;
+        document::check_date_of_issue(checked.promulgation_date, self.clock.today())?;
         let header = &checked.document;
 
         // Identity comes from the certificate; the document's own "from" must
@@ -421,6 +415,7 @@ impl Rules {
                 from.label()
             )));
         }
+        document::check_issuer(&checked, &from.label(), from.abbreviation())?;
         let key = self.check_signature(caller, &input.document_bytes, input.signature.as_ref())?;
         let key_usable_until_ms = key.usable_until_ms();
         let recipients = self
@@ -557,6 +552,26 @@ fn check_supersedes(s: &pb::Supersedes) -> Result<(DocId, crate::lifecycle::Froz
         ));
     }
     Ok((id, how))
+}
+
+/// The error for a number and notation the sender already used in the
+/// document's year and series; `id` is the document that holds them.
+fn number_taken(caller: &Organization, checked: &CheckedDocument) -> impl FnOnce(DocId) -> Error {
+    let header = &checked.document;
+    let message = format!(
+        "{:02}/{} was already issued by {} in {}, in its {}",
+        header.number,
+        header.notation,
+        caller.alias,
+        checked.numbering_year(),
+        checked.series().describe()
+    );
+    move |id| {
+        Error::exists(
+            "document.number",
+            format!("{message} (document {id}); number and notation are unique per issuer, year and series"),
+        )
+    }
 }
 
 fn check_idempotency_key(key: &str) -> Result<Option<&str>> {

@@ -110,7 +110,8 @@ pub async fn fill(
                     from: org.alias.clone(),
                     to: to.clone(),
                     number: n + 1,
-                    notation: "UBND-VP".into(),
+                    // A công văn: the issuer's abbreviation, then a unit.
+                    notation: format!("{}-TH", org.abbreviation().unwrap_or("VP")),
                     promulgation_date: date.clone(),
                     document_type: "cong-van".into(),
                     subject: format!("V/v văn bản số {} để đo ở quy mô lớn", n + 1),

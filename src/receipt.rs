@@ -128,6 +128,7 @@ impl Sealer for Notary {
             service_key_id: self.key.key_id.clone(),
             signing_key_id: new.signing_key_id.clone(),
             signature_sha256: crypto::sha256(&new.signature).to_vec(),
+            number: accepted.number,
         };
         let bytes = receipt.encode_to_vec();
         let signature = self

@@ -16,6 +16,7 @@ pub fn organization(org: &Organization) -> pb::Organization {
         alias: org.alias.clone(),
         name: org.name.clone(),
         kind: org.kind.clone(),
+        abbreviation: org.abbreviation().unwrap_or_default().to_owned(),
     }
 }
 
@@ -139,6 +140,7 @@ pub fn send_response(directory: &Directory, sent: &Sent) -> pb::SendResponse {
         deliveries: deliveries(directory, &sent.view, &sent.view.stored.sender),
         duplicate: sent.duplicate,
         receipt: Some(sealed_receipt(&sent.view)),
+        number: sent.view.header.number,
     }
 }
 

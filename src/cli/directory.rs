@@ -29,22 +29,41 @@ fn print_directory(d: &pb::GetDirectoryResponse, as_json: bool) {
     if as_json {
         print_json(&json!({
             "caller": output::org(&d.caller),
-            "organizations": d.organizations.iter().map(|o| output::org(&Some(o.clone()))).collect::<Vec<_>>(),
+            "organizations": d.organizations.iter().map(|o| {
+                let mut row = output::org(&Some(o.clone()));
+                row["abbreviation"] = json!(o.abbreviation);
+                row
+            }).collect::<Vec<_>>(),
             "groups": d.groups.iter().map(|g| json!({"alias": g.alias, "name": g.name, "kinds": g.kinds})).collect::<Vec<_>>(),
         }));
         return;
     }
     outln!("you are: {}", output::org_short(&d.caller));
-    outln!("{:<14} {:<16} {:<11} NAME", "CODE", "ALIAS", "KIND");
+    // ABBR: the issuer part of the organisation's notations (15/QĐ-UBND).
+    outln!(
+        "{:<14} {:<16} {:<11} {:<7} NAME",
+        "CODE",
+        "ALIAS",
+        "KIND",
+        "ABBR"
+    );
     for o in &d.organizations {
-        outln!("{:<14} {:<16} {:<11} {}", o.code, o.alias, o.kind, o.name);
+        outln!(
+            "{:<14} {:<16} {:<11} {:<7} {}",
+            o.code,
+            o.alias,
+            o.kind,
+            o.abbreviation,
+            o.name
+        );
     }
     for g in &d.groups {
         outln!(
-            "{:<14} {:<16} {:<11} {}",
+            "{:<14} {:<16} {:<11} {:<7} {}",
             "(group)",
             g.alias,
             g.kinds.join(","),
+            "",
             g.name
         );
     }

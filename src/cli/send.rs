@@ -41,10 +41,12 @@ pub struct SendArgs {
     /// Vietnamese name (Chỉ thị, or chi thi); `lienthong types` lists them.
     #[arg(long = "type", value_name = "TYPE")]
     pub document_type: String,
-    /// Number (số), restarting each year.
-    #[arg(long)]
+    /// Number (số), restarting each year; `auto`: the server assigns the
+    /// next number of your series (secret documents have their own).
+    #[arg(long, value_name = "N|auto", value_parser = parse_number)]
     pub number: u64,
-    /// Notation (ký hiệu), e.g. CT-UBND.
+    /// Notation (ký hiệu): type abbreviation, your organisation's (see
+    /// `lienthong directory`), then optionally a unit: CT-UBND, UBND-VX.
     #[arg(long)]
     pub notation: String,
     /// Summary line (trích yếu).
@@ -181,8 +183,20 @@ pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result 
             CliError::from(status)
         })?
         .into_inner();
-    print_sent(&response, args.conn.json);
+    print_sent(&response, args.number == 0, args.conn.json);
     Ok(())
+}
+
+/// `--number`: a number, or `auto`, sent as 0 ("to be assigned").
+fn parse_number(text: &str) -> std::result::Result<u64, String> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(0);
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("numbers start at 1; give `auto` to have the server assign one".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is neither a number nor `auto`")),
+    }
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -219,10 +233,12 @@ fn org_of_certificate(path: &Path) -> Result<String> {
         .map_err(|e| format!("{}: {e}; give --as ORG", path.display()).into())
 }
 
-fn print_sent(r: &pb::SendResponse, as_json: bool) {
+fn print_sent(r: &pb::SendResponse, auto: bool, as_json: bool) {
     if as_json {
         print_json(&json!({
             "id": r.id,
+            "number": r.number,
+            "number_assigned": auto,
             "edxml_id": r.edxml_id,
             "accepted_at": output::at(r.accepted_at_ms),
             "accepted_at_ms": r.accepted_at_ms,
@@ -237,6 +253,9 @@ fn print_sent(r: &pb::SendResponse, as_json: bool) {
         "sent"
     };
     outln!("{what}: {}", r.id);
+    if auto {
+        outln!("number: {:02} (assigned by the server)", r.number);
+    }
     outln!("edXML id: {}", r.edxml_id);
     outln!("accepted: {}", clock::format_vietnam(r.accepted_at_ms));
     outln!(

@@ -22,10 +22,43 @@ pub struct CheckedDocument {
     pub promulgation_date: Date,
 }
 
+/// Which of its issuer's number series a document takes (Decree 30):
+/// secret documents (mật, tối mật, tuyệt mật) are numbered apart, so
+/// `12/CT-UBND` secret and `12/CT-UBND` ordinary are two documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Series {
+    Ordinary = 0,
+    Secret = 1,
+}
+
+impl Series {
+    /// How messages name the series.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Series::Ordinary => "ordinary series",
+            Series::Secret => "secret series",
+        }
+    }
+}
+
 impl CheckedDocument {
     /// The year the number belongs to: numbers restart each 1 January.
     pub fn numbering_year(&self) -> u16 {
         self.promulgation_date.year() as u16
+    }
+
+    pub fn series(&self) -> Series {
+        if self.document.secrecy == pb::Secrecy::None as i32 {
+            Series::Ordinary
+        } else {
+            Series::Secret
+        }
+    }
+
+    /// The number in the header, or `None` when it is 0: the sender asks
+    /// the service to assign the next number of the series.
+    pub fn number(&self) -> Option<u64> {
+        (self.document.number != 0).then_some(self.document.number)
     }
 }
 
@@ -40,7 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<pb::Document> {
     })
 }
 
-const MAX_NUMBER: u64 = 99_999_999_999; // edXML CodeNumber: at most 11 digits
+pub const MAX_NUMBER: u64 = 99_999_999_999; // edXML CodeNumber: at most 11 digits
 const MAX_ATTACHMENTS: usize = 100;
 
 /// Counts characters, not bytes: the limits of edXML are in characters, and
@@ -141,10 +174,13 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
         check_line(&format!("document.to[{i}]"), to, 64, true)?;
     }
 
-    if d.number == 0 || d.number > MAX_NUMBER {
+    if d.number > MAX_NUMBER {
         return Err(Error::invalid(
             "document.number",
-            format!("must be from 1 to {MAX_NUMBER} (got {})", d.number),
+            format!(
+                "must be from 1 to {MAX_NUMBER}, or 0 for the service to assign the next one (got {})",
+                d.number
+            ),
         ));
     }
     check_line("document.notation", &d.notation, 30, true)?;
@@ -152,6 +188,18 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
         return Err(Error::invalid(
             "document.notation",
             "is the part after the number and must not contain '/' (e.g. \"QĐ-UBND\")",
+        ));
+    }
+    if d.notation
+        .split('-')
+        .any(|part| part.is_empty() || part.contains(char::is_whitespace))
+    {
+        return Err(Error::invalid(
+            "document.notation",
+            format!(
+                "is parts joined by single hyphens, without spaces (e.g. \"QĐ-UBND\" or \"UBND-VX\"), got {:?}",
+                d.notation
+            ),
         ));
     }
     let document_type = types::find(&d.document_type).ok_or_else(|| {
@@ -185,6 +233,9 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
     }
     let promulgation_date = check_date("document.promulgation_date", &d.promulgation_date)?;
     check_line("document.subject", &d.subject, 500, true)?;
+    if document_type.code == "cong-van" {
+        check_official_letter_subject(&d.subject)?;
+    }
     check_text("document.content", &d.content, 500, false)?;
     if let Some(signer) = &d.signer {
         if !COMPETENCES.contains(&signer.competence.as_str()) {
@@ -264,6 +315,94 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
     })
 }
 
+/// A công văn's summary line says what it is about: "V/v …" ("về việc").
+fn check_official_letter_subject(subject: &str) -> Result<()> {
+    match subject.trim_start().strip_prefix("V/v") {
+        Some(rest) if !rest.trim().is_empty() => Ok(()),
+        _ => Err(Error::invalid(
+            "document.subject",
+            format!(
+                "a Công văn's subject starts with \"V/v\" and says what it is about (Decree 30), e.g. \"V/v triển khai kế hoạch\"; got {subject:?}"
+            ),
+        )),
+    }
+}
+
+/// The issuer part of a notation: the part right after the type's
+/// abbreviation (the first part for a công văn or thư công), which must be
+/// the issuer's abbreviation exactly. Parts after it name the drafting unit
+/// and are free: `CT-UBND`, `CT-UBND-VP`, `UBND-VX`. With no abbreviation
+/// known for the issuer, nothing more is checked.
+pub fn check_issuer(
+    checked: &CheckedDocument,
+    issuer: &str,
+    abbreviation: Option<&str>,
+) -> Result<()> {
+    let Some(abbreviation) = abbreviation else {
+        return Ok(());
+    };
+    let notation = &checked.document.notation;
+    let kind = checked.document_type;
+    let at = usize::from(!kind.abbreviation.is_empty());
+    let found = notation.split('-').nth(at);
+    if found == Some(abbreviation) {
+        return Ok(());
+    }
+    let expected = if kind.abbreviation.is_empty() {
+        abbreviation.to_owned()
+    } else {
+        format!("{}-{abbreviation}", kind.abbreviation)
+    };
+    let hint = if found == Some("UBND") {
+        "; a document in the committee's name (TM. Ủy ban nhân dân) is issued by the committee itself"
+    } else {
+        ""
+    };
+    Err(Error::invalid(
+        "document.notation",
+        format!(
+            "{issuer} issues as {abbreviation:?}, so a {}'s notation is {expected:?}, optionally followed by \"-UNIT\" (got {notation:?}){hint}",
+            kind.name
+        ),
+    ))
+}
+
+/// How far back a date of issue may lie. A clerk registering a document
+/// issued years ago is doing something else (digitising an archive), and
+/// a date decades back is a typing error.
+pub const MAX_YEARS_BACK: i32 = 10;
+
+/// A plausible date of issue: not after `today` (Vietnam time, by the
+/// service's clock) and not more than [`MAX_YEARS_BACK`] years before it.
+pub fn check_date_of_issue(date: Date, today: Date) -> Result<()> {
+    let field = "document.promulgation_date";
+    if date > today {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} is after today ({} in Vietnam): a document is dated the day it is issued",
+                clock::format_date(date),
+                clock::format_date(today)
+            ),
+        ));
+    }
+    let year = today.year() - MAX_YEARS_BACK;
+    let earliest = Date::from_calendar_date(year, today.month(), today.day())
+        .or_else(|_| Date::from_calendar_date(year, today.month(), 28))
+        .unwrap_or(today);
+    if date < earliest {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} is more than {MAX_YEARS_BACK} years before today ({}); check the year",
+                clock::format_date(date),
+                clock::format_date(today)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The edXML DocumentId: `OrganId,yyyy/MM/dd,Number/Notation`.
 pub fn edxml_id(sender: &str, promulgation_date: &str, number: u64, notation: &str) -> String {
     format!(
@@ -303,6 +442,61 @@ mod tests {
     }
 
     #[test]
+    fn number_zero_asks_for_one() {
+        let mut d = valid();
+        d.number = 0;
+        assert_eq!(check(d).ok().map(|c| c.number()), Some(None));
+    }
+
+    #[test]
+    fn a_cong_van_is_about_something() {
+        let mut d = valid();
+        d.document_type = "cong-van".into();
+        d.notation = "UBND-VX".into();
+        d.subject = "V/v triển khai kế hoạch".into();
+        assert!(check(d.clone()).is_ok());
+        for bad in ["V/v", "V/v  ", "Về việc triển khai", "v/v triển khai"] {
+            d.subject = bad.into();
+            assert_eq!(field_of(d.clone()), "document.subject", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_part_follows_the_type() {
+        let checked = |notation: &str, kind: &str| {
+            let mut d = valid();
+            d.notation = notation.into();
+            d.document_type = kind.into();
+            d.subject = "V/v phòng cháy".into();
+            check(d).unwrap_or_else(|e| panic!("{notation}: {e}"))
+        };
+        let issuer = |c: &CheckedDocument, abbr: Option<&str>| check_issuer(c, "x", abbr).is_ok();
+        assert!(issuer(&checked("CT-PNV", "CT"), Some("PNV")));
+        assert!(issuer(&checked("CT-PNV-TCCB", "CT"), Some("PNV")));
+        assert!(issuer(&checked("PNV", "cong-van"), Some("PNV")));
+        assert!(issuer(&checked("PNV-VX", "cong-van"), Some("PNV")));
+        assert!(!issuer(&checked("CT-UBND", "CT"), Some("PNV")));
+        assert!(!issuer(&checked("CT-VX-PNV", "CT"), Some("PNV")));
+        assert!(!issuer(&checked("CT-pnv", "CT"), Some("PNV")));
+        assert!(!issuer(&checked("UBND-PNV", "cong-van"), Some("PNV")));
+        assert!(!issuer(&checked("CT-PNV", "cong-van"), Some("PNV")));
+        assert!(issuer(&checked("CT-ANY", "CT"), None));
+    }
+
+    #[test]
+    fn dates_of_issue_are_plausible() {
+        let day = |t: &str| clock::parse_date(t).unwrap_or_else(|| panic!("{t}"));
+        let today = day("2026-11-20");
+        assert!(check_date_of_issue(today, today).is_ok());
+        assert!(check_date_of_issue(day("2016-11-20"), today).is_ok());
+        assert!(check_date_of_issue(day("2016-11-19"), today).is_err());
+        assert!(check_date_of_issue(day("2026-11-21"), today).is_err());
+        // From 29 February, ten years back is 28 February.
+        assert!(check_date_of_issue(day("2018-02-28"), day("2028-02-29")).is_ok());
+        assert!(check_date_of_issue(day("2018-02-27"), day("2028-02-29")).is_err());
+    }
+
+    #[test]
     fn limits_count_characters_not_bytes() {
         let mut d = valid();
         d.subject = "ữ".repeat(500); // 1500 bytes, 500 characters
@@ -317,7 +511,22 @@ mod tests {
         let cases: Vec<(&str, Mutation)> = vec![
             ("document.from", Box::new(|d| d.from.clear())),
             ("document.to", Box::new(|d| d.to.clear())),
-            ("document.number", Box::new(|d| d.number = 0)),
+            ("document.number", Box::new(|d| d.number = MAX_NUMBER + 1)),
+            (
+                "document.notation",
+                Box::new(|d| d.notation = "CT--UBND".into()),
+            ),
+            (
+                "document.notation",
+                Box::new(|d| d.notation = "CT-UBND ".into()),
+            ),
+            (
+                "document.subject",
+                Box::new(|d| {
+                    d.document_type = "cong-van".into();
+                    d.notation = "UBND-VX".into();
+                }),
+            ),
             (
                 "document.notation",
                 Box::new(|d| d.notation = "UBND".into()),

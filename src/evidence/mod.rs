@@ -325,9 +325,19 @@ fn check_receipt(evidence: &Evidence, receipt: &pb::Receipt, trusted: &PublicKey
 /// 2. The document: the bytes the receipt attests.
 fn check_document(evidence: &Evidence, receipt: &pb::Receipt) -> Check {
     if crypto::sha256(&evidence.document).as_slice() == receipt.document_sha256.as_slice() {
+        // A document signed with number 0 asked the service for one: the
+        // number is then the receipt's, under the service's signature.
+        let signed_number = pb::Document::decode(evidence.document.as_slice()).map(|d| d.number);
+        let assigned = match signed_number {
+            Ok(0) if receipt.number != 0 => format!(
+                "; signed with number 0, it was numbered {:02} by the service",
+                receipt.number
+            ),
+            _ => String::new(),
+        };
         pass(
             "document",
-            "document.pb is the document the receipt attests".into(),
+            format!("document.pb is the document the receipt attests{assigned}"),
         )
     } else {
         fail(

@@ -166,11 +166,10 @@ pub(super) fn send(
             };
         }
     }
-    let (year, number, notation) = &new.numbering;
-    let numbering_key = keys::numbering(&new.sender, *year, *number, notation);
-    if let Some(v) = txn.get(Space::Numbering, &numbering_key)? {
-        return Ok((SendOutcome::NumberTaken(DocId::from_slice(&v)?), Vec::new()));
-    }
+    let number = match claim_number(txn, new)? {
+        Ok(claim) => claim,
+        Err(taken) => return Ok((SendOutcome::NumberTaken(taken), Vec::new())),
+    };
     // Checked here, in the same transaction as the writes, so that a
     // revocation cannot slip in between the check and the reply.
     let referred = referred(txn, new)?;
@@ -218,6 +217,7 @@ pub(super) fn send(
 
     let sealed = sealer.seal(&Accepted {
         new,
+        number: number.number,
         accepted_at_ms,
         deliveries: &deliveries,
     })?;
@@ -239,6 +239,7 @@ pub(super) fn send(
         signature: new.signature.clone(),
         receipt: sealed.receipt,
         receipt_signature: sealed.signature,
+        number: number.number,
         ..StoredDocument::default()
     };
     put_document(txn, &new.id, &document)?;
@@ -258,7 +259,7 @@ pub(super) fn send(
             &value,
         )?;
     }
-    txn.put(Space::Numbering, &numbering_key, &new.id.0)?;
+    number.record(txn, &new.id)?;
 
     // The earlier documents learn of this one. Both may be the same
     // document: change one copy of it.
@@ -436,6 +437,64 @@ pub(super) fn status(
     }
     put_document(txn, &new.document, &document)?;
     Ok((StatusOutcome::Accepted(stored), events))
+}
+
+/// A number of the sender's series, free for the document's notation.
+struct NumberClaim {
+    number: u64,
+    key: Vec<u8>,
+    issued_key: Vec<u8>,
+    highest: u64,
+}
+
+impl NumberClaim {
+    /// Takes the number, and raises the series' highest if it is above.
+    fn record(&self, txn: &mut dyn Txn, id: &DocId) -> Result<()> {
+        txn.put(Space::Numbering, &self.key, &id.0)?;
+        if self.number > self.highest {
+            txn.put(
+                Space::Counters,
+                &self.issued_key,
+                &self.number.to_be_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The document's number: the one it gives, or, for 0, the highest of its
+/// series plus one, assigned here, in the one writer's transaction, so that
+/// concurrent sends never get the same one and the series has no gap.
+/// `Err` names the document that already holds it. Writes nothing.
+fn claim_number(txn: &mut dyn Txn, new: &NewDocument) -> Result<Result<NumberClaim, DocId>> {
+    let n = &new.numbering;
+    let issued_key = keys::issued_counter(&new.sender, n.year, n.series);
+    let highest = counter(txn, &issued_key)?;
+    let number = match n.number {
+        Some(number) => number,
+        None if highest >= crate::document::MAX_NUMBER => {
+            return Err(Error::exhausted(
+                "document.number",
+                format!(
+                    "the {} of {} is full: its last number, {}, is used",
+                    n.series.describe(),
+                    n.year,
+                    crate::document::MAX_NUMBER
+                ),
+            ))
+        }
+        None => highest + 1,
+    };
+    let key = keys::numbering(&new.sender, n.year, n.series, number, &n.notation);
+    if let Some(v) = txn.get(Space::Numbering, &key)? {
+        return Ok(Err(DocId::from_slice(&v)?));
+    }
+    Ok(Ok(NumberClaim {
+        number,
+        key,
+        issued_key,
+        highest,
+    }))
 }
 
 /// Gives `event` the next sequence of `org`'s log and stores it; once more

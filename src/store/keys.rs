@@ -4,6 +4,7 @@
 //! mailbox is one contiguous range.
 
 use crate::directory::OrgCode;
+use crate::document::Series;
 
 /// `org ‖ year u16 ‖ arrival_number u64`
 pub fn inbox(org: &OrgCode, year: u16, number: u64) -> Vec<u8> {
@@ -63,13 +64,23 @@ pub fn idempotency(org: &OrgCode, key: &str) -> Vec<u8> {
     k
 }
 
-/// `org ‖ year u16 ‖ number u64 ‖ notation`: Decree 30 makes number and
-/// notation unique per issuer within a year.
-pub fn numbering(org: &OrgCode, year: u16, number: u64, notation: &str) -> Vec<u8> {
+/// `org ‖ year u16 ‖ series u8 ‖ number u64 ‖ notation`: Decree 30 makes
+/// number and notation unique per issuer within a year and a series.
+pub fn numbering(org: &OrgCode, year: u16, series: Series, number: u64, notation: &str) -> Vec<u8> {
     let mut k = org.as_bytes().to_vec();
     k.extend_from_slice(&year.to_be_bytes());
+    k.push(series as u8);
     k.extend_from_slice(&number.to_be_bytes());
     k.extend_from_slice(notation.as_bytes());
+    k
+}
+
+/// `"issued" ‖ org ‖ year u16 ‖ series u8`: the highest number used.
+pub fn issued_counter(org: &OrgCode, year: u16, series: Series) -> Vec<u8> {
+    let mut k = b"issued".to_vec();
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&year.to_be_bytes());
+    k.push(series as u8);
     k
 }
 

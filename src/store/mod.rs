@@ -22,7 +22,7 @@
 //!
 //! | keyspace      | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
-//! | `meta`        | `"schema"`                            | `"lienthong-store-1"`                |
+//! | `meta`        | `"schema"`                            | `"lienthong-store-2"`                |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
 //! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
@@ -36,8 +36,9 @@
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
 //! |               | `"events" ‖ org`                      | last event seq, u64                  |
 //! |               | `"archive"`                           | leaves in the archive log, u64       |
+//! |               | `"issued" ‖ org ‖ year u16 ‖ series u8` | highest number the issuer used in that series, u64 |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
-//! | `numbering`   | `org ‖ year u16 ‖ number u64 ‖ notation` | `doc_id[16]`                      |
+//! | `numbering`   | `org ‖ year u16 ‖ series u8 ‖ number u64 ‖ notation` | `doc_id[16]`        |
 //! | `statuses`    | `doc_id[16] ‖ org ‖ change u32`       | [`StoredStatus`] (prost)             |
 //! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
 //!
@@ -47,6 +48,11 @@
 //! is kept in `statuses`, in order, with its receipt and archive leaf; a
 //! revocation, update or replacement freezes the record (`frozen_by`), and
 //! replies and supersessions are listed on the earlier document's record.
+//!
+//! `series` is 0 for ordinary documents and 1 for secret ones, which
+//! Decree 30 numbers apart ([`Series`]). The `"issued"` counter rises with
+//! every number used, given or assigned, so the next assigned number is
+//! the highest used plus one.
 //!
 //! Attachments are content-addressed by their SHA-256, which the document
 //! record lists: up to [`INLINE_ATTACHMENT_MAX`] bytes in `small_attachments`
@@ -86,6 +92,7 @@ pub(crate) mod files;
 mod keys;
 mod records;
 pub mod sled;
+mod upgrade;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -93,6 +100,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::directory::OrgCode;
+pub use crate::document::Series;
 use crate::error::{Error, Result};
 use crate::lifecycle::{self, Code, Frozen};
 use crate::merkle::{self, Hash};
@@ -103,7 +111,7 @@ pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, Stored
 use committer::Committer;
 use files::AttachmentFiles;
 
-const SCHEMA: &[u8] = b"lienthong-store-1";
+const SCHEMA: &[u8] = b"lienthong-store-2";
 
 /// Attachments up to this size stay inside the engine. Larger values would
 /// make sled rewrite whole leaves as unsynced blob files (a leaf holds up to
@@ -172,8 +180,8 @@ pub struct NewDocument {
     pub attachments: Vec<NewAttachment>,
     pub content_digest: [u8; 32],
     pub idempotency_key: Option<String>,
-    /// Year, number and notation: unique per sender (Decree 30).
-    pub numbering: (u16, u64, String),
+    /// Where the document takes its number.
+    pub numbering: Numbering,
     pub signing_key_id: String,
     pub signature: Vec<u8>,
     /// The signing key may not sign from this instant on: checked against
@@ -234,10 +242,24 @@ pub enum StatusOutcome {
     KeyNoLongerUsable,
 }
 
+/// A document's number within its issuer's series: number and notation
+/// are unique per sender, year and series (Decree 30).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbering {
+    /// The year of issue: numbers restart each 1 January.
+    pub year: u16,
+    pub series: Series,
+    /// `None`: the commit assigns the next number of the series.
+    pub number: Option<u64>,
+    pub notation: String,
+}
+
 /// What the store knows when it accepts a document, for its receipt.
 #[derive(Debug)]
 pub struct Accepted<'a> {
     pub new: &'a NewDocument,
+    /// The document's number: as given, or as the commit assigned it.
+    pub number: u64,
     pub accepted_at_ms: i64,
     pub deliveries: &'a [StoredDelivery],
 }
@@ -277,7 +299,8 @@ pub enum SendOutcome {
     Duplicate(DocId, StoredDocument),
     /// The idempotency key was used before for other content.
     KeyReused(DocId),
-    /// The sender already used this number and notation this year.
+    /// The sender already used this number and notation in the year and
+    /// series of the document.
     NumberTaken(DocId),
     /// The signing key stopped being usable before the acceptance time.
     KeyNoLongerUsable,
@@ -861,11 +884,12 @@ pub fn open_engine(data_dir: &Path, options: &StoreOptions) -> Result<Arc<dyn En
     )?))
 }
 
-/// Checks that the store holds this build's schema, or writes it into an
-/// empty one.
+/// Checks that the store holds this build's schema, upgrades an earlier
+/// one (`upgrade`), or writes it into an empty one.
 fn check_schema(engine: &dyn Engine) -> Result<()> {
     match engine.get(Space::Meta, b"schema")? {
         Some(v) if v == SCHEMA => Ok(()),
+        Some(v) if v == upgrade::STORE_1 => upgrade::from_store_1(engine, SCHEMA),
         Some(v) => Err(Error::storage(format!(
             "the store holds schema {:?}, this build reads {:?}",
             String::from_utf8_lossy(&v),

@@ -58,6 +58,10 @@ pub struct StoredDocument {
     /// Documents that reply to it (ResponseFor), in the order they came.
     #[prost(bytes = "vec", repeated, tag = "17")]
     pub replies: Vec<Vec<u8>>,
+    /// The document's number: as in its header, or the one the service
+    /// assigned when the header carries 0 (the signed bytes stay as sent).
+    #[prost(uint64, tag = "18")]
+    pub number: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -166,7 +166,12 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     attachments: vec![],
                     content_digest: [0; 32],
                     idempotency_key: None,
-                    numbering: (2026, i + 1, "UBND-VP".into()),
+                    numbering: lienthong::store::Numbering {
+                        year: 2026,
+                        series: lienthong::store::Series::Ordinary,
+                        number: Some(i + 1),
+                        notation: "UBND-VP".into(),
+                    },
                     signing_key_id: "k".into(),
                     signature: vec![1; 64],
                     key_usable_until_ms: None,

@@ -20,7 +20,7 @@ fn serve_with(data: &Path, extra: &[&str]) -> Serve {
     crate::common::serve_process(data, extra)
 }
 
-fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(server: &Serve, data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("LIENTHONG_SERVER", &server.url)
@@ -74,7 +74,7 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
             "--number",
             "12",
             "--notation",
-            "CT-UBND",
+            "CT-PNV",
             "--date",
             "2026-11-20",
             "--subject",
@@ -219,7 +219,7 @@ fn send_kill_restart_read_and_save_from_the_command_line() {
             "--number",
             "13",
             "--notation",
-            "UBND-VP",
+            "PNV-VP",
             "--subject",
             "V/v thử",
         ],
@@ -308,7 +308,7 @@ fn send_directive(server: &Serve, data: &Path, number: u32) -> String {
             "--number",
             &number.to_string(),
             "--notation",
-            "CT-UBND",
+            "CT-PNV",
             "--subject",
             &format!("Chỉ thị số {number}"),
             "--urgency",
@@ -674,7 +674,7 @@ fn a_clerk_works_from_any_folder_and_errors_name_their_cause() {
             "--number",
             "3",
             "--notation",
-            "KH-UBND",
+            "KH-PNV",
             "--subject",
             "Kế hoạch phòng cháy",
             "--attach",
@@ -851,9 +851,9 @@ fn text_output_names_recipients_secrecy_and_times_with_their_zone() {
             "--number",
             "5",
             "--notation",
-            "UBND-VP",
+            "PNV-VP",
             "--subject",
-            "Công văn mật",
+            "V/v công văn mật",
             "--secrecy",
             "tuyet-mat",
             "--type",
@@ -985,7 +985,7 @@ fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
             "--number",
             "1",
             "--notation",
-            "UBND-VP",
+            "PNV-VP",
             "--subject",
             "V/v gửi tài liệu",
             "--attach",

@@ -27,7 +27,7 @@ async fn a_send_to_all_communes_reaches_each_commune_with_arrival_numbers() {
     assert_eq!(first.deliveries.len(), 23);
     assert!(first.deliveries.iter().all(|d| d.arrival_number == 1));
     assert!(second.deliveries.iter().all(|d| d.arrival_number == 2));
-    assert_eq!(first.edxml_id, "000.02.09.H37,2026/11/20,01/CT-UBND");
+    assert_eq!(first.edxml_id, "000.02.09.H37,2026/11/20,01/CT-PNV");
 
     for commune in &communes {
         let mut client = server.client(commune).await;
@@ -234,7 +234,7 @@ async fn number_and_notation_are_unique_per_issuer_within_a_year() {
         err.message()
     );
 
-    // Another issuer may use the same number, and so may the next year.
+    // Another issuer may use the same number, and so may another year.
     let mut tu_phap = server.client("phong-tu-phap").await;
     server
         .send(
@@ -242,9 +242,9 @@ async fn number_and_notation_are_unique_per_issuer_within_a_year() {
             directive("phong-tu-phap", &["xa-van-nham"], 3),
         )
         .await;
-    let mut next_year = directive("phong-noi-vu", &["xa-van-nham"], 3);
-    next_year.promulgation_date = "2027-01-02".into();
-    server.send(&mut noi_vu, next_year).await;
+    let mut last_year = directive("phong-noi-vu", &["xa-van-nham"], 3);
+    last_year.promulgation_date = "2025-11-20".into();
+    server.send(&mut noi_vu, last_year).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ mod identity;
 mod layout;
 mod lifecycle;
 mod notifications;
+mod numbering;
 mod signatures;
 mod store;
 mod validation;

@@ -14,7 +14,7 @@ use lienthong::merkle;
 use lienthong::receipt::{Notary, ServiceKey};
 use lienthong::store::engine::{Engine, Order, Space};
 use lienthong::store::sled::{SledEngine, SledOptions};
-use lienthong::store::{DocId, NewDocument, SendOutcome, Store, StoreOptions};
+use lienthong::store::{DocId, NewDocument, Numbering, SendOutcome, Series, Store, StoreOptions};
 
 type Factory = fn(&Path) -> Arc<dyn Engine>;
 
@@ -47,7 +47,12 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         attachments: vec![],
         content_digest: [number as u8; 32],
         idempotency_key: None,
-        numbering: (2026, number, "CT-UBND".into()),
+        numbering: Numbering {
+            year: 2026,
+            series: Series::Ordinary,
+            number: Some(number),
+            notation: "CT-PNV".into(),
+        },
         signing_key_id: "k".into(),
         signature: vec![1; 64],
         key_usable_until_ms: None,
@@ -399,5 +404,43 @@ async fn a_reopened_store_has_everything_and_numbers_on() {
             reader.send(new_document(3, &[COMMUNE_A])).await,
             Err(Error::Unavailable(_))
         ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = make(dir.path());
+        // What the earlier build wrote: one series, `org ‖ year ‖ number ‖ notation`.
+        let held = DocId::random().expect("id");
+        let mut old_key = code(SENDER).as_bytes().to_vec();
+        old_key.extend_from_slice(&2026u16.to_be_bytes());
+        old_key.extend_from_slice(&7u64.to_be_bytes());
+        old_key.extend_from_slice("CT-PNV".as_bytes());
+        engine
+            .transact(&mut |txn| {
+                txn.put(Space::Meta, b"schema", b"lienthong-store-1")?;
+                txn.put(Space::Numbering, &old_key, &held.0)
+            })
+            .expect("write a store-1");
+        let store = open_store(dir.path(), engine.clone(), 1000, 1000);
+        assert_eq!(
+            engine.get(Space::Meta, b"schema").expect("get"),
+            Some(b"lienthong-store-2".to_vec()),
+            "{name}"
+        );
+        // Number 7 is still taken; the next assigned one follows it.
+        assert!(
+            matches!(store.send(new_document(7, &[COMMUNE_A])).await.expect("send"), SendOutcome::NumberTaken(k) if k == held),
+            "{name}"
+        );
+        let mut auto = new_document(0, &[COMMUNE_A]);
+        auto.numbering.number = None;
+        match store.send(auto).await.expect("send") {
+            SendOutcome::Accepted(_, stored) => assert_eq!(stored.number, 8, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        store.close().await.expect("close");
     }
 }

@@ -51,12 +51,6 @@ fn header_cases() -> Vec<(&'static str, Mutation, Code, &'static str)> {
             "document.to:",
         ),
         (
-            "number zero",
-            |d| d.number = 0,
-            InvalidArgument,
-            "document.number:",
-        ),
-        (
             "number of 12 digits",
             |d| d.number = 100_000_000_000,
             InvalidArgument,
@@ -79,6 +73,44 @@ fn header_cases() -> Vec<(&'static str, Mutation, Code, &'static str)> {
             |d| d.notation = "QĐ-UBND".into(),
             InvalidArgument,
             "document.notation:",
+        ),
+        (
+            "notation in the committee's name from a department",
+            |d| d.notation = "CT-UBND".into(),
+            InvalidArgument,
+            "document.notation:",
+        ),
+        (
+            "notation with an empty part",
+            |d| d.notation = "CT--PNV".into(),
+            InvalidArgument,
+            "document.notation:",
+        ),
+        (
+            "công văn without V/v",
+            |d| {
+                d.document_type = "cong-van".into();
+                d.notation = "PNV-VX".into();
+            },
+            InvalidArgument,
+            "document.subject:",
+        ),
+        (
+            "date of issue in the future",
+            // Two days ahead, so that midnight passing during the test
+            // cannot make it today.
+            |d| {
+                let ahead = lienthong::clock::today() + time::Duration::days(2);
+                d.promulgation_date = lienthong::clock::format_date(ahead);
+            },
+            InvalidArgument,
+            "document.promulgation_date:",
+        ),
+        (
+            "date of issue decades back",
+            |d| d.promulgation_date = "1990-11-20".into(),
+            InvalidArgument,
+            "document.promulgation_date:",
         ),
         (
             "number inside notation",

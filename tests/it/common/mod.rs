@@ -147,13 +147,25 @@ impl TestServer {
     }
 }
 
-/// A valid directive (chỉ thị) from `from` to `to`.
+/// The issuer part of `org`'s notations in the built-in directory
+/// (`UBND` for a name it does not know).
+pub fn abbreviation(org: &str) -> String {
+    lienthong::directory::Directory::builtin()
+        .expect("built-in directory")
+        .org(org)
+        .and_then(|o| o.abbreviation())
+        .unwrap_or("UBND")
+        .to_owned()
+}
+
+/// A valid directive (chỉ thị) from `from` to `to`: its notation is
+/// `CT-` and the sender's abbreviation (`CT-PNV`).
 pub fn directive(from: &str, to: &[&str], number: u64) -> pb::Document {
     pb::Document {
         from: from.into(),
         to: to.iter().map(|s| s.to_string()).collect(),
         number,
-        notation: "CT-UBND".into(),
+        notation: format!("CT-{}", abbreviation(from)),
         place: "Hữu Lũng".into(),
         promulgation_date: "2026-11-20".into(),
         document_type: "chi-thi".into(),
