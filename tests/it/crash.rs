@@ -31,7 +31,11 @@ const DEPARTMENTS: [&str; 4] = [
 type Server = crate::common::ServeProcess;
 
 fn start(data: &Path) -> Server {
-    crate::common::serve_process(data, &["--heartbeat-seconds", "0.2"])
+    // Every event kept, so that the check can replay each log from 1.
+    crate::common::serve_process(
+        data,
+        &["--heartbeat-seconds", "0.2", "--events-kept", "1000000"],
+    )
 }
 
 async fn connect(server: &Server, data: &Path, org: &str) -> Client {
@@ -50,14 +54,54 @@ fn random_below(n: u64) -> u64 {
 /// What the senders were told: document id → number of recipients.
 type Acked = Arc<Mutex<HashMap<String, usize>>>;
 
-async fn load_until_killed(server: &Server, data: &Path, cycle: u64, acked: &Acked) {
+/// The status changes xa-van-nham was told were accepted: (document, code).
+type AckedStatuses = Arc<Mutex<Vec<(String, i32)>>>;
+
+/// The commune whose clerk registers (and completes every other) document
+/// as it arrives, while the server may die.
+const CLERK: &str = "xa-van-nham";
+
+/// Signs and sends xa-van-nham's status change; `false` once the server is
+/// gone.
+async fn change_status(
+    client: &mut Client,
+    signer: &lienthong::crypto::SigningKey,
+    id: &str,
+    code: i32,
+) -> bool {
+    let status = pb::StatusMessage {
+        document_id: id.to_owned(),
+        from: CLERK.to_owned(),
+        code,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let (key_id, signature) = signer.sign_status(&status).expect("sign");
+    client
+        .change_status(pb::ChangeStatusRequest {
+            status,
+            signature: Some(pb::DocumentSignature { key_id, signature }),
+        })
+        .await
+        .is_ok()
+}
+
+async fn load_until_killed(
+    server: &Server,
+    data: &Path,
+    cycle: u64,
+    acked: &Acked,
+    statuses: &AckedStatuses,
+) {
     let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
+    let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut tasks = Vec::new();
     for (i, dept) in DEPARTMENTS.iter().enumerate() {
         let mut client = connect(server, data, dept).await;
         let signer = pki::find_signing_key(&PkiPaths::new(data.join("pki")), dept).expect("key");
         let acked = acked.clone();
         let count_tx = count_tx.clone();
+        let arrived_tx = arrived_tx.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0.. {
                 // Unique per sender and year across cycles.
@@ -78,10 +122,33 @@ async fn load_until_killed(server: &Server, data: &Path, cycle: u64, acked: &Ack
                 match client.send(request).await {
                     Ok(r) => {
                         let r = r.into_inner();
+                        // Every document reaches the clerk's commune.
+                        let _ = arrived_tx.send(r.id.clone());
                         acked.lock().expect("lock").insert(r.id, r.deliveries.len());
                         count_tx.send_modify(|c| *c += 1);
                     }
                     Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    drop(arrived_tx);
+    // The clerk registers each document, and completes every other one,
+    // while the server may die: status traffic in the same commits.
+    {
+        let mut client = connect(server, data, CLERK).await;
+        let signer = pki::find_signing_key(&PkiPaths::new(data.join("pki")), CLERK).expect("key");
+        let statuses = statuses.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while let Some(id) = arrived.recv().await {
+                n += 1;
+                let codes: &[i32] = if n.is_multiple_of(2) { &[3, 6] } else { &[3] };
+                for &code in codes {
+                    if !change_status(&mut client, &signer, &id, code).await {
+                        return; // the server is gone
+                    }
+                    statuses.lock().expect("lock").push((id.clone(), code));
                 }
             }
         }));
@@ -168,8 +235,43 @@ async fn check_documents(server: &Server, data: &Path, acked: &Acked) {
     }
 }
 
-/// Arrival numbers 1..n without gap or duplicate; events 1..m without gap,
-/// one per arrival.
+/// Every acknowledged status change is in the clerk's history of its
+/// document, and the document's status is at least as far along.
+async fn check_statuses(server: &Server, data: &Path, statuses: &AckedStatuses) {
+    let mut clerk = connect(server, data, CLERK).await;
+    let statuses = statuses.lock().expect("lock").clone();
+    for (id, code) in &statuses {
+        let history = clerk
+            .get_history(pb::GetHistoryRequest {
+                document_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("history of {id}: {e}"))
+            .into_inner()
+            .changes;
+        assert!(
+            history.iter().any(|c| c.code == *code && c.change > 0),
+            "{id}: acknowledged status {code} lost"
+        );
+        let doc = clerk
+            .get_document(pb::GetDocumentRequest {
+                id: id.clone(),
+                include_content: false,
+            })
+            .await
+            .expect("document")
+            .into_inner();
+        let now = doc.my_delivery.expect("the clerk's delivery").status;
+        assert!(
+            now >= *code,
+            "{id}: status {now} is behind acknowledged {code}"
+        );
+    }
+}
+
+/// Arrival numbers 1..n without gap or duplicate; events 1..m without gap:
+/// one per arrival, and one per status change the organisation made or
+/// received as sender.
 async fn check_mailboxes(server: &Server, data: &Path) {
     let directory = lienthong::directory::Directory::builtin().expect("directory");
     for org in directory.organizations() {
@@ -197,6 +299,8 @@ async fn check_mailboxes(server: &Server, data: &Path) {
             .expect("subscribe")
             .into_inner();
         let mut seqs = Vec::new();
+        let mut arrivals = 0usize;
+        let mut status_events = 0usize;
         loop {
             let item = tokio::time::timeout(Duration::from_secs(60), stream.message())
                 .await
@@ -204,7 +308,14 @@ async fn check_mailboxes(server: &Server, data: &Path) {
                 .expect("stream")
                 .and_then(|i| i.item);
             match item {
-                Some(pb::subscribe_response::Item::Event(e)) => seqs.push(e.seq),
+                Some(pb::subscribe_response::Item::Event(e)) => {
+                    seqs.push(e.seq);
+                    if e.kind == pb::EventKind::DocumentArrived as i32 {
+                        arrivals += 1;
+                    } else if e.kind == pb::EventKind::StatusChanged as i32 {
+                        status_events += 1;
+                    }
+                }
                 Some(pb::subscribe_response::Item::Heartbeat(h))
                     if h.latest_seq == seqs.len() as u64 =>
                 {
@@ -224,9 +335,44 @@ async fn check_mailboxes(server: &Server, data: &Path) {
         let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
         assert_eq!(seqs, expected, "{}: event sequence", org.alias);
         assert_eq!(
-            seqs.len(),
+            arrivals,
             inbox.len(),
             "{}: one event per arrival",
+            org.alias
+        );
+        assert_eq!(
+            arrivals + status_events,
+            seqs.len(),
+            "{}: only arrivals and status changes",
+            org.alias
+        );
+        // As many status events as durable changes it made or was sent.
+        let mut changes = 0usize;
+        let outbox = client::outbox_pages(&client, String::new(), 0, true)
+            .await
+            .expect("outbox")
+            .0;
+        let ids: Vec<String> = inbox
+            .iter()
+            .filter_map(|e| e.document.as_ref().map(|d| d.id.clone()))
+            .chain(
+                outbox
+                    .iter()
+                    .filter_map(|e| e.document.as_ref().map(|d| d.id.clone())),
+            )
+            .collect();
+        for id in ids {
+            let history = client
+                .get_history(pb::GetHistoryRequest { document_id: id })
+                .await
+                .expect("history")
+                .into_inner()
+                .changes;
+            changes += history.iter().filter(|c| c.change > 0).count();
+        }
+        assert_eq!(
+            status_events, changes,
+            "{}: one event per status change",
             org.alias
         );
     }
@@ -241,17 +387,20 @@ async fn nothing_acknowledged_is_lost_across_sigkills() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let acked: Acked = Arc::default();
+    let statuses: AckedStatuses = Arc::default();
     for cycle in 0..cycles {
         let mut server = start(&data);
-        load_until_killed(&server, &data, cycle, &acked).await;
+        load_until_killed(&server, &data, cycle, &acked, &statuses).await;
         let _ = server.child.wait();
 
         let mut server = start(&data);
         check_documents(&server, &data, &acked).await;
+        check_statuses(&server, &data, &statuses).await;
         check_mailboxes(&server, &data).await;
         let _ = server.child.kill();
         let _ = server.child.wait();
     }
     let total = acked.lock().expect("lock").len();
-    eprintln!("crash test: {cycles} SIGKILL cycles, {total} acknowledged documents, all present and valid");
+    let changes = statuses.lock().expect("lock").len();
+    eprintln!("crash test: {cycles} SIGKILL cycles, {total} acknowledged documents and {changes} acknowledged status changes, all present and valid");
 }
