@@ -18,6 +18,30 @@ use crate::pb;
 use crate::pki::{self, PkiPaths};
 use crate::process::ServeProcess;
 
+/// What a load's clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Send documents.
+    Send,
+    /// Read the first page of the first recipient's inbox, over and over.
+    Inbox,
+    /// As recipients, move documents through 03, 04, 05 and 06, each change
+    /// signed: first (untimed) a sender sends each client `prepare`
+    /// documents, then the clients change their statuses.
+    Status { prepare: usize },
+}
+
+impl Operation {
+    /// What one acknowledged operation is, in reports.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Operation::Send => "documents",
+            Operation::Inbox => "inbox pages",
+            Operation::Status { .. } => "status changes",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// `None`: start a server.
@@ -35,9 +59,8 @@ pub struct BenchOptions {
     /// Subscribers to the recipients' event streams, spread over them, to
     /// measure the delay from a send's acknowledgement to its notification.
     pub subscribers: usize,
-    /// Instead of sending, read the first page of the first recipient's
-    /// inbox, over and over.
-    pub inbox_pages: bool,
+    /// What the clients do.
+    pub operation: Operation,
     /// The pid of an external server, to read its CPU time and peak RSS.
     pub server_pid: Option<u32>,
 }
@@ -110,6 +133,7 @@ impl BenchReport {
     pub fn to_json(&self, options: &BenchOptions) -> serde_json::Value {
         json!({
             "machine": machine(),
+            "operation": options.operation.unit(),
             "clients": options.clients,
             "document_bytes": self.bytes_per_document,
             "recipients": self.recipients,
@@ -142,14 +166,15 @@ impl BenchReport {
     pub fn to_text(&self, options: &BenchOptions) -> String {
         let mut text = format!(
             "{} clients, {} bytes per document, {} recipients, {:.1} s on {}\n\
-             documents: {} acknowledged, {} failed{}\n\
-             throughput: {:.0} documents/s, {:.1} MB/s\n\
+             {}: {} acknowledged, {} failed{}\n\
+             throughput: {:.0} {}/s, {:.1} MB/s\n\
              ack latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
             options.clients,
             self.bytes_per_document,
             self.recipients,
             self.seconds,
             machine()["summary"].as_str().unwrap_or("?"),
+            options.operation.unit(),
             self.documents,
             self.errors,
             self.first_error
@@ -157,6 +182,7 @@ impl BenchReport {
                 .map(|e| format!(" (first: {e})"))
                 .unwrap_or_default(),
             self.documents_per_second(),
+            options.operation.unit(),
             self.documents_per_second() * self.bytes_per_document as f64 / 1e6,
             self.percentile(0.50),
             self.percentile(0.90),
@@ -176,9 +202,10 @@ impl BenchReport {
         }
         if let (Some(cpu), Some(rss)) = (self.server_cpu_seconds, self.server_peak_rss_bytes) {
             text.push_str(&format!(
-                "server: {:.1} CPU s ({:.0} µs per document), peak RSS {:.1} MiB\n",
+                "server: {:.1} CPU s ({:.0} µs per {}), peak RSS {:.1} MiB\n",
                 cpu,
                 cpu * 1e6 / self.documents.max(1) as f64,
+                options.operation.unit().trim_end_matches('s'),
                 rss as f64 / 1048576.0
             ));
         }
@@ -273,8 +300,12 @@ async fn drive(
     if options.clients == 0 || options.senders.is_empty() {
         return Err("bench needs at least one client and one sender".into());
     }
-    if options.inbox_pages {
-        return drive_inbox(options, url, pki_dir, pid).await;
+    match options.operation {
+        Operation::Send => {}
+        Operation::Inbox => return drive_inbox(options, url, pki_dir, pid).await,
+        Operation::Status { prepare } => {
+            return drive_statuses(options, url, pki_dir, pid, prepare).await
+        }
     }
     let content: Vec<u8> = (0..options.size).map(|i| (i % 251) as u8).collect();
     let attachments = if options.size > 0 {
@@ -464,6 +495,131 @@ async fn drive_inbox(
         report.latencies.extend(latencies);
         report.errors += errors;
         report.recipients = report.recipients.max(entries);
+    }
+    report.finish(started, pid, cpu_before);
+    Ok(report)
+}
+
+/// Each client acts as a recipient (`--to`, in turn) and moves documents it
+/// received through 03 registered, 04 assigned, 05 in progress and 06
+/// completed, each change signed with the recipient's key: four changes per
+/// document, as fast as acknowledged. The documents are sent first, by the
+/// first sender, and not timed.
+async fn drive_statuses(
+    options: &BenchOptions,
+    url: &str,
+    pki_dir: &Path,
+    pid: Option<u32>,
+    prepare: usize,
+) -> Result<BenchReport, String> {
+    use prost::Message;
+    let sender = options.senders.first().ok_or("bench needs a sender")?;
+    let signer =
+        pki::find_signing_key(&PkiPaths::new(pki_dir), sender).map_err(|e| e.to_string())?;
+    let mut send_client = connect_as(url, pki_dir, sender).await?;
+    let abbreviation = send_client
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(|e| format!("the directory: {}", e.message()))?
+        .into_inner()
+        .caller
+        .map(|o| o.abbreviation)
+        .unwrap_or_default();
+    // The documents of each client, sent before the clock starts.
+    let mut work: Vec<(String, Vec<String>)> = Vec::with_capacity(options.clients);
+    for i in 0..options.clients {
+        let to = options.to[i % options.to.len().max(1)].clone();
+        let mut ids = Vec::with_capacity(prepare);
+        for _ in 0..prepare {
+            let header = pb::Document {
+                from: sender.clone(),
+                to: vec![to.clone()],
+                number: 0, // assigned by the service
+                notation: format!("{abbreviation}-VP"),
+                place: "Hữu Lũng".into(),
+                promulgation_date: crate::clock::format_date(crate::clock::today()),
+                document_type: "cong-van".into(),
+                subject: "V/v đo thời gian cập nhật trạng thái".into(),
+                ..Default::default()
+            };
+            let request = client::send_request(header, Vec::new(), None, &signer)?;
+            let sent = send_client
+                .send(request)
+                .await
+                .map_err(|e| format!("preparing: {}", e.message()))?;
+            ids.push(sent.into_inner().id);
+        }
+        work.push((to, ids));
+    }
+    let mut clients = Vec::with_capacity(work.len());
+    for (to, ids) in work {
+        let key = pki::find_signing_key(&PkiPaths::new(pki_dir), &to).map_err(|e| e.to_string())?;
+        clients.push((connect_as(url, pki_dir, &to).await?, key, to, ids));
+    }
+    let cpu_before = pid.and_then(cpu_seconds);
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let limit = options.count.unwrap_or(u64::MAX);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (mut client, key, org, ids) in clients {
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut first_error = None;
+            'documents: for id in ids {
+                for code in [3, 4, 5, 6] {
+                    if Instant::now() >= deadline
+                        || done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= limit
+                    {
+                        break 'documents;
+                    }
+                    let status = pb::StatusMessage {
+                        document_id: id.clone(),
+                        from: org.clone(),
+                        code,
+                        assigned_to: if code == 4 {
+                            "Công chức Văn phòng".into()
+                        } else {
+                            String::new()
+                        },
+                        ..Default::default()
+                    }
+                    .encode_to_vec();
+                    let t0 = Instant::now();
+                    let signed = key.sign_status(&status).map_err(|e| e.to_string());
+                    let result = match signed {
+                        Ok((key_id, signature)) => client
+                            .change_status(pb::ChangeStatusRequest {
+                                status,
+                                signature: Some(pb::DocumentSignature { key_id, signature }),
+                            })
+                            .await
+                            .map_err(|e| e.message().to_owned()),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Ok(_) => latencies.push(t0.elapsed()),
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            (latencies, errors, first_error)
+        }));
+    }
+    let mut report = BenchReport::new(0);
+    report.recipients = 1;
+    for t in tasks {
+        let (latencies, errors, first_error) = t.await.map_err(|e| e.to_string())?;
+        report.latencies.extend(latencies);
+        report.errors += errors;
+        if report.first_error.is_none() {
+            report.first_error = first_error;
+        }
     }
     report.finish(started, pid, cpu_before);
     Ok(report)

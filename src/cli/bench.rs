@@ -55,9 +55,15 @@ pub struct LoadArgs {
         default_value = "phong-noi-vu,phong-tu-phap,phong-tc-kh,phong-tn-mt,phong-ld-tbxh,phong-vh-tt,phong-gd-dt"
     )]
     pub senders: Vec<String>,
-    /// What the clients do: `send` documents, or read the first `inbox` page.
-    #[arg(long, default_value = "send", value_parser = ["send", "inbox"])]
+    /// What the clients do: `send` documents, read the first `inbox` page,
+    /// or, as the recipients of --to, move documents through the signed
+    /// `status` changes 03, 04, 05 and 06 (four per document).
+    #[arg(long, default_value = "send", value_parser = ["send", "inbox", "status"])]
     pub operation: String,
+    /// With --operation status: documents sent to each client before the
+    /// clock starts (each takes four changes).
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub prepare: usize,
     /// The pid of the --server given, to report its CPU time and peak RSS.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -154,7 +160,13 @@ async fn load(args: LoadArgs) -> Result {
         to: args.to,
         senders: args.senders,
         subscribers: args.subscribers,
-        inbox_pages: args.operation == "inbox",
+        operation: match args.operation.as_str() {
+            "inbox" => crate::bench::Operation::Inbox,
+            "status" => crate::bench::Operation::Status {
+                prepare: args.prepare,
+            },
+            _ => crate::bench::Operation::Send,
+        },
         server_pid: args.server_pid,
     };
     let report = crate::bench::run(&options).await?;

@@ -627,3 +627,34 @@ async fn a_revoked_document_takes_no_reply_no_second_replacement_and_no_second_r
         .into_inner();
     assert_eq!(view.replies, [reply_id]);
 }
+
+/// `bench load --operation status` (the README's measured cost of a status
+/// change) moves each prepared document through four signed changes.
+#[test]
+fn the_status_workload_moves_documents_through_four_signed_changes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args([
+            "bench",
+            "load",
+            "--operation",
+            "status",
+            "--clients",
+            "2",
+            "--prepare",
+            "3",
+            "--to",
+            "xa-van-nham,xa-yen-vuong",
+            "--json",
+        ])
+        .output()
+        .expect("bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["operation"], "status changes", "{report}");
+    assert_eq!(report["documents"], 2 * 3 * 4, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+}
