@@ -41,6 +41,7 @@
 //! | `numbering`   | `org ‖ year u16 ‖ series u8 ‖ number u64 ‖ notation` | `doc_id[16]`        |
 //! | `statuses`    | `doc_id[16] ‖ org ‖ change u32`       | [`StoredStatus`] (prost)             |
 //! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
+//! | `deadlines`   | `date u32 ‖ org ‖ doc_id[16] ‖ kind u8` | empty                              |
 //!
 //! A document's life after sending: each recipient's current status (and
 //! answer, assignment, deadline) sits in its [`StoredDelivery`], inside the
@@ -48,6 +49,13 @@
 //! is kept in `statuses`, in order, with its receipt and archive leaf; a
 //! revocation, update or replacement freezes the record (`frozen_by`), and
 //! replies and supersessions are listed on the earlier document's record.
+//!
+//! The `deadlines` index holds one entry per open deadline of a recipient
+//! (see `deadlines`): `date` is `YYYYMMDD` as a number, so byte order is
+//! date order and "due by D" is one range scan; `kind` is 1 handling (dated
+//! by the assignment's deadline, else the header's due date) or 2
+//! registration (dated by the arrival date, while the delivery is at 01).
+//! The commit that delivers, moves a status or freezes a document keeps it.
 //!
 //! `series` is 0 for ordinary documents and 1 for secret ones, which
 //! Decree 30 numbers apart ([`Series`]). The `"issued"` counter rises with
@@ -87,6 +95,7 @@
 mod commit;
 pub(crate) mod committer;
 mod costs;
+mod deadlines;
 pub mod engine;
 pub(crate) mod files;
 mod keys;
@@ -105,6 +114,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{self, Code, Frozen};
 use crate::merkle::{self, Hash};
 pub use costs::{archive_costs, ArchiveCost};
+pub use deadlines::{open_deadlines, DeadlineEntry, DeadlineKind};
 use engine::{Engine, Order, Space};
 pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredStatus};
 
@@ -193,6 +203,8 @@ pub struct NewDocument {
     /// The document it updates or replaces: checked in the commit (sent by
     /// the same sender, not frozen).
     pub supersedes: Option<(DocId, Frozen)>,
+    /// The header's due date (hạn xử lý), for the deadlines index.
+    pub due_date: Option<time::Date>,
 }
 
 /// A signed change in a document's life, checked by the domain (signature,
