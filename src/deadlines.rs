@@ -85,7 +85,7 @@ impl Deadlines {
         }
         if district && !DISTRICT_KINDS.contains(&caller.kind.as_str()) {
             return Err(Error::PermissionDenied(format!(
-                "district: the whole district's deadlines are for the district committee and its office ({}); {} sees its own without --district",
+                "district: the whole district's deadlines are for the district committee and its office ({}); {} may list its own only",
                 self.district_viewers(),
                 caller.alias
             )));
