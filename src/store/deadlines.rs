@@ -19,7 +19,7 @@
 
 use time::Date;
 
-use super::engine::{Order, Space, Txn};
+use super::engine::{Engine, Order, Space, Txn};
 use super::keys;
 use super::records::{StoredDelivery, StoredDocument};
 use super::{DocId, NewDocument, Store};
@@ -170,6 +170,43 @@ pub(super) fn index_status(
         reindex(txn, id, document, delivery, due, false)?;
     }
     Ok(())
+}
+
+/// Marks in `meta` a store whose deadlines index covers every document.
+const INDEX_BUILT: &[u8] = b"deadlines-index";
+
+/// Builds the index for documents stored before it existed, once: a store
+/// written by an earlier build has documents and no entries. In batches of
+/// documents, each one transaction; the mark is written last, so a build
+/// cut short is done again (putting an entry twice changes nothing).
+pub(super) fn build_index_once(engine: &dyn Engine) -> Result<()> {
+    if engine.get(Space::Meta, INDEX_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let batch = engine.scan(Space::Documents, &start, None, Order::Ascending, 512)?;
+        let Some((last, _)) = batch.last() else { break };
+        start = last.clone();
+        start.push(0); // the next key after the last
+        let mut documents = Vec::with_capacity(batch.len());
+        for (key, bytes) in &batch {
+            let id = DocId::from_slice(key)?;
+            let document = super::decode_document(bytes)?;
+            let due = header_due_date(&document)?;
+            documents.push((id, document, due));
+        }
+        engine.transact(&mut |txn| {
+            for (id, document, due) in &documents {
+                for delivery in &document.deliveries {
+                    reindex(txn, id, document, delivery, *due, true)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    engine.transact(&mut |txn| txn.put(Space::Meta, INDEX_BUILT, b"1"))?;
+    engine.sync()
 }
 
 impl Store {

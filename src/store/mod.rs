@@ -23,6 +23,7 @@
 //! | keyspace      | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
 //! | `meta`        | `"schema"`                            | `"lienthong-store-2"`                |
+//! |               | `"deadlines-index"`                   | `"1"`: the deadlines index covers every document |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
 //! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
@@ -55,7 +56,8 @@
 //! date order and "due by D" is one range scan; `kind` is 1 handling (dated
 //! by the assignment's deadline, else the header's due date) or 2
 //! registration (dated by the arrival date, while the delivery is at 01).
-//! The commit that delivers, moves a status or freezes a document keeps it.
+//! The commit that delivers, moves a status or freezes a document keeps it;
+//! a store from a build before the index gets it built once when opened.
 //!
 //! `series` is 0 for ordinary documents and 1 for secret ones, which
 //! Decree 30 numbers apart ([`Series`]). The `"issued"` counter rises with
@@ -496,6 +498,7 @@ impl Store {
         listener: Arc<dyn CommitListener>,
     ) -> Result<Store> {
         check_schema(engine.as_ref())?;
+        deadlines::build_index_once(engine.as_ref())?;
         let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
         let pending = Arc::new(Pending::default());
         let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {

@@ -414,3 +414,43 @@ fn overdue_lists_from_the_command_line() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_the_index_gets_it_built_when_opened() {
+    use lienthong::store::engine::{transact, Order, Space};
+    let (mut server, _clock) = server_at(WEDNESDAY_10_JUNE).await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    let id = send_due(
+        &server,
+        &mut noi_vu,
+        &["xa-van-nham"],
+        1,
+        "2026-06-10",
+        "2026-06-12",
+    )
+    .await;
+    let listed = rows(&server, "xa-van-nham", 2, false).await;
+    assert_eq!(listed.len(), 2);
+
+    // As an earlier build left it: documents, no index, no mark.
+    server.stop().await;
+    {
+        let engine = lienthong::store::open_engine(&server.config.data_dir, &server.config.store)
+            .expect("engine");
+        let entries = engine
+            .scan(Space::Deadlines, &[], None, Order::Ascending, usize::MAX)
+            .expect("scan");
+        assert_eq!(entries.len(), 2);
+        transact(engine.as_ref(), |txn| {
+            for (key, _) in &entries {
+                txn.delete(Space::Deadlines, key)?;
+            }
+            txn.delete(Space::Meta, b"deadlines-index")
+        })
+        .expect("remove the index");
+        engine.sync().expect("sync");
+    }
+    server.restart().await;
+    assert_eq!(rows(&server, "xa-van-nham", 2, false).await, listed);
+    assert_eq!(listed[0].0, id);
+}
