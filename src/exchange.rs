@@ -231,6 +231,7 @@ impl Exchange {
             key_usable_until_ms,
             reply_to,
             supersedes,
+            due_date: crate::clock::parse_date(&header.due_date),
         };
         let taken = number_taken(caller, &checked);
         match self.store.send(new).await? {

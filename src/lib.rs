@@ -31,6 +31,8 @@
 //!   offline audit.
 //! - [`tracking`]: following a document after sending: recipients' signed
 //!   status changes and answers, the sender's revocation, its history.
+//! - [`deadlines`]: what each recipient must still register or handle, late
+//!   or due soon, by working days; the district's view for its committee.
 //! - [`notify`]: live mailbox events: replay from the store, then live,
 //!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
@@ -75,6 +77,7 @@ pub mod clock;
 #[cfg(feature = "jetstream")]
 pub mod compare;
 pub mod crypto;
+pub mod deadlines;
 pub mod defaults;
 pub mod directory;
 pub mod document;

@@ -13,6 +13,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use crate::api::{ExchangeApi, ExchangeServer};
 use crate::archive::Archive;
 use crate::calendar::Calendar;
+use crate::deadlines::Deadlines;
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
 use crate::keys::KeyRegistry;
@@ -248,6 +249,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let store = Arc::new(store.map_err(|e| fail("store")(&e))?);
     let notifier = Notifier::start(store.clone(), committed, config.notify.clone())
         .map_err(|e| fail("notifications")(&e))?;
+    let deadlines = Arc::new(Deadlines::new(
+        store.clone(),
+        directory.clone(),
+        config.calendar.clone(),
+    ));
     let exchange = Arc::new(Exchange::new(
         store.clone(),
         directory,
@@ -286,6 +292,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tracking,
         archive,
         notifier.clone(),
+        deadlines,
     ))
     .max_decoding_message_size(message_limit)
     .max_encoding_message_size(message_limit);

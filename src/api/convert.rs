@@ -1,12 +1,14 @@
 //! From domain values to the protobuf messages of `lienthong.v1`.
 
+use crate::clock;
+use crate::deadlines::Deadline;
 use crate::directory::{Directory, Group, OrgCode, Organization};
 use crate::document;
 use crate::exchange::{DocumentView, Exchange, Fetched, InboxView, Sent};
 use crate::keys::RegisteredKey;
 use crate::lifecycle::Code;
 use crate::pb;
-use crate::store::StoredDelivery;
+use crate::store::{DeadlineKind, StoredDelivery};
 use crate::tracking::HistoryEntry;
 use prost::Message;
 
@@ -275,5 +277,24 @@ pub fn get_response(
             hex::encode(&view.stored.supersedes)
         },
         replies: fetched.replies.iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+/// One open deadline of a recipient.
+pub fn deadline(directory: &Directory, d: &Deadline) -> pb::DeadlineEntry {
+    pb::DeadlineEntry {
+        document: Some(summary(directory, &d.view)),
+        recipient: Some(organization_by_code(directory, d.recipient.as_str())),
+        arrival_year: d.arrival_year,
+        arrival_number: d.arrival_number,
+        kind: match d.kind {
+            DeadlineKind::Handling => pb::DeadlineKind::Handling,
+            DeadlineKind::Registration => pb::DeadlineKind::Registration,
+        } as i32,
+        due_date: clock::format_date(d.due),
+        working_days_left: d.working_days_left,
+        overdue: d.overdue,
+        status: d.status as i32,
+        assigned_to: d.assigned_to.clone(),
     }
 }

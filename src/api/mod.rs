@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::archive::Archive;
+use crate::deadlines::Deadlines;
 use crate::directory::Organization;
 use crate::error::Error;
 use crate::exchange::{Exchange, SendInput};
@@ -25,6 +26,7 @@ pub struct ExchangeApi {
     tracking: Arc<Tracking>,
     archive: Arc<Archive>,
     notifier: Arc<Notifier>,
+    deadlines: Arc<Deadlines>,
 }
 
 impl ExchangeApi {
@@ -33,12 +35,14 @@ impl ExchangeApi {
         tracking: Arc<Tracking>,
         archive: Arc<Archive>,
         notifier: Arc<Notifier>,
+        deadlines: Arc<Deadlines>,
     ) -> ExchangeApi {
         ExchangeApi {
             exchange,
             tracking,
             archive,
             notifier,
+            deadlines,
         }
     }
 
@@ -281,6 +285,26 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             .map(|entry| convert::status_change(directory, entry))
             .collect();
         Ok(Response::new(pb::GetHistoryResponse { changes }))
+    }
+
+    async fn list_deadlines(
+        &self,
+        request: Request<pb::ListDeadlinesRequest>,
+    ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let list = self
+            .deadlines
+            .list(&caller, req.within_days, req.district)?;
+        let directory = self.exchange.directory();
+        Ok(Response::new(pb::ListDeadlinesResponse {
+            entries: list
+                .entries
+                .iter()
+                .map(|d| convert::deadline(directory, d))
+                .collect(),
+            today: crate::clock::format_date(list.today),
+        }))
     }
 
     async fn get_keys(

@@ -21,6 +21,7 @@ mod lifecycle;
 mod login;
 mod mailbox;
 mod output;
+mod overdue;
 mod pki;
 mod send;
 mod serve;
@@ -72,6 +73,9 @@ enum Command {
     /// A document's life: every recipient's status changes (for its sender),
     /// or your own (for a recipient).
     History(lifecycle::HistoryArgs),
+    /// List the documents to register or handle that are late or due soon,
+    /// late first (--district: the whole district's).
+    Overdue(overdue::OverdueArgs),
     /// Print mailbox events as they happen, one line each, until interrupted.
     Watch(watch::WatchArgs),
     /// Check a document saved with `show --save`, offline: the sender's
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
                 lifecycle::supersede(*args, crate::pb::Operation::Replace).await
             }
             Command::History(args) => lifecycle::history(args).await,
+            Command::Overdue(args) => overdue::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),
             Command::Directory(args) => directory::run(args).await,

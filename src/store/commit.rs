@@ -306,6 +306,7 @@ pub(super) fn send(
     for (id, earlier) in &changed {
         put_document(txn, id, earlier)?;
     }
+    super::deadlines::index_sent(txn, new, &document, &changed)?;
     Ok((SendOutcome::Accepted(new.id, document), events))
 }
 
@@ -435,6 +436,7 @@ pub(super) fn status(
         // Returned above, before any write.
         (Some(_), None) => return Err(Error::storage("a status lost its delivery")),
     }
+    super::deadlines::index_status(txn, &new.document, &document, new.code.and(delivery_index))?;
     put_document(txn, &new.document, &document)?;
     Ok((StatusOutcome::Accepted(stored), events))
 }

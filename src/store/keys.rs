@@ -154,3 +154,31 @@ pub fn status_counter(doc: &[u8; 16], org: &OrgCode) -> Vec<u8> {
     k.extend_from_slice(org.as_bytes());
     k
 }
+
+/// A date as the deadlines index orders it: `YYYYMMDD`, so that big-endian
+/// byte order is date order.
+pub fn date_number(date: time::Date) -> u32 {
+    let year = u32::try_from(date.year()).unwrap_or(0);
+    year * 10_000 + u32::from(u8::from(date.month())) * 100 + u32::from(date.day())
+}
+
+/// `date u32 ‖ org ‖ doc_id[16] ‖ kind u8`: one entry of the deadlines
+/// index (`date` is [`date_number`]).
+pub fn deadline(date: time::Date, org: &OrgCode, doc: &[u8; 16], kind: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + OrgCode::LEN + 16 + 1);
+    k.extend_from_slice(&date_number(date).to_be_bytes());
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(doc);
+    k.push(kind);
+    k
+}
+
+/// The parts of a deadlines key: date number, organisation, document, kind.
+pub fn deadline_parts(key: &[u8]) -> Option<(u32, OrgCode, [u8; 16], u8)> {
+    let date = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
+    let org = OrgCode::from_key(key.get(4..)?)?;
+    let rest = key.get(4 + OrgCode::LEN..)?;
+    let doc: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+    let kind = *rest.get(16)?;
+    (rest.len() == 17).then_some((date, org, doc, kind))
+}

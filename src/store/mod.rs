@@ -23,6 +23,7 @@
 //! | keyspace      | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
 //! | `meta`        | `"schema"`                            | `"lienthong-store-2"`                |
+//! |               | `"deadlines-index"`                   | `"1"`: the deadlines index covers every document |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
 //! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
 //! | `inbox`       | `org ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`                         |
@@ -41,6 +42,7 @@
 //! | `numbering`   | `org ‖ year u16 ‖ series u8 ‖ number u64 ‖ notation` | `doc_id[16]`        |
 //! | `statuses`    | `doc_id[16] ‖ org ‖ change u32`       | [`StoredStatus`] (prost)             |
 //! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
+//! | `deadlines`   | `date u32 ‖ org ‖ doc_id[16] ‖ kind u8` | empty                              |
 //!
 //! A document's life after sending: each recipient's current status (and
 //! answer, assignment, deadline) sits in its [`StoredDelivery`], inside the
@@ -48,6 +50,14 @@
 //! is kept in `statuses`, in order, with its receipt and archive leaf; a
 //! revocation, update or replacement freezes the record (`frozen_by`), and
 //! replies and supersessions are listed on the earlier document's record.
+//!
+//! The `deadlines` index holds one entry per open deadline of a recipient
+//! (see `deadlines`): `date` is `YYYYMMDD` as a number, so byte order is
+//! date order and "due by D" is one range scan; `kind` is 1 handling (dated
+//! by the assignment's deadline, else the header's due date) or 2
+//! registration (dated by the arrival date, while the delivery is at 01).
+//! The commit that delivers, moves a status or freezes a document keeps it;
+//! a store from a build before the index gets it built once when opened.
 //!
 //! `series` is 0 for ordinary documents and 1 for secret ones, which
 //! Decree 30 numbers apart ([`Series`]). The `"issued"` counter rises with
@@ -87,6 +97,7 @@
 mod commit;
 pub(crate) mod committer;
 mod costs;
+mod deadlines;
 pub mod engine;
 pub(crate) mod files;
 mod keys;
@@ -105,6 +116,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{self, Code, Frozen};
 use crate::merkle::{self, Hash};
 pub use costs::{archive_costs, ArchiveCost};
+pub use deadlines::{open_deadlines, DeadlineEntry, DeadlineKind};
 use engine::{Engine, Order, Space};
 pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredStatus};
 
@@ -193,6 +205,8 @@ pub struct NewDocument {
     /// The document it updates or replaces: checked in the commit (sent by
     /// the same sender, not frozen).
     pub supersedes: Option<(DocId, Frozen)>,
+    /// The header's due date (hạn xử lý), for the deadlines index.
+    pub due_date: Option<time::Date>,
 }
 
 /// A signed change in a document's life, checked by the domain (signature,
@@ -484,6 +498,7 @@ impl Store {
         listener: Arc<dyn CommitListener>,
     ) -> Result<Store> {
         check_schema(engine.as_ref())?;
+        deadlines::build_index_once(engine.as_ref())?;
         let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
         let pending = Arc::new(Pending::default());
         let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {

@@ -14,6 +14,7 @@ mod archive;
 mod calendar;
 mod cli;
 mod crash;
+mod deadlines;
 mod exchange;
 mod identity;
 mod layout;

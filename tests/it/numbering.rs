@@ -25,7 +25,7 @@ const TENTH_OF_MARCH_NOON: i64 = 1_773_118_800_000;
 /// A server whose clock reads `at_ms` now. The development PKI dates its
 /// signing keys from yesterday by the machine's clock, which may be after
 /// `at_ms`: their `not_before` is dropped, so they are valid from any time.
-async fn server_at(at_ms: i64) -> (TestServer, Clock) {
+pub(crate) async fn server_at(at_ms: i64) -> (TestServer, Clock) {
     let clock = Clock::starting_at(at_ms);
     let mut server = TestServer::with_config(|c| c.store.clock = clock.clone()).await;
     let registry = server.pki().signing_keys();

@@ -1,0 +1,178 @@
+//! Deadlines: which documents a recipient must still register or handle,
+//! late or due soon, by working days (`calendar`) and the service's date
+//! (`clock`), and the same across the district for the committee and its
+//! office.
+//!
+//! The store's `deadlines` index finds the candidates (the entries dated up
+//! to the last day asked for); each is then judged against the document's
+//! durable record, so the rules of what is open live in one place
+//! ([`crate::store::open_deadlines`]) and the index is never trusted beyond
+//! finding things. Registration entries are dated by arrival: the working
+//! days are applied here, so a new holidays file applies to documents
+//! already stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::{Date, Duration};
+
+use crate::calendar::Calendar;
+use crate::directory::{Directory, OrgCode, Organization};
+use crate::error::{Error, Result};
+use crate::exchange::DocumentView;
+use crate::lifecycle::Code;
+use crate::store::{self, DeadlineKind, DocId, Store};
+
+/// The furthest ahead one may look, in calendar days.
+pub const MAX_WITHIN_DAYS: u32 = 366;
+
+/// The directory kinds that may see the whole district's deadlines.
+const DISTRICT_KINDS: [&str; 2] = ["committee", "office"];
+
+/// One open deadline of one recipient.
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    pub view: Arc<DocumentView>,
+    pub recipient: OrgCode,
+    pub arrival_year: u32,
+    pub arrival_number: u64,
+    pub kind: DeadlineKind,
+    pub due: Date,
+    /// [`Calendar::working_days_between`] today and `due`: negative when late.
+    pub working_days_left: i64,
+    /// `due` is before today.
+    pub overdue: bool,
+    pub status: Code,
+    pub assigned_to: String,
+}
+
+/// What a listing shows, and the date it was judged by.
+#[derive(Debug)]
+pub struct DeadlineList {
+    pub today: Date,
+    pub entries: Vec<Deadline>,
+}
+
+pub struct Deadlines {
+    store: Arc<Store>,
+    directory: Arc<Directory>,
+    calendar: Arc<Calendar>,
+}
+
+impl Deadlines {
+    pub fn new(store: Arc<Store>, directory: Arc<Directory>, calendar: Arc<Calendar>) -> Deadlines {
+        Deadlines {
+            store,
+            directory,
+            calendar,
+        }
+    }
+
+    /// The caller's open deadlines (every organisation's with `district`)
+    /// that are late or due within `within_days` calendar days of today,
+    /// earliest due first.
+    pub fn list(
+        &self,
+        caller: &Organization,
+        within_days: u32,
+        district: bool,
+    ) -> Result<DeadlineList> {
+        if within_days > MAX_WITHIN_DAYS {
+            return Err(Error::invalid(
+                "within_days",
+                format!("is {within_days}; at most {MAX_WITHIN_DAYS} (a year ahead)"),
+            ));
+        }
+        if district && !DISTRICT_KINDS.contains(&caller.kind.as_str()) {
+            return Err(Error::PermissionDenied(format!(
+                "district: the whole district's deadlines are for the district committee and its office ({}); {} may list its own only",
+                self.district_viewers(),
+                caller.alias
+            )));
+        }
+        let today = self.store.clock().today();
+        let until = today
+            .checked_add(Duration::days(i64::from(within_days)))
+            .unwrap_or(Date::MAX);
+        let mut documents: HashMap<DocId, Option<Arc<DocumentView>>> = HashMap::new();
+        let mut entries = Vec::new();
+        for candidate in self.store.deadline_entries(until)? {
+            if !district && candidate.org != caller.code {
+                continue;
+            }
+            let view = match documents.get(&candidate.id) {
+                Some(view) => view.clone(),
+                None => {
+                    let view = match self.store.document(&candidate.id)? {
+                        Some(stored) => Some(Arc::new(DocumentView::new(candidate.id, stored)?)),
+                        None => None, // not durable yet
+                    };
+                    documents.insert(candidate.id, view.clone());
+                    view
+                }
+            };
+            let Some(view) = view else { continue };
+            if let Some(deadline) = self.judge(&view, &candidate.org, candidate.kind, today) {
+                if deadline.due <= until {
+                    entries.push(deadline);
+                }
+            }
+        }
+        entries.sort_by(|a, b| {
+            (a.due, a.recipient, a.kind, a.view.id).cmp(&(b.due, b.recipient, b.kind, b.view.id))
+        });
+        Ok(DeadlineList { today, entries })
+    }
+
+    /// The deadline of `kind` that `org`'s delivery of the document has as
+    /// it durably stands, if it is still open.
+    fn judge(
+        &self,
+        view: &Arc<DocumentView>,
+        org: &OrgCode,
+        kind: DeadlineKind,
+        today: Date,
+    ) -> Option<Deadline> {
+        let delivery = view
+            .stored
+            .deliveries
+            .iter()
+            .find(|d| d.recipient == org.as_str())?;
+        let header_due = crate::clock::parse_date(&view.header.due_date);
+        let (_, date) = store::open_deadlines(&view.stored, delivery, header_due)
+            .into_iter()
+            .find(|(k, _)| *k == kind)?;
+        let due = match kind {
+            DeadlineKind::Handling => date,
+            DeadlineKind::Registration => self.calendar.registration_due(date),
+        };
+        Some(Deadline {
+            view: view.clone(),
+            recipient: *org,
+            arrival_year: delivery.arrival_year,
+            arrival_number: delivery.arrival_number,
+            kind,
+            due,
+            working_days_left: self.calendar.working_days_between(today, due),
+            overdue: due < today,
+            status: Code::from_number(delivery.status).unwrap_or(Code::Arrived),
+            assigned_to: delivery.assigned_to.clone(),
+        })
+    }
+
+    /// Who may ask for the district view, by alias.
+    fn district_viewers(&self) -> String {
+        let aliases: Vec<&str> = self
+            .directory
+            .organizations()
+            .iter()
+            .filter(|o| DISTRICT_KINDS.contains(&o.kind.as_str()))
+            .map(|o| o.alias.as_str())
+            .collect();
+        if aliases.is_empty() {
+            "organisations of kind committee or office; the directory lists none".to_owned()
+        } else {
+            aliases.join(", ")
+        }
+    }
+}
