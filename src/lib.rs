@@ -89,6 +89,7 @@ pub mod notify;
 pub mod pki;
 pub mod process;
 pub mod receipt;
+pub mod register;
 pub mod server;
 pub mod store;
 pub mod tracking;

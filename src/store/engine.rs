@@ -28,11 +28,12 @@ pub enum Space {
     Idempotency,
     Numbering,
     Statuses,
+    Unread,
 }
 
 impl Space {
     /// Every keyspace, in a fixed order (engines may index by position).
-    pub const ALL: [Space; 14] = [
+    pub const ALL: [Space; 15] = [
         Space::Meta,
         Space::Documents,
         Space::SmallAttachments,
@@ -47,6 +48,7 @@ impl Space {
         Space::Idempotency,
         Space::Numbering,
         Space::Statuses,
+        Space::Unread,
     ];
 
     /// The keyspace's name on disk (a sled tree, a table).
@@ -66,6 +68,7 @@ impl Space {
             Space::Idempotency => "idempotency",
             Space::Numbering => "numbering",
             Space::Statuses => "statuses",
+            Space::Unread => "unread",
         }
     }
 

@@ -177,6 +177,7 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     key_usable_until_ms: None,
                     reply_to: None,
                     supersedes: None,
+                    urgency: 0,
                 };
                 store.send(new).await.expect("append");
             }));

@@ -58,6 +58,7 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         key_usable_until_ms: None,
         reply_to: None,
         supersedes: None,
+        urgency: 0,
     }
 }
 
