@@ -22,6 +22,7 @@ mod login;
 mod mailbox;
 mod output;
 mod pki;
+mod register;
 mod send;
 mod serve;
 mod settings;
@@ -50,8 +51,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send a document as the organisation of --as.
     Send(Box<send::SendArgs>),
-    /// List the documents received, newest first.
-    Inbox(mailbox::ListArgs),
+    /// List the documents received, newest first; --unread: those not yet
+    /// acted on, most urgent first.
+    Inbox(mailbox::InboxArgs),
     /// List the documents sent, newest first, with their recipients.
     Outbox(mailbox::ListArgs),
     /// Show one document; --save writes its attachments.
@@ -72,6 +74,9 @@ enum Command {
     /// A document's life: every recipient's status changes (for its sender),
     /// or your own (for a recipient).
     History(lifecycle::HistoryArgs),
+    /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
+    /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.
+    Register(register::RegisterArgs),
     /// Print mailbox events as they happen, one line each, until interrupted.
     Watch(watch::WatchArgs),
     /// Check a document saved with `show --save`, offline: the sender's
@@ -141,6 +146,7 @@ pub fn main() -> ExitCode {
                 lifecycle::supersede(*args, crate::pb::Operation::Replace).await
             }
             Command::History(args) => lifecycle::history(args).await,
+            Command::Register(args) => register::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),
             Command::Directory(args) => directory::run(args).await,
