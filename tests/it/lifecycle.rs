@@ -13,7 +13,7 @@ use tokio_stream::StreamExt;
 use tonic::Code as Grpc;
 
 /// A status message from `org` about `id`, signed with `org`'s key.
-fn signed_status(
+pub(crate) fn signed_status(
     server: &TestServer,
     org: &str,
     message: pb::StatusMessage,
@@ -26,7 +26,7 @@ fn signed_status(
     (bytes, Some(pb::DocumentSignature { key_id, signature }))
 }
 
-fn message(org: &str, id: &str, code: Code) -> pb::StatusMessage {
+pub(crate) fn message(org: &str, id: &str, code: Code) -> pb::StatusMessage {
     pb::StatusMessage {
         document_id: id.into(),
         from: org.into(),
@@ -50,7 +50,7 @@ fn message(org: &str, id: &str, code: Code) -> pb::StatusMessage {
     }
 }
 
-async fn change(
+pub(crate) async fn change(
     server: &TestServer,
     org: &str,
     message: pb::StatusMessage,
@@ -63,7 +63,7 @@ async fn change(
         .map(|r| r.into_inner())
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     server: &TestServer,
     org: &str,
     id: &str,
