@@ -173,10 +173,36 @@ pub async fn inbox_pages(
     page_size: u32,
     all: bool,
 ) -> Result<(Vec<pb::InboxEntry>, String), tonic::Status> {
+    inbox_listing(client, token, page_size, all, false).await
+}
+
+/// The unread part of the caller's inbox, most urgent first, from `token`:
+/// one page, or every page with `all`.
+pub async fn unread_pages(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+) -> Result<(Vec<pb::InboxEntry>, String), tonic::Status> {
+    inbox_listing(client, token, page_size, all, true).await
+}
+
+async fn inbox_listing(
+    client: &ExchangeClient<Channel>,
+    token: String,
+    page_size: u32,
+    all: bool,
+    unread: bool,
+) -> Result<(Vec<pb::InboxEntry>, String), tonic::Status> {
     pages(token, page_size, all, |request| {
         let mut client = client.clone();
         async move {
-            let page = client.list_inbox(request).await?.into_inner();
+            let page = if unread {
+                client.list_unread(request).await?
+            } else {
+                client.list_inbox(request).await?
+            };
+            let page = page.into_inner();
             Ok((page.entries, page.next_page_token))
         }
     })

@@ -232,6 +232,7 @@ impl Exchange {
             reply_to,
             supersedes,
             due_date: crate::clock::parse_date(&header.due_date),
+            urgency: u8::try_from(header.urgency).unwrap_or(0),
         };
         let taken = number_taken(caller, &checked);
         match self.store.send(new).await? {
@@ -637,7 +638,7 @@ fn content_digest(document_bytes: &[u8], checked: &CheckedDocument) -> [u8; 32] 
     out
 }
 
-fn page_limit(page_size: u32) -> Result<usize> {
+pub(crate) fn page_limit(page_size: u32) -> Result<usize> {
     match page_size {
         0 => Ok(DEFAULT_PAGE_SIZE as usize),
         n if n <= MAX_PAGE_SIZE => Ok(n as usize),
@@ -652,20 +653,20 @@ fn page_limit(page_size: u32) -> Result<usize> {
 const TOKEN_INBOX: u8 = b'i';
 const TOKEN_OUTBOX: u8 = b'o';
 
-fn bad_token() -> Error {
+pub(crate) fn bad_token() -> Error {
     Error::invalid(
         "page_token",
         "is not a token this listing returned; start again with an empty token",
     )
 }
 
-fn encode_token(kind: u8, position: &[u8]) -> String {
+pub(crate) fn encode_token(kind: u8, position: &[u8]) -> String {
     let mut bytes = vec![kind];
     bytes.extend_from_slice(position);
     hex::encode(bytes)
 }
 
-fn decode_token(token: &str, kind: u8) -> Result<Option<Vec<u8>>> {
+pub(crate) fn decode_token(token: &str, kind: u8) -> Result<Option<Vec<u8>>> {
     if token.is_empty() {
         return Ok(None);
     }

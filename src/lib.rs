@@ -10,8 +10,8 @@
 //! `crate::` path in `src/`, and fails on an arrow that points up.
 //!
 //! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
-//!   and the client commands (`send`, `inbox`, `outbox`, `show`, `watch`,
-//!   `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
+//!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
+//!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
@@ -33,6 +33,9 @@
 //!   status changes and answers, the sender's revocation, its history.
 //! - [`deadlines`]: what each recipient must still register or handle, late
 //!   or due soon, by working days; the district's view for its committee.
+//! - [`register`]: the registers of Decree 30 — the incoming and outgoing
+//!   registers of a year — and the unread part of an inbox, most urgent
+//!   first.
 //! - [`notify`]: live mailbox events: replay from the store, then live,
 //!   without gap or duplicate; heartbeats; cutting off slow readers.
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
@@ -92,6 +95,7 @@ pub mod notify;
 pub mod pki;
 pub mod process;
 pub mod receipt;
+pub mod register;
 pub mod server;
 pub mod store;
 pub mod tracking;

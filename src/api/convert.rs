@@ -4,7 +4,7 @@ use crate::clock;
 use crate::deadlines::Deadline;
 use crate::directory::{Directory, Group, OrgCode, Organization};
 use crate::document;
-use crate::exchange::{DocumentView, Exchange, Fetched, InboxView, Sent};
+use crate::exchange::{DocumentView, Exchange, Fetched, InboxView, Listing, Sent};
 use crate::keys::RegisteredKey;
 use crate::lifecycle::Code;
 use crate::pb;
@@ -43,11 +43,15 @@ pub fn group(g: &Group) -> pb::Group {
 }
 
 /// A stored status number as the API's code (01 when never moved).
-fn status_code(n: u32) -> i32 {
+pub(super) fn status_code(n: u32) -> i32 {
     Code::from_number(n).map_or(pb::StatusCode::Arrived as i32, |c| c as i32)
 }
 
-fn delivery(directory: &Directory, d: &StoredDelivery, accepted_at_ms: i64) -> pb::Delivery {
+pub(super) fn delivery(
+    directory: &Directory,
+    d: &StoredDelivery,
+    accepted_at_ms: i64,
+) -> pb::Delivery {
     pb::Delivery {
         recipient: Some(organization_by_code(directory, &d.recipient)),
         arrival_year: d.arrival_year,
@@ -162,6 +166,21 @@ pub fn inbox_entry(
         arrival_year: u32::from(item.arrival_year),
         arrival_number: item.arrival_number,
         status: status_code(mine.map_or(0, |d| d.status)),
+    }
+}
+
+pub fn inbox_response(
+    directory: &Directory,
+    caller: &Organization,
+    listing: Listing<InboxView>,
+) -> pb::ListInboxResponse {
+    pb::ListInboxResponse {
+        entries: listing
+            .items
+            .iter()
+            .map(|i| inbox_entry(directory, caller, i))
+            .collect(),
+        next_page_token: listing.next_page_token,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod convert;
+mod register;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::exchange::{Exchange, SendInput};
 use crate::notify::{EventStream, Notifier, Start};
 use crate::pb;
 use crate::pki;
+use crate::register::Registers;
 use crate::tracking::{StatusInput, Tracking};
 
 pub use pb::exchange_server::ExchangeServer;
@@ -27,6 +29,7 @@ pub struct ExchangeApi {
     archive: Arc<Archive>,
     notifier: Arc<Notifier>,
     deadlines: Arc<Deadlines>,
+    registers: Registers,
 }
 
 impl ExchangeApi {
@@ -38,6 +41,7 @@ impl ExchangeApi {
         deadlines: Arc<Deadlines>,
     ) -> ExchangeApi {
         ExchangeApi {
+            registers: Registers::new(exchange.clone()),
             exchange,
             tracking,
             archive,
@@ -106,15 +110,11 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         let listing = self
             .exchange
             .inbox(&caller, req.page_size, &req.page_token)?;
-        let directory = self.exchange.directory();
-        Ok(Response::new(pb::ListInboxResponse {
-            entries: listing
-                .items
-                .iter()
-                .map(|i| convert::inbox_entry(directory, &caller, i))
-                .collect(),
-            next_page_token: listing.next_page_token,
-        }))
+        Ok(Response::new(convert::inbox_response(
+            self.exchange.directory(),
+            &caller,
+            listing,
+        )))
     }
 
     async fn list_outbox(
@@ -305,6 +305,41 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .collect(),
             today: crate::clock::format_date(list.today),
         }))
+    }
+
+    async fn get_register(
+        &self,
+        request: Request<pb::GetRegisterRequest>,
+    ) -> Result<Response<pb::GetRegisterResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let page = self.registers.register(
+            &caller,
+            req.year,
+            req.outgoing,
+            req.page_size,
+            &req.page_token,
+        )?;
+        Ok(Response::new(register::response(
+            self.exchange.directory(),
+            page,
+        )))
+    }
+
+    async fn list_unread(
+        &self,
+        request: Request<pb::ListMailboxRequest>,
+    ) -> Result<Response<pb::ListInboxResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let listing = self
+            .registers
+            .unread(&caller, req.page_size, &req.page_token)?;
+        Ok(Response::new(convert::inbox_response(
+            self.exchange.directory(),
+            &caller,
+            listing,
+        )))
     }
 
     async fn get_keys(

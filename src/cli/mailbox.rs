@@ -9,7 +9,7 @@ use super::connection::{connect, Connection};
 use super::error::Result;
 use super::files;
 use super::output::{self, outln, print_json};
-use crate::client::{inbox_pages, outbox_pages};
+use crate::client::{inbox_pages, outbox_pages, unread_pages};
 use crate::clock;
 use crate::document::types;
 use crate::pb;
@@ -32,6 +32,16 @@ pub struct ListArgs {
 }
 
 #[derive(Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// Only what you have not acted on yet (status 01, not revoked),
+    /// most urgent first (hỏa tốc, thượng khẩn, khẩn), then oldest first.
+    #[arg(long)]
+    pub unread: bool,
+}
+
+#[derive(Args)]
 pub struct ShowArgs {
     #[command(flatten)]
     pub conn: Connection,
@@ -46,10 +56,15 @@ pub struct ShowArgs {
     pub force: bool,
 }
 
-pub async fn inbox(args: ListArgs) -> Result {
+pub async fn inbox(args: InboxArgs) -> Result {
+    let InboxArgs { list: args, unread } = args;
     let client = connect(&args.conn).await?;
-    let (entries, next) =
-        inbox_pages(&client, args.page_token.clone(), args.page_size, args.all).await?;
+    let (token, size) = (args.page_token.clone(), args.page_size);
+    let (entries, next) = if unread {
+        unread_pages(&client, token, size, args.all).await?
+    } else {
+        inbox_pages(&client, token, size, args.all).await?
+    };
     print_inbox(&entries, &next, args.conn.json);
     Ok(())
 }

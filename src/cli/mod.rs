@@ -23,6 +23,7 @@ mod mailbox;
 mod output;
 mod overdue;
 mod pki;
+mod register;
 mod send;
 mod serve;
 mod settings;
@@ -51,8 +52,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send a document as the organisation of --as.
     Send(Box<send::SendArgs>),
-    /// List the documents received, newest first.
-    Inbox(mailbox::ListArgs),
+    /// List the documents received, newest first; --unread: those not yet
+    /// acted on, most urgent first.
+    Inbox(mailbox::InboxArgs),
     /// List the documents sent, newest first, with their recipients.
     Outbox(mailbox::ListArgs),
     /// Show one document; --save writes its attachments.
@@ -76,6 +78,9 @@ enum Command {
     /// List the documents to register or handle that are late or due soon,
     /// late first (--district: the whole district's).
     Overdue(overdue::OverdueArgs),
+    /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
+    /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.
+    Register(register::RegisterArgs),
     /// Print mailbox events as they happen, one line each, until interrupted.
     Watch(watch::WatchArgs),
     /// Check a document saved with `show --save`, offline: the sender's
@@ -146,6 +151,7 @@ pub fn main() -> ExitCode {
             }
             Command::History(args) => lifecycle::history(args).await,
             Command::Overdue(args) => overdue::run(args).await,
+            Command::Register(args) => register::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),
             Command::Directory(args) => directory::run(args).await,

@@ -212,6 +212,7 @@ pub(super) fn send(
         };
         events.push(append_event(txn, recipient, event, events_kept)?);
     }
+    super::unread::on_send(txn, new, &deliveries, referred.supersedes.as_ref())?;
     let seq = next(txn, &keys::outbox_counter(&new.sender))?;
     txn.put(Space::Outbox, &keys::outbox(&new.sender, seq), &new.id.0)?;
 
@@ -386,6 +387,7 @@ pub(super) fn status(
         &prost::Message::encode_to_vec(&stored),
     )?;
 
+    super::unread::on_status(txn, new, &document)?;
     let mut events = Vec::new();
     let sender = document.sender.clone();
     let event = |org: &str, kind: EventKind, delivery: &StoredDelivery| StoredEvent {

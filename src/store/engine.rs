@@ -29,11 +29,12 @@ pub enum Space {
     Numbering,
     Statuses,
     Deadlines,
+    Unread,
 }
 
 impl Space {
     /// Every keyspace, in a fixed order (engines may index by position).
-    pub const ALL: [Space; 15] = [
+    pub const ALL: [Space; 16] = [
         Space::Meta,
         Space::Documents,
         Space::SmallAttachments,
@@ -49,6 +50,7 @@ impl Space {
         Space::Numbering,
         Space::Statuses,
         Space::Deadlines,
+        Space::Unread,
     ];
 
     /// The keyspace's name on disk (a sled tree, a table).
@@ -69,6 +71,7 @@ impl Space {
             Space::Numbering => "numbering",
             Space::Statuses => "statuses",
             Space::Deadlines => "deadlines",
+            Space::Unread => "unread",
         }
     }
 

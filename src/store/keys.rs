@@ -182,3 +182,56 @@ pub fn deadline_parts(key: &[u8]) -> Option<(u32, OrgCode, [u8; 16], u8)> {
     let kind = *rest.get(16)?;
     (rest.len() == 17).then_some((date, org, doc, kind))
 }
+
+/// The keys `org ‖ year u16 ‖ …`: one year of an inbox (a register of
+/// arrivals) or of the numbering (what an issuer issued that year).
+pub fn year_range(org: &OrgCode, year: u16) -> (Vec<u8>, Vec<u8>) {
+    let mut start = org.as_bytes().to_vec();
+    start.extend_from_slice(&year.to_be_bytes());
+    let end = match year.checked_add(1) {
+        Some(next) => {
+            let mut end = org.as_bytes().to_vec();
+            end.extend_from_slice(&next.to_be_bytes());
+            end
+        }
+        None => org_range(org).1,
+    };
+    (start, end)
+}
+
+/// The series, number and notation of a numbering key.
+pub fn numbering_position(key: &[u8]) -> Option<(Series, u64, String)> {
+    let rest = key.get(OrgCode::LEN + 2..)?;
+    let series = match rest.first()? {
+        0 => Series::Ordinary,
+        1 => Series::Secret,
+        _ => return None,
+    };
+    let number = be_u64(rest.get(1..9)?)?;
+    let notation = String::from_utf8(rest.get(9..)?.to_vec()).ok()?;
+    Some((series, number, notation))
+}
+
+/// `org ‖ (3 - urgency) u8 ‖ year u16 ‖ arrival_number u64`: a document
+/// the organisation has not yet acted on, most urgent first, then in order
+/// of arrival.
+pub fn unread(org: &OrgCode, urgency: u8, year: u16, number: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(OrgCode::LEN + 11);
+    k.extend_from_slice(org.as_bytes());
+    k.push(MOST_URGENT.saturating_sub(urgency));
+    k.extend_from_slice(&year.to_be_bytes());
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// Hỏa tốc, the highest urgency (edXML priority 3).
+pub const MOST_URGENT: u8 = 3;
+
+/// The (urgency, year, arrival number) of an unread key.
+pub fn unread_position(key: &[u8]) -> Option<(u8, u16, u64)> {
+    let rest = key.get(OrgCode::LEN..)?;
+    let urgency = MOST_URGENT.checked_sub(*rest.first()?)?;
+    let year = u16::from_be_bytes(rest.get(1..3)?.try_into().ok()?);
+    let number = be_u64(rest.get(3..11)?)?;
+    Some((urgency, year, number))
+}

@@ -43,6 +43,17 @@
 //! | `statuses`    | `doc_id[16] ‖ org ‖ change u32`       | [`StoredStatus`] (prost)             |
 //! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
 //! | `deadlines`   | `date u32 ‖ org ‖ doc_id[16] ‖ kind u8` | empty                              |
+//! | `unread`      | `org ‖ (3 - urgency) u8 ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`      |
+//!
+//! `unread` indexes the part of each inbox not yet acted on (status 01,
+//! not frozen), hỏa tốc first, then by arrival (see `unread`); the commit
+//! adds an entry at delivery and removes it at the recipient's first change
+//! or answer and when the document is frozen.
+//!
+//! The registers read what is already ordered: the incoming register of a
+//! year is the `inbox` range `org ‖ year`, in arrival order; the outgoing
+//! register of a year is the `numbering` range `org ‖ year`, in number
+//! order within each series.
 //!
 //! A document's life after sending: each recipient's current status (and
 //! answer, assignment, deadline) sits in its [`StoredDelivery`], inside the
@@ -103,6 +114,7 @@ pub(crate) mod files;
 mod keys;
 mod records;
 pub mod sled;
+mod unread;
 mod upgrade;
 
 use std::collections::{HashMap, HashSet};
@@ -207,6 +219,9 @@ pub struct NewDocument {
     pub supersedes: Option<(DocId, Frozen)>,
     /// The header's due date (hạn xử lý), for the deadlines index.
     pub due_date: Option<time::Date>,
+    /// Its urgency, 0 (normal) to 3 (hỏa tốc), from the header: it orders
+    /// the unread part of each recipient's inbox.
+    pub urgency: u8,
 }
 
 /// A signed change in a document's life, checked by the domain (signature,
@@ -337,7 +352,28 @@ pub struct OutboxItem {
     pub document: StoredDocument,
 }
 
-/// A page of a listing, newest first, and where the next page starts.
+/// One entry of an issuer's numbering: a document it issued.
+#[derive(Debug)]
+pub struct IssuedItem {
+    pub series: Series,
+    pub number: u64,
+    pub notation: String,
+    pub id: DocId,
+    pub document: StoredDocument,
+}
+
+/// One entry of the unread part of an inbox.
+#[derive(Debug)]
+pub struct UnreadItem {
+    /// 0 (normal) to 3 (hỏa tốc).
+    pub urgency: u8,
+    pub arrival_year: u16,
+    pub arrival_number: u64,
+    pub id: DocId,
+    pub document: StoredDocument,
+}
+
+/// A page of a listing, in its order, and where the next page starts.
 #[derive(Debug)]
 pub struct Page<T, C> {
     pub items: Vec<T>,
@@ -610,14 +646,27 @@ impl Store {
     /// and then in order.
     pub fn statuses(&self, id: &DocId) -> Result<Vec<StoredStatus>> {
         let (start, end) = keys::status_range(&id.0);
+        self.statuses_in(id, &start, &end)
+    }
+
+    /// The durable signed changes of `org` to document `id`, in order.
+    pub fn statuses_by(&self, id: &DocId, org: &OrgCode) -> Result<Vec<StoredStatus>> {
+        let start = keys::status(&id.0, org, 0);
+        let end = keys::status(&id.0, org, u32::MAX);
+        self.statuses_in(id, &start, &end)
+    }
+
+    /// The durable changes of document `id` with keys in `[start, end)`.
+    fn statuses_in(&self, id: &DocId, start: &[u8], end: &[u8]) -> Result<Vec<StoredStatus>> {
         let mut out = Vec::new();
-        for (_, value) in self.engine.scan(
+        let entries = self.engine.scan(
             Space::Statuses,
-            &start,
-            Some(&end),
+            start,
+            Some(end),
             Order::Ascending,
             usize::MAX,
-        )? {
+        )?;
+        for (_, value) in entries {
             let status: StoredStatus = prost::Message::decode(value.as_slice())
                 .map_err(|e| Error::storage_from("a stored status does not decode", e))?;
             if !self.pending.hides(id, &status.org, status.change) {
@@ -706,7 +755,21 @@ impl Store {
         &self,
         space: Space,
         start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        make: impl Fn(&[u8], DocId, StoredDocument) -> Result<T>,
+    ) -> Result<(Vec<T>, bool)> {
+        self.scan_page(space, start, end, Order::Descending, limit, make)
+    }
+
+    /// Walks `space` over `[start, end)` in `order`, skipping pending
+    /// documents, and returns at most `limit` items and whether more follow.
+    fn scan_page<T>(
+        &self,
+        space: Space,
+        mut start: Vec<u8>,
         mut end: Vec<u8>,
+        order: Order,
         limit: usize,
         make: impl Fn(&[u8], DocId, StoredDocument) -> Result<T>,
     ) -> Result<(Vec<T>, bool)> {
@@ -715,9 +778,7 @@ impl Store {
         // documents (rare, and only for a moment) may take further scans.
         let chunk = limit.saturating_add(1).min(4096);
         loop {
-            let entries = self
-                .engine
-                .scan(space, &start, Some(&end), Order::Descending, chunk)?;
+            let entries = self.engine.scan(space, &start, Some(&end), order, chunk)?;
             let exhausted = entries.len() < chunk;
             for (key, value) in &entries {
                 let id = DocId::from_slice(value)?;
@@ -729,11 +790,138 @@ impl Store {
                 }
                 items.push(make(key, id, document)?);
             }
-            match entries.last() {
-                Some((key, _)) if !exhausted => end = key.clone(),
+            match (entries.last(), order) {
+                (Some((key, _)), Order::Descending) if !exhausted => end = key.clone(),
+                (Some((key, _)), Order::Ascending) if !exhausted => start = after_key(key.clone()),
                 _ => return Ok((items, false)),
             }
         }
+    }
+
+    /// [`Store::scan_page`] forwards, as a page whose next position is
+    /// that of its last item.
+    fn ascending_page<T, C>(
+        &self,
+        space: Space,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: usize,
+        make: impl Fn(&[u8], DocId, StoredDocument) -> Result<T>,
+        position: impl Fn(&T) -> C,
+    ) -> Result<Page<T, C>> {
+        let (items, more) = self.scan_page(space, start, end, Order::Ascending, limit, make)?;
+        Ok(Page {
+            next: more.then(|| items.last().map(position)).flatten(),
+            items,
+        })
+    }
+
+    /// Up to `limit` entries of `org`'s register of arrivals of `year`, in
+    /// arrival order, after arrival number `after`.
+    pub fn register_page(
+        &self,
+        org: &OrgCode,
+        year: u16,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<InboxItem, u64>> {
+        let (year_start, end) = keys::year_range(org, year);
+        let start = match after {
+            Some(number) => after_key(keys::inbox(org, year, number)),
+            None => year_start,
+        };
+        self.ascending_page(
+            Space::Inbox,
+            start,
+            end,
+            limit,
+            |key, id, document| {
+                let (arrival_year, arrival_number) = keys::inbox_position(key)
+                    .ok_or_else(|| Error::storage("an inbox key is truncated"))?;
+                Ok(InboxItem {
+                    arrival_year,
+                    arrival_number,
+                    id,
+                    document,
+                })
+            },
+            |i| i.arrival_number,
+        )
+    }
+
+    /// Up to `limit` documents `org` issued with a date of issue in `year`,
+    /// the ordinary series then the secret one, each in number order, after
+    /// the position `after` (series, number, notation) of a previous page.
+    pub fn issued_page(
+        &self,
+        org: &OrgCode,
+        year: u16,
+        after: Option<(Series, u64, String)>,
+        limit: usize,
+    ) -> Result<Page<IssuedItem, (Series, u64, String)>> {
+        let (year_start, end) = keys::year_range(org, year);
+        let start = match after {
+            Some((series, number, notation)) => {
+                after_key(keys::numbering(org, year, series, number, &notation))
+            }
+            None => year_start,
+        };
+        self.ascending_page(
+            Space::Numbering,
+            start,
+            end,
+            limit,
+            |key, id, document| {
+                let (series, number, notation) = keys::numbering_position(key)
+                    .ok_or_else(|| Error::storage("a numbering key is malformed"))?;
+                Ok(IssuedItem {
+                    series,
+                    number,
+                    notation,
+                    id,
+                    document,
+                })
+            },
+            |i| (i.series, i.number, i.notation.clone()),
+        )
+    }
+
+    /// Up to `limit` documents of `org`'s inbox that it has not acted on
+    /// (status 01, not frozen), most urgent first, then by arrival, after
+    /// the position `after` (urgency, year, arrival number).
+    ///
+    /// The index is read as committed: for the moment between the commit
+    /// of a status change and its sync, the document has already left
+    /// this list while its record still shows 01.
+    pub fn unread_page(
+        &self,
+        org: &OrgCode,
+        after: Option<(u8, u16, u64)>,
+        limit: usize,
+    ) -> Result<Page<UnreadItem, (u8, u16, u64)>> {
+        let (org_start, end) = keys::org_range(org);
+        let start = match after {
+            Some((urgency, year, number)) => after_key(keys::unread(org, urgency, year, number)),
+            None => org_start,
+        };
+        self.ascending_page(
+            Space::Unread,
+            start,
+            end,
+            limit,
+            |key, id, document| {
+                let (urgency, arrival_year, arrival_number) = keys::unread_position(key)
+                    .ok_or_else(|| Error::storage("an unread key is malformed"))?;
+                Ok(UnreadItem {
+                    urgency,
+                    arrival_year,
+                    arrival_number,
+                    id,
+                    document,
+                })
+            },
+            |i| (i.urgency, i.arrival_year, i.arrival_number),
+        )
     }
 
     /// Events of `org` with `after < seq <= up_to`, at most `limit`, in order.
@@ -915,6 +1103,12 @@ fn check_schema(engine: &dyn Engine) -> Result<()> {
             engine.sync()
         }
     }
+}
+
+/// The smallest key after `key` (for a scan that resumes after it).
+fn after_key(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
 }
 
 fn decode_document(bytes: &[u8]) -> Result<StoredDocument> {

@@ -178,6 +178,7 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     reply_to: None,
                     supersedes: None,
                     due_date: None,
+                    urgency: 0,
                 };
                 store.send(new).await.expect("append");
             }));

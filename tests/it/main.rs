@@ -21,6 +21,7 @@ mod layout;
 mod lifecycle;
 mod notifications;
 mod numbering;
+mod registers;
 mod signatures;
 mod store;
 mod validation;

@@ -14,9 +14,9 @@ use prost::Message;
 use tonic::Code;
 
 /// 2025-12-31 23:59:59.500 in Vietnam (16:59:59.500 UTC).
-const NEW_YEARS_EVE_LAST_HALF_SECOND: i64 = 1_767_200_399_500;
+pub(crate) const NEW_YEARS_EVE_LAST_HALF_SECOND: i64 = 1_767_200_399_500;
 /// 2025-12-31 23:59:00 in Vietnam: a minute before the year turns.
-const NEW_YEARS_EVE_LAST_MINUTE: i64 = 1_767_200_340_000;
+pub(crate) const NEW_YEARS_EVE_LAST_MINUTE: i64 = 1_767_200_340_000;
 /// 2026-01-01 00:00:00.500 in Vietnam.
 const NEW_YEAR_HALF_SECOND_IN: i64 = 1_767_200_400_500;
 /// 2026-03-10 12:00 in Vietnam.
@@ -40,7 +40,7 @@ pub(crate) async fn server_at(at_ms: i64) -> (TestServer, Clock) {
 }
 
 /// `directive` from `from`, with its date of issue and secrecy.
-fn dated(from: &str, number: u64, date: &str, secrecy: pb::Secrecy) -> pb::Document {
+pub(crate) fn dated(from: &str, number: u64, date: &str, secrecy: pb::Secrecy) -> pb::Document {
     let mut d = directive(from, &["xa-van-nham"], number);
     d.promulgation_date = date.into();
     d.secrecy = secrecy as i32;

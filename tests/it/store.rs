@@ -59,6 +59,7 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         reply_to: None,
         supersedes: None,
         due_date: None,
+        urgency: 0,
     }
 }
 
