@@ -48,7 +48,9 @@
 //! `unread` indexes the part of each inbox not yet acted on (status 01,
 //! not frozen), hỏa tốc first, then by arrival (see `unread`); the commit
 //! adds an entry at delivery and removes it at the recipient's first change
-//! or answer and when the document is frozen.
+//! or answer and when the document is frozen. A store from an earlier build
+//! gets the index built once when opened (marked by `meta` key
+//! `"unread-index"`).
 //!
 //! The registers read what is already ordered: the incoming register of a
 //! year is the `inbox` range `org ‖ year`, in arrival order; the outgoing
@@ -535,6 +537,7 @@ impl Store {
     ) -> Result<Store> {
         check_schema(engine.as_ref())?;
         deadlines::build_index_once(engine.as_ref())?;
+        unread::build_index_once(engine.as_ref())?;
         let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
         let pending = Arc::new(Pending::default());
         let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {

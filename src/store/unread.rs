@@ -87,3 +87,60 @@ fn year(delivery: &StoredDelivery) -> Result<u16> {
         ))
     })
 }
+
+/// Marks, in `meta`, that every document is in the index.
+const INDEX_BUILT: &[u8] = b"unread-index";
+
+/// A store written before the index existed gets it built once, from its
+/// documents, when it is opened: every delivery still at 01 of a document
+/// not frozen. In batches of 512 documents, each in one transaction, and
+/// the mark last, so that an interrupted build simply runs again (its puts
+/// are idempotent).
+pub(super) fn build_index_once(engine: &dyn super::engine::Engine) -> Result<()> {
+    use super::engine::Order;
+    if engine.get(Space::Meta, INDEX_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let batch = engine.scan(Space::Documents, &start, None, Order::Ascending, 512)?;
+        let Some((last, _)) = batch.last() else { break };
+        start = last.clone();
+        start.push(0); // the next key after the last
+        let mut entries = Vec::new();
+        for (key, bytes) in &batch {
+            let id = DocId::from_slice(key)?;
+            let document = super::decode_document(bytes)?;
+            if document.frozen_by != 0 {
+                continue;
+            }
+            let header = crate::document::decode(&document.document_bytes)
+                .map_err(|e| Error::storage(format!("a stored document does not decode: {e}")))?;
+            let urgency = u8::try_from(header.urgency)
+                .unwrap_or(0)
+                .min(keys::MOST_URGENT);
+            for delivery in &document.deliveries {
+                if delivery.status == 0 && delivery.answer == 0 {
+                    let org = OrgCode::parse(&delivery.recipient).ok_or_else(|| {
+                        Error::storage(format!(
+                            "a stored organisation code {:?} is malformed",
+                            delivery.recipient
+                        ))
+                    })?;
+                    entries.push((
+                        keys::unread(&org, urgency, year(delivery)?, delivery.arrival_number),
+                        id,
+                    ));
+                }
+            }
+        }
+        engine.transact(&mut |txn| {
+            for (key, id) in &entries {
+                txn.put(Space::Unread, key, &id.0)?;
+            }
+            Ok(())
+        })?;
+    }
+    engine.transact(&mut |txn| txn.put(Space::Meta, INDEX_BUILT, b"1"))?;
+    engine.sync()
+}

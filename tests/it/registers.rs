@@ -489,3 +489,62 @@ fn the_register_on_the_command_line_is_the_clerks_csv() {
     assert_eq!(register["register"], "incoming");
     assert_eq!(register["entries"][0]["Số đến"], "1");
 }
+
+/// A store from a build before the `unread` index gets it built when
+/// opened: the same unread list, most urgent first, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_the_unread_index_gets_it_built_when_opened() {
+    use lienthong::store::engine::{transact, Order, Space};
+    let mut server = TestServer::start().await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    for (n, urgency) in [
+        (1, pb::Urgency::Normal),
+        (2, pb::Urgency::HoaToc),
+        (3, pb::Urgency::Khan),
+    ] {
+        let mut d = directive("phong-noi-vu", &["xa-van-nham"], n);
+        d.urgency = urgency as i32;
+        server.send(&mut noi_vu, d).await;
+    }
+    let first = server
+        .send(&mut noi_vu, directive("phong-noi-vu", &["xa-van-nham"], 4))
+        .await
+        .id;
+    change(
+        &server,
+        "xa-van-nham",
+        message("xa-van-nham", &first, Code::Registered),
+    )
+    .await
+    .expect("register");
+    let listed = unread(&server, "xa-van-nham").await;
+    assert_eq!(listed.len(), 3);
+
+    // As an earlier build left it: documents, no index, no mark.
+    server.stop().await;
+    {
+        let engine = lienthong::store::open_engine(&server.config.data_dir, &server.config.store)
+            .expect("engine");
+        let entries = engine
+            .scan(Space::Unread, &[], None, Order::Ascending, usize::MAX)
+            .expect("scan");
+        assert_eq!(entries.len(), 3);
+        transact(engine.as_ref(), |txn| {
+            for (key, _) in &entries {
+                txn.delete(Space::Unread, key)?;
+            }
+            txn.delete(Space::Meta, b"unread-index")
+        })
+        .expect("remove the index");
+        engine.sync().expect("sync");
+    }
+    server.restart().await;
+    let rebuilt = unread(&server, "xa-van-nham").await;
+    let ids = |entries: &[pb::InboxEntry]| -> Vec<String> {
+        entries
+            .iter()
+            .filter_map(|e| e.document.as_ref().map(|d| d.id.clone()))
+            .collect()
+    };
+    assert_eq!(ids(&rebuilt), ids(&listed));
+}
