@@ -180,11 +180,35 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
     change(&server, rejected, message(rejected, &id, Code::Rejected))
         .await
         .expect("reject");
-    // Assignments with deadlines; some complete.
-    for commune in &communes[..10] {
+    // Assignments with deadlines: five with time left, five already past
+    // (late); some complete.
+    let today = lienthong::clock::Clock::system().today();
+    let in_time = lienthong::clock::format_date(today + time::Duration::days(20));
+    let past = lienthong::clock::format_date(today - time::Duration::days(3));
+    for (i, commune) in communes[..10].iter().enumerate() {
         let mut m = message(commune, &id, Code::Assigned);
-        m.deadline = "2026-12-15".into();
+        m.deadline = if i < 5 { in_time.clone() } else { past.clone() };
         change(&server, commune, m).await.expect("assign");
+    }
+    // The late ones are overdue for handling, at their own deadline.
+    for (i, commune) in communes[..10].iter().enumerate() {
+        let mut client = server.client(commune).await;
+        let due = client
+            .list_deadlines(pb::ListDeadlinesRequest {
+                within_days: 0,
+                district: false,
+            })
+            .await
+            .expect("deadlines")
+            .into_inner()
+            .entries;
+        let late: Vec<&str> = due
+            .iter()
+            .filter(|e| e.document.as_ref().is_some_and(|d| d.id == id) && e.overdue)
+            .map(|e| e.due_date.as_str())
+            .collect();
+        let expected: &[&str] = if i < 5 { &[] } else { &[past.as_str()] };
+        assert_eq!(late, expected, "{commune}");
     }
     for commune in &communes[..5] {
         change(&server, commune, message(commune, &id, Code::Completed))
@@ -226,7 +250,7 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
     let assigned = &own[2];
     assert_eq!(
         assigned.message.as_ref().map(|m| m.deadline.as_str()),
-        Some("2026-12-15")
+        Some(in_time.as_str())
     );
     let all = history(&server, sender, &id).await;
     let signed_changes = 20 + 1 + 10 + 5 + 1;
@@ -345,6 +369,35 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
         let checks = file.check(&trusted);
         assert!(checks.iter().all(|c| c.ok), "leaf {leaf}: {checks:?}");
     }
+    // And through the command a clerk runs, offline, against the key the
+    // PKI folder holds.
+    let last = all.last().and_then(|c| c.leaf_index).expect("a leaf");
+    let proof = noi_vu
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            document_id: id.clone(),
+            tree_size: 0,
+            leaf_index: Some(last),
+        })
+        .await
+        .expect("proof")
+        .into_inner();
+    let file = server.dir.path().join("status-proof.json");
+    ProofFile::Inclusion(InclusionFile::new(&id, &proof, keys.service_key.as_ref()).expect("file"))
+        .write(&file)
+        .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .arg("verify")
+        .arg(&file)
+        .arg("--pki")
+        .arg(server.dir.path().join("pki"))
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A recipient cannot prove, or even see, another organisation's leaf
     // about a document it does not hold.
     let mut outsider = server.client("phong-tu-phap").await;
