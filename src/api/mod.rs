@@ -50,6 +50,29 @@ impl ExchangeApi {
         }
     }
 
+    /// A status change (or, with `revocation`, a revocation) as `caller`.
+    async fn signed_change(
+        &self,
+        caller: &Organization,
+        status_bytes: Vec<u8>,
+        signature: Option<pb::DocumentSignature>,
+        revocation: bool,
+    ) -> Result<Response<pb::StatusChange>, Status> {
+        let input = StatusInput {
+            status_bytes,
+            signature,
+        };
+        let entry = if revocation {
+            self.tracking.revoke(caller, input).await?
+        } else {
+            self.tracking.change_status(caller, input).await?
+        };
+        Ok(Response::new(convert::status_change(
+            self.exchange.directory(),
+            &entry,
+        )))
+    }
+
     /// The caller's organisation, from the client certificate that TLS
     /// verified against the client CA. Nothing in the request can change it.
     fn caller<T>(&self, request: &Request<T>) -> Result<Organization, Error> {
@@ -233,20 +256,8 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::StatusChange>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
-        let entry = self
-            .tracking
-            .change_status(
-                &caller,
-                StatusInput {
-                    status_bytes: req.status,
-                    signature: req.signature,
-                },
-            )
-            .await?;
-        Ok(Response::new(convert::status_change(
-            self.exchange.directory(),
-            &entry,
-        )))
+        self.signed_change(&caller, req.status, req.signature, false)
+            .await
     }
 
     async fn revoke(
@@ -255,20 +266,8 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::StatusChange>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
-        let entry = self
-            .tracking
-            .revoke(
-                &caller,
-                StatusInput {
-                    status_bytes: req.status,
-                    signature: req.signature,
-                },
-            )
-            .await?;
-        Ok(Response::new(convert::status_change(
-            self.exchange.directory(),
-            &entry,
-        )))
+        self.signed_change(&caller, req.status, req.signature, true)
+            .await
     }
 
     async fn get_history(
