@@ -107,6 +107,7 @@ fn print_inbox(entries: &[pb::InboxEntry], next: &str, as_json: bool) {
                 if let Value::Object(m) = &mut v {
                     m.insert("arrival_year".into(), json!(e.arrival_year));
                     m.insert("arrival_number".into(), json!(e.arrival_number));
+                    m.insert("status".into(), json!(output::status_name(e.status)));
                 }
                 v
             }).collect::<Vec<_>>(),
@@ -115,29 +116,43 @@ fn print_inbox(entries: &[pb::InboxEntry], next: &str, as_json: bool) {
         return;
     }
     outln!(
-        "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} SUBJECT",
+        "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} {:<16} SUBJECT",
         "ARRIVAL",
         "ID",
         "FROM",
         "NUMBER",
         "URGENCY",
-        "SECRECY"
+        "SECRECY",
+        "STATUS"
     );
     for e in entries {
         let Some(s) = &e.document else { continue };
         outln!(
-            "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} {}",
+            "{:<10} {:<32} {:<16} {:<14} {:<11} {:<9} {:<16} {}{}",
             format!("{}/{}", e.arrival_number, e.arrival_year),
             s.id,
             output::org_short(&s.sender),
             output::so_ky_hieu(s.number, &s.notation),
             output::urgency(s.urgency),
             output::secrecy(s.secrecy),
+            output::status_name(e.status),
+            frozen_mark(s),
             output::cut(&s.subject, 60)
         );
     }
     if !next.is_empty() {
         outln!("more: --page-token {next}");
+    }
+}
+
+/// `[revoked] `, `[superseded] ` or nothing, before a subject.
+fn frozen_mark(s: &pb::DocumentSummary) -> &'static str {
+    if s.revoked {
+        "[revoked] "
+    } else if !s.superseded_by.is_empty() {
+        "[superseded] "
+    } else {
+        ""
     }
 }
 
@@ -170,7 +185,7 @@ fn print_outbox(entries: &[pb::OutboxEntry], next: &str, as_json: bool) {
             clock::format_vietnam(s.accepted_at_ms),
             output::so_ky_hieu(s.number, &s.notation),
             output::secrecy(s.secrecy),
-            output::cut(&s.subject, 60)
+            format!("{}{}", frozen_mark(s), output::cut(&s.subject, 60))
         );
         // To whom, each with the arrival number it got.
         for d in &e.deliveries {
@@ -250,6 +265,13 @@ fn print_document(
             "deliveries": d.deliveries.iter().map(output::delivery).collect::<Vec<_>>(),
             "my_delivery": d.my_delivery.as_ref().map(output::delivery),
             "attachments": attachments,
+            "revoked": d.revocation.as_ref().map(|r| json!({
+                "at": output::at(r.accepted_at_ms),
+                "reason": r.message.as_ref().map(|m| m.description.clone()).unwrap_or_default(),
+            })),
+            "supersedes": d.supersedes,
+            "superseded_by": d.superseded_by,
+            "replies": d.replies,
             "saved": saved,
         }));
         return;
@@ -269,7 +291,15 @@ fn print_document(
         output::so_ky_hieu(header.number, &header.notation)
     );
     outln!("type:        {type_name}");
-    outln!("date:        {} {}", header.place, header.promulgation_date);
+    outln!(
+        "date:        {}",
+        [header.place.as_str(), header.promulgation_date.as_str()]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     outln!("subject:     {}", header.subject);
     if !header.content.is_empty() {
         outln!("content:     {}", header.content);
@@ -296,6 +326,27 @@ fn print_document(
         outln!("replies to:  {original}");
     }
     outln!("accepted:    {}", clock::format_vietnam(d.accepted_at_ms));
+    // Its life: frozen, superseded, answered.
+    if let Some(r) = &d.revocation {
+        let reason = r
+            .message
+            .as_ref()
+            .map(|m| m.description.clone())
+            .unwrap_or_default();
+        outln!(
+            "REVOKED:     {} by its sender: {reason}",
+            clock::format_vietnam(r.accepted_at_ms)
+        );
+    }
+    if !d.supersedes.is_empty() {
+        outln!("supersedes:  {}", d.supersedes);
+    }
+    for newer in &d.superseded_by {
+        outln!("superseded:  by {newer}");
+    }
+    for reply in &d.replies {
+        outln!("reply:       {reply}");
+    }
     if let Some(m) = &d.my_delivery {
         outln!("arrival no.: {}/{}", m.arrival_number, m.arrival_year);
     }
