@@ -29,6 +29,32 @@ pub const MAX_WITHIN_DAYS: u32 = 366;
 /// The directory kinds that may see the whole district's deadlines.
 const DISTRICT_KINDS: [&str; 2] = ["committee", "office"];
 
+/// What the district view shows of a secret document the viewer is no
+/// party to, instead of its summary and content.
+pub const SECRET_SUBJECT: &str = "(văn bản mật: trích yếu không hiển thị)";
+
+/// In the district view, the committee or office sees that a secret
+/// document (mật, tối mật, tuyệt mật) is late and where, but not what it
+/// is about unless it sent or received it: Decree 30 keeps secret documents
+/// to those they are addressed to, and a deadline list needs no more.
+fn redact_secret(entries: &mut [Deadline], viewer: &Organization) {
+    for entry in entries {
+        let view = &entry.view;
+        let party = view.stored.sender == viewer.code.as_str()
+            || view
+                .stored
+                .deliveries
+                .iter()
+                .any(|d| d.recipient == viewer.code.as_str());
+        if view.header.secrecy != 0 && !party {
+            let mut hidden = DocumentView::clone(view);
+            hidden.header.subject = SECRET_SUBJECT.to_owned();
+            hidden.header.content.clear();
+            entry.view = Arc::new(hidden);
+        }
+    }
+}
+
 /// One open deadline of one recipient.
 #[derive(Debug, Clone)]
 pub struct Deadline {
@@ -117,6 +143,9 @@ impl Deadlines {
                     entries.push(deadline);
                 }
             }
+        }
+        if district {
+            redact_secret(&mut entries, caller);
         }
         entries.sort_by(|a, b| {
             (a.due, a.recipient, a.kind, a.view.id).cmp(&(b.due, b.recipient, b.kind, b.view.id))

@@ -53,7 +53,7 @@ pub struct SendInput {
 }
 
 /// A document as stored, with its header decoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DocumentView {
     pub id: DocId,
     pub stored: StoredDocument,

@@ -454,3 +454,50 @@ async fn a_store_without_the_index_gets_it_built_when_opened() {
     assert_eq!(rows(&server, "xa-van-nham", 2, false).await, listed);
     assert_eq!(listed[0].0, id);
 }
+
+/// The district view shows that a secret document is late, and where, but
+/// not its summary to a committee or office that is no party to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_district_view_hides_what_a_secret_document_is_about() {
+    let (server, _clock) = server_at(WEDNESDAY_10_JUNE).await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    let mut secret = due_directive(&["xa-van-nham"], 1, "2026-06-10", "2026-06-12");
+    secret.secrecy = pb::Secrecy::Mat as i32;
+    let secret_id = server.send(&mut noi_vu, secret).await.id;
+    let open_id = send_due(
+        &server,
+        &mut noi_vu,
+        &["xa-van-nham"],
+        2,
+        "2026-06-10",
+        "2026-06-12",
+    )
+    .await;
+
+    let subject_of = |list: &pb::ListDeadlinesResponse, id: &str| -> Vec<String> {
+        list.entries
+            .iter()
+            .filter_map(|e| e.document.as_ref())
+            .filter(|d| d.id == id)
+            .map(|d| d.subject.clone())
+            .collect()
+    };
+    let office = deadlines(&server, "vp-hdnd-ubnd", 5, true)
+        .await
+        .expect("district");
+    let hidden = subject_of(&office, &secret_id);
+    assert!(!hidden.is_empty(), "the secret document is listed");
+    assert!(hidden
+        .iter()
+        .all(|s| s == lienthong::deadlines::SECRET_SUBJECT));
+    assert!(subject_of(&office, &open_id)
+        .iter()
+        .all(|s| s != lienthong::deadlines::SECRET_SUBJECT));
+    // Its recipient sees what it is about.
+    let own = deadlines(&server, "xa-van-nham", 5, false)
+        .await
+        .expect("own");
+    assert!(subject_of(&own, &secret_id)
+        .iter()
+        .all(|s| s != lienthong::deadlines::SECRET_SUBJECT));
+}

@@ -548,3 +548,33 @@ async fn a_store_without_the_unread_index_gets_it_built_when_opened() {
     };
     assert_eq!(ids(&rebuilt), ids(&listed));
 }
+
+/// An updated or replaced document leaves the unread list of every
+/// recipient: it is frozen, and its successor takes its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_updated_document_leaves_the_unread_list() {
+    let server = TestServer::start().await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    let first = server
+        .send(
+            &mut noi_vu,
+            directive("phong-noi-vu", &["xa-van-nham", "xa-dong-tan"], 1),
+        )
+        .await
+        .id;
+    let mut update = directive("phong-noi-vu", &["xa-van-nham", "xa-dong-tan"], 2);
+    update.supersedes = Some(pb::Supersedes {
+        document_id: first.clone(),
+        operation: pb::Operation::Update as i32,
+        reason: "Cập nhật thời hạn".into(),
+    });
+    let second = server.send(&mut noi_vu, update).await.id;
+    for org in ["xa-van-nham", "xa-dong-tan"] {
+        let ids: Vec<String> = unread(&server, org)
+            .await
+            .iter()
+            .filter_map(|e| e.document.as_ref().map(|d| d.id.clone()))
+            .collect();
+        assert_eq!(ids, std::slice::from_ref(&second), "{org}");
+    }
+}
