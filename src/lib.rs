@@ -92,6 +92,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod merkle;
 pub mod notify;
+pub mod paper;
 pub mod pki;
 pub mod process;
 pub mod receipt;

@@ -73,6 +73,17 @@ pub fn decode(bytes: &[u8]) -> Result<pb::Document> {
     })
 }
 
+/// The header of a stored document, electronic or paper: the one way to
+/// read what a stored record says. A paper record is not a `Document`; its
+/// header is derived from it (see `paper::header`).
+pub fn header(stored: &crate::store::StoredDocument) -> Result<pb::Document> {
+    if stored.paper {
+        crate::paper::decode(&stored.document_bytes).map(|record| crate::paper::header(&record))
+    } else {
+        decode(&stored.document_bytes)
+    }
+}
+
 pub const MAX_NUMBER: u64 = 99_999_999_999; // edXML CodeNumber: at most 11 digits
 const MAX_ATTACHMENTS: usize = 100;
 
