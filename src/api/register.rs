@@ -104,5 +104,10 @@ fn outgoing(directory: &Directory, line: &OutgoingLine) -> pb::OutgoingRegisterE
         frozen_by: frozen_by(view),
         notes: line.notes.clone(),
         paper: view.stored.paper,
+        paper_recipient: if view.stored.paper {
+            h.to.join(", ")
+        } else {
+            String::new()
+        },
     }
 }
