@@ -63,7 +63,7 @@ pub struct DocumentView {
 impl DocumentView {
     /// A stored document with its header decoded.
     pub fn new(id: DocId, stored: StoredDocument) -> Result<DocumentView> {
-        let header = document::header(&stored)?;
+        let header = document::header(stored.paper, &stored.document_bytes)?;
         Ok(DocumentView::with_header(id, stored, header))
     }
 

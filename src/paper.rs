@@ -4,8 +4,7 @@
 //!
 //! A record is stored like a document: a `StoredDocument` with `paper` set
 //! whose `document_bytes` are the signed `PaperRecord`, byte for byte. The
-//! rest of the service reads it through [`header`] (via
-//! `document::header`), a `Document` derived from the record, so views,
+//! rest of the service reads it through `document::header`, a `Document` derived from the record, so views,
 //! registers, deadlines and events need not know paper from electronic.
 //!
 //! Who is who. An incoming record delivers to the caller (one delivery:
@@ -19,10 +18,9 @@
 //! caller's series, its outbox, and no deliveries (the recipient records
 //! its own incoming copy).
 
-use prost::Message;
-
 use crate::crypto;
 use crate::directory::Organization;
+use crate::document::paper::{decode, header};
 use crate::document::{self, CheckedDocument};
 use crate::error::{Error, Result};
 use crate::exchange::{self, DocumentView, Exchange, Sent};
@@ -38,42 +36,6 @@ pub struct PaperInput {
     pub record: Vec<u8>,
     pub signature: Option<pb::DocumentSignature>,
     pub scan: Vec<Vec<u8>>,
-}
-
-/// Decodes a paper record, without checking it.
-pub fn decode(bytes: &[u8]) -> Result<pb::PaperRecord> {
-    pb::PaperRecord::decode(bytes).map_err(|e| {
-        Error::invalid(
-            "record",
-            format!("not an encoded lienthong.v1.PaperRecord: {e}"),
-        )
-    })
-}
-
-fn incoming(record: &pb::PaperRecord) -> bool {
-    record.direction == pb::PaperDirection::Incoming as i32
-}
-
-/// The header a record stands for: issued by the counterpart to the caller
-/// if incoming, by the caller to the counterpart if outgoing, each as the
-/// record names them.
-pub fn header(record: &pb::PaperRecord) -> pb::Document {
-    let (from, to) = if incoming(record) {
-        (&record.counterpart, &record.organization)
-    } else {
-        (&record.organization, &record.counterpart)
-    };
-    pb::Document {
-        from: from.clone(),
-        to: vec![to.clone()],
-        number: record.number,
-        notation: record.notation.clone(),
-        promulgation_date: record.promulgation_date.clone(),
-        document_type: record.document_type.clone(),
-        subject: record.subject.clone(),
-        attachments: record.scan.iter().cloned().collect(),
-        ..pb::Document::default()
-    }
 }
 
 /// A field of the document checks, renamed as the record's.

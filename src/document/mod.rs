@@ -4,6 +4,7 @@
 //! The input is hostile. Every check names the field it rejects, as
 //! `document.<field>`, so the sender's software can point at it.
 
+pub mod paper;
 pub mod types;
 
 use prost::Message;
@@ -76,11 +77,12 @@ pub fn decode(bytes: &[u8]) -> Result<pb::Document> {
 /// The header of a stored document, electronic or paper: the one way to
 /// read what a stored record says. A paper record is not a `Document`; its
 /// header is derived from it (see `paper::header`).
-pub fn header(stored: &crate::store::StoredDocument) -> Result<pb::Document> {
-    if stored.paper {
-        crate::paper::decode(&stored.document_bytes).map(|record| crate::paper::header(&record))
+/// Stored documents call it with their `paper` flag and bytes.
+pub fn header(paper: bool, bytes: &[u8]) -> Result<pb::Document> {
+    if paper {
+        paper::decode(bytes).map(|record| paper::header(&record))
     } else {
-        decode(&stored.document_bytes)
+        decode(bytes)
     }
 }
 
