@@ -292,6 +292,33 @@ pub fn media_type_for(name: &str) -> &'static str {
 /// Declares the attachments in the header (name, media type, size, SHA-256),
 /// encodes the header once, signs exactly those bytes, and puts the contents
 /// beside them.
+/// A RecordPaper request: `record` with its scan (if any) declared by
+/// digest and size, encoded and signed by `signer`.
+pub fn paper_request(
+    mut record: pb::PaperRecord,
+    scan: Option<AttachmentFile>,
+    signer: &SigningKey,
+) -> Result<pb::RecordPaperRequest, String> {
+    record.scan = scan.as_ref().map(|a| pb::AttachmentRef {
+        name: a.name.clone(),
+        media_type: a.media_type.clone(),
+        size: a.content.len() as u64,
+        sha256: crate::crypto::sha256(&a.content).to_vec(),
+    });
+    let bytes = record.encode_to_vec();
+    let (key_id, signature) = signer
+        .sign_paper(&bytes)
+        .map_err(|e| format!("cannot sign: {e}"))?;
+    Ok(pb::RecordPaperRequest {
+        record: bytes,
+        signature: Some(pb::DocumentSignature { key_id, signature }),
+        scan: scan
+            .into_iter()
+            .map(|a| pb::AttachmentContent { content: a.content })
+            .collect(),
+    })
+}
+
 pub fn send_request(
     mut header: pb::Document,
     attachments: Vec<AttachmentFile>,

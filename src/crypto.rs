@@ -29,6 +29,8 @@ pub const DOCUMENT_CONTEXT: &[u8] = b"lienthong document signature v1\0";
 /// revocation): this, the key id, a NUL, the status bytes. Its own context,
 /// so that no signed document can pass for a status or the other way round.
 pub const STATUS_CONTEXT: &[u8] = b"lienthong status v1\0";
+/// What a paper record's signature signs: this, the key id, a NUL, the record.
+pub const PAPER_CONTEXT: &[u8] = b"lienthong paper record v1\0";
 /// What a receipt signature signs: this, the key id, a NUL, the receipt.
 pub const RECEIPT_CONTEXT: &[u8] = b"lienthong receipt v1\0";
 /// What a checkpoint signature signs: this, the key id, a NUL, the checkpoint.
@@ -51,6 +53,11 @@ pub fn document_message(key_id: &str, document_bytes: &[u8]) -> Vec<u8> {
 /// The message an organisation signs for a status change or revocation.
 pub fn status_message(key_id: &str, status_bytes: &[u8]) -> Vec<u8> {
     message(STATUS_CONTEXT, key_id, status_bytes)
+}
+
+/// The message an organisation signs for a paper record.
+pub fn paper_message(key_id: &str, record_bytes: &[u8]) -> Vec<u8> {
+    message(PAPER_CONTEXT, key_id, record_bytes)
 }
 
 /// The message the service signs for an archive checkpoint.
@@ -313,6 +320,13 @@ impl SigningKey {
     pub fn sign_document(&self, document_bytes: &[u8]) -> Result<(String, Vec<u8>), CryptoError> {
         let key_id = self.key_id();
         let signature = self.sign(&document_message(&key_id, document_bytes))?;
+        Ok((key_id, signature))
+    }
+
+    /// Signs a paper record's bytes; returns (key id, signature).
+    pub fn sign_paper(&self, record_bytes: &[u8]) -> Result<(String, Vec<u8>), CryptoError> {
+        let key_id = self.key_id();
+        let signature = self.sign(&paper_message(&key_id, record_bytes))?;
         Ok((key_id, signature))
     }
 

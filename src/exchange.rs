@@ -63,7 +63,7 @@ pub struct DocumentView {
 impl DocumentView {
     /// A stored document with its header decoded.
     pub fn new(id: DocId, stored: StoredDocument) -> Result<DocumentView> {
-        let header = document::decode(&stored.document_bytes)?;
+        let header = document::header(stored.paper, &stored.document_bytes)?;
         Ok(DocumentView::with_header(id, stored, header))
     }
 
@@ -203,17 +203,8 @@ impl Exchange {
             sender: caller.code,
             recipients,
             document_bytes: input.document_bytes,
-            attachments: checked
-                .document
-                .attachments
-                .iter()
-                .zip(input.attachments)
-                .map(|(declared, content)| NewAttachment {
-                    // check_attachments made sure this is the content's digest.
-                    sha256: declared.sha256.as_slice().try_into().unwrap_or([0; 32]),
-                    content: Some(content),
-                })
-                .collect(),
+            // check_attachments made sure of each content's digest.
+            attachments: new_attachments(&checked, input.attachments),
             content_digest,
             idempotency_key,
             numbering: Numbering {
@@ -233,6 +224,7 @@ impl Exchange {
             supersedes,
             due_date: crate::clock::parse_date(&header.due_date),
             urgency: u8::try_from(header.urgency).unwrap_or(0),
+            paper: false,
         };
         let taken = number_taken(caller, &checked);
         match self.store.send(new).await? {
@@ -268,9 +260,7 @@ impl Exchange {
             )
         })?;
         let stored = self.store.document(&doc_id)?.ok_or_else(not_found)?;
-        let me = caller.code.as_str();
-        let party = stored.sender == me || stored.deliveries.iter().any(|d| d.recipient == me);
-        if !party {
+        if !stored.is_party(caller.code.as_str()) {
             return Err(not_found());
         }
         DocumentView::new(doc_id, stored)
@@ -623,9 +613,27 @@ fn check_attachments(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<
     Ok(())
 }
 
+/// The attachments to store: each content with the digest the document
+/// declares for it, once the caller checked that they agree.
+pub(crate) fn new_attachments(
+    checked: &CheckedDocument,
+    contents: Vec<Vec<u8>>,
+) -> Vec<NewAttachment> {
+    checked
+        .document
+        .attachments
+        .iter()
+        .zip(contents)
+        .map(|(declared, content)| NewAttachment {
+            sha256: declared.sha256.as_slice().try_into().unwrap_or([0; 32]),
+            content: Some(content),
+        })
+        .collect()
+}
+
 /// What an idempotent retry must repeat exactly: the document bytes, and
 /// through their declared digests (checked above), the attachments.
-fn content_digest(document_bytes: &[u8], checked: &CheckedDocument) -> [u8; 32] {
+pub(crate) fn content_digest(document_bytes: &[u8], checked: &CheckedDocument) -> [u8; 32] {
     let mut ctx = Context::new(&SHA256);
     ctx.update(b"lienthong content v1\0");
     ctx.update(&(document_bytes.len() as u64).to_be_bytes());

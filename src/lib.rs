@@ -29,6 +29,8 @@
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
 //!   consistency proofs for a document's parties, proof files — and the
 //!   offline audit.
+//! - [`paper`]: recording a document that came or went on paper, for the
+//!   caller's own organisation, numbered and archived like any other.
 //! - [`tracking`]: following a document after sending: recipients' signed
 //!   status changes and answers, the sender's revocation, its history.
 //! - [`deadlines`]: what each recipient must still register or handle, late
@@ -92,6 +94,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod merkle;
 pub mod notify;
+pub mod paper;
 pub mod pki;
 pub mod process;
 pub mod receipt;

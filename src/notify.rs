@@ -177,7 +177,7 @@ impl Notifier {
                 return None;
             }
         };
-        match document::decode(&stored.document_bytes) {
+        match document::header(stored.paper, &stored.document_bytes) {
             Ok(header) => Some(header),
             Err(e) => {
                 tracing::warn!(error = %e, %id, "decoding the document of an event");

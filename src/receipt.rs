@@ -139,7 +139,11 @@ impl Sealer for Notary {
         // The archive's leaf commits to the sealed receipt, which names the
         // document's digest, sender, recipients, time and signature.
         let archive_leaf = pb::ArchiveEntry {
-            kind: pb::ArchiveEntryKind::DocumentAccepted as i32,
+            kind: if new.paper {
+                pb::ArchiveEntryKind::PaperRecorded
+            } else {
+                pb::ArchiveEntryKind::DocumentAccepted
+            } as i32,
             document_id: new.id.to_string(),
             receipt: Some(pb::SealedReceipt {
                 receipt: bytes.clone(),

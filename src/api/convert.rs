@@ -99,11 +99,28 @@ pub fn edxml_id(view: &DocumentView) -> String {
     )
 }
 
+/// Who issued a document: its sender; for a paper record, the issuer as
+/// the record names it (an organisation of the directory, or the name of
+/// a body outside it).
+pub fn issuer(directory: &Directory, view: &DocumentView) -> pb::Organization {
+    if !view.stored.paper {
+        return organization_by_code(directory, &view.stored.sender);
+    }
+    let from = view.header.from.trim();
+    directory
+        .org(from)
+        .map(organization)
+        .unwrap_or_else(|| pb::Organization {
+            name: from.to_owned(),
+            ..Default::default()
+        })
+}
+
 pub fn summary(directory: &Directory, view: &DocumentView) -> pb::DocumentSummary {
     let h = &view.header;
     pb::DocumentSummary {
         id: view.id.to_string(),
-        sender: Some(organization_by_code(directory, &view.stored.sender)),
+        sender: Some(issuer(directory, view)),
         number: h.number,
         notation: h.notation.clone(),
         document_type: h.document_type.clone(),
@@ -116,6 +133,7 @@ pub fn summary(directory: &Directory, view: &DocumentView) -> pb::DocumentSummar
         attachment_count: view.stored.attachment_count,
         revoked: view.stored.revoked_at_ms != 0,
         superseded_by: ids(&view.stored.superseded_by),
+        paper: view.stored.paper,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::directory::Organization;
 use crate::error::Error;
 use crate::exchange::{Exchange, SendInput};
 use crate::notify::{EventStream, Notifier, Start};
+use crate::paper::PaperInput;
 use crate::pb;
 use crate::pki;
 use crate::register::Registers;
@@ -121,6 +122,25 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         Ok(Response::new(convert::send_response(
             self.exchange.directory(),
             &sent,
+        )))
+    }
+
+    async fn record_paper(
+        &self,
+        request: Request<pb::RecordPaperRequest>,
+    ) -> Result<Response<pb::SendResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let input = PaperInput {
+            record: req.record,
+            signature: req.signature,
+            scan: req.scan.into_iter().map(|a| a.content).collect(),
+        };
+        let recorded = self.exchange.record_paper(&caller, input).await?;
+        tracing::info!(id = %recorded.view.id, by = %caller.alias, "paper document recorded");
+        Ok(Response::new(convert::send_response(
+            self.exchange.directory(),
+            &recorded,
         )))
     }
 

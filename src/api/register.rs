@@ -1,6 +1,6 @@
 //! The registers' lines as `lienthong.v1` messages.
 
-use super::convert::{delivery, organization_by_code, status_code};
+use super::convert::{delivery, issuer, status_code};
 use crate::clock;
 use crate::directory::Directory;
 use crate::document::Series;
@@ -46,7 +46,7 @@ fn incoming(directory: &Directory, line: &IncomingLine) -> pb::RegisterEntry {
         arrived_at_ms: view.stored.accepted_at_ms,
         arrival_year: u32::from(line.arrival.arrival_year),
         arrival_number: line.arrival.arrival_number,
-        issuer: Some(organization_by_code(directory, &view.stored.sender)),
+        issuer: Some(issuer(directory, view)),
         number: h.number,
         notation: h.notation.clone(),
         promulgation_date: h.promulgation_date.clone(),
@@ -64,6 +64,7 @@ fn incoming(directory: &Directory, line: &IncomingLine) -> pb::RegisterEntry {
         secrecy: h.secrecy,
         frozen_by: frozen_by(view),
         notes: line.notes.clone(),
+        paper: view.stored.paper,
     }
 }
 
@@ -102,5 +103,11 @@ fn outgoing(directory: &Directory, line: &OutgoingLine) -> pb::OutgoingRegisterE
         secrecy: h.secrecy,
         frozen_by: frozen_by(view),
         notes: line.notes.clone(),
+        paper: view.stored.paper,
+        paper_recipient: if view.stored.paper {
+            h.to.join(", ")
+        } else {
+            String::new()
+        },
     }
 }

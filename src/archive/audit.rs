@@ -119,7 +119,10 @@ impl Auditor<'_> {
             )));
         };
         match pb::ArchiveEntryKind::try_from(entry.kind) {
-            Ok(pb::ArchiveEntryKind::DocumentAccepted) => self.document_leaf(i, id, &sealed),
+            // A paper record is sealed like a document, over its record.
+            Ok(pb::ArchiveEntryKind::DocumentAccepted | pb::ArchiveEntryKind::PaperRecorded) => {
+                self.document_leaf(i, id, &sealed)
+            }
             Ok(pb::ArchiveEntryKind::StatusChanged | pb::ArchiveEntryKind::DocumentRevoked) => {
                 self.status_leaf(i, id, &sealed)
             }

@@ -145,15 +145,18 @@ fn print_inbox(entries: &[pb::InboxEntry], next: &str, as_json: bool) {
     }
 }
 
-/// `[revoked] `, `[superseded] ` or nothing, before a subject.
-fn frozen_mark(s: &pb::DocumentSummary) -> &'static str {
-    if s.revoked {
+/// `[paper] ` for a paper record, then `[revoked] `, `[superseded] ` or
+/// nothing, before a subject.
+fn frozen_mark(s: &pb::DocumentSummary) -> String {
+    let paper = if s.paper { "[paper] " } else { "" };
+    let frozen = if s.revoked {
         "[revoked] "
     } else if !s.superseded_by.is_empty() {
         "[superseded] "
     } else {
         ""
-    }
+    };
+    format!("{paper}{frozen}")
 }
 
 fn print_outbox(entries: &[pb::OutboxEntry], next: &str, as_json: bool) {

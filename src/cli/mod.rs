@@ -22,6 +22,7 @@ mod login;
 mod mailbox;
 mod output;
 mod overdue;
+mod paper;
 mod pki;
 mod register;
 mod send;
@@ -78,6 +79,9 @@ enum Command {
     /// List the documents to register or handle that are late or due soon,
     /// late first (--district: the whole district's).
     Overdue(overdue::OverdueArgs),
+    /// Record a document that came (--in) or went (--out) on paper, for
+    /// your own organisation: it counts and is numbered like any other.
+    Paper(Box<paper::PaperArgs>),
     /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
     /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.
     Register(register::RegisterArgs),
@@ -151,6 +155,7 @@ pub fn main() -> ExitCode {
             }
             Command::History(args) => lifecycle::history(args).await,
             Command::Overdue(args) => overdue::run(args).await,
+            Command::Paper(args) => paper::run(*args).await,
             Command::Register(args) => register::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),

@@ -158,6 +158,7 @@ pub fn summary(s: &pb::DocumentSummary) -> Value {
         "attachment_count": s.attachment_count,
         "revoked": s.revoked,
         "superseded_by": s.superseded_by,
+        "paper": s.paper,
     })
 }
 

@@ -125,12 +125,21 @@ fn incoming_row(e: &pb::RegisterEntry) -> Vec<String> {
         e.assigned_to.clone(),
         e.passed_on_date.clone(),
         status,
-        e.notes.clone(),
+        with_paper(e.paper, &e.notes),
     ]
 }
 
+/// A paper record's notes begin with "Bản giấy" (on paper).
+fn with_paper(paper: bool, notes: &str) -> String {
+    match (paper, notes.is_empty()) {
+        (false, _) => notes.to_owned(),
+        (true, true) => "Bản giấy".to_owned(),
+        (true, false) => format!("Bản giấy; {notes}"),
+    }
+}
+
 fn outgoing_row(e: &pb::OutgoingRegisterEntry) -> Vec<String> {
-    let recipients: Vec<String> = e
+    let mut recipients: Vec<String> = e
         .deliveries
         .iter()
         .map(|d| {
@@ -139,7 +148,10 @@ fn outgoing_row(e: &pb::OutgoingRegisterEntry) -> Vec<String> {
                 .map_or(String::new(), |o| o.name.clone())
         })
         .collect();
-    let mut notes = e.notes.clone();
+    if e.paper {
+        recipients.push(e.paper_recipient.clone());
+    }
+    let mut notes = with_paper(e.paper, &e.notes);
     if e.secret {
         notes = [String::from("Sổ mật"), notes]
             .into_iter()

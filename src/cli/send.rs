@@ -183,12 +183,12 @@ pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result 
             CliError::from(status)
         })?
         .into_inner();
-    print_sent(&response, args.number == 0, args.conn.json);
+    print_sent(&response, args.number == 0, args.conn.json, "sent");
     Ok(())
 }
 
 /// `--number`: a number, or `auto`, sent as 0 ("to be assigned").
-fn parse_number(text: &str) -> std::result::Result<u64, String> {
+pub(super) fn parse_number(text: &str) -> std::result::Result<u64, String> {
     if text.eq_ignore_ascii_case("auto") {
         return Ok(0);
     }
@@ -233,7 +233,8 @@ fn org_of_certificate(path: &Path) -> Result<String> {
         .map_err(|e| format!("{}: {e}; give --as ORG", path.display()).into())
 }
 
-fn print_sent(r: &pb::SendResponse, auto: bool, as_json: bool) {
+/// What the server accepted; `verb` says how ("sent", "recorded").
+pub(super) fn print_sent(r: &pb::SendResponse, auto: bool, as_json: bool, verb: &str) {
     if as_json {
         print_json(&json!({
             "id": r.id,
@@ -250,7 +251,7 @@ fn print_sent(r: &pb::SendResponse, auto: bool, as_json: bool) {
     let what = if r.duplicate {
         "already sent (same idempotency key)"
     } else {
-        "sent"
+        verb
     };
     outln!("{what}: {}", r.id);
     if auto {

@@ -4,6 +4,7 @@
 //! The input is hostile. Every check names the field it rejects, as
 //! `document.<field>`, so the sender's software can point at it.
 
+pub mod paper;
 pub mod types;
 
 use prost::Message;
@@ -71,6 +72,18 @@ pub fn decode(bytes: &[u8]) -> Result<pb::Document> {
             format!("not an encoded lienthong.v1.Document: {e}"),
         )
     })
+}
+
+/// The header of a stored document, electronic or paper: the one way to
+/// read what a stored record says. A paper record is not a `Document`; its
+/// header is derived from it (see `paper::header`).
+/// Stored documents call it with their `paper` flag and bytes.
+pub fn header(paper: bool, bytes: &[u8]) -> Result<pb::Document> {
+    if paper {
+        paper::decode(bytes).map(|record| paper::header(&record))
+    } else {
+        decode(bytes)
+    }
 }
 
 pub const MAX_NUMBER: u64 = 99_999_999_999; // edXML CodeNumber: at most 11 digits

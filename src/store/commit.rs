@@ -80,8 +80,7 @@ fn frozen_number(frozen: Frozen) -> i32 {
 }
 
 fn is_party(document: &StoredDocument, org: &OrgCode) -> bool {
-    let org = org.as_str();
-    document.sender == org || document.deliveries.iter().any(|d| d.recipient == org)
+    document.is_party(org.as_str())
 }
 
 /// The earlier documents a send refers to, read and checked before any
@@ -213,8 +212,7 @@ pub(super) fn send(
         events.push(append_event(txn, recipient, event, events_kept)?);
     }
     super::unread::on_send(txn, new, &deliveries, referred.supersedes.as_ref())?;
-    let seq = next(txn, &keys::outbox_counter(&new.sender))?;
-    txn.put(Space::Outbox, &keys::outbox(&new.sender, seq), &new.id.0)?;
+    file_in_outbox(txn, new)?;
 
     let sealed = sealer.seal(&Accepted {
         new,
@@ -241,6 +239,7 @@ pub(super) fn send(
         receipt: sealed.receipt,
         receipt_signature: sealed.signature,
         number: number.number,
+        paper: new.paper,
         ..StoredDocument::default()
     };
     put_document(txn, &new.id, &document)?;
@@ -333,7 +332,7 @@ pub(super) fn status(
     let delivery_index = document.deliveries.iter().position(|d| d.recipient == from);
     match (new.code, delivery_index) {
         (None, _) => {
-            if document.sender != from {
+            if document.incoming_paper() || document.sender != from {
                 return Ok((StatusOutcome::NotFound, Vec::new()));
             }
             if let Some(frozen) = frozen_now {
@@ -430,7 +429,7 @@ pub(super) fn status(
             }
             let delivery = document.deliveries[i].clone();
             // The sender follows it; the recipient's own stream shows it too.
-            for org in [sender.clone(), delivery.recipient.clone()] {
+            for org in followers(&document, &delivery) {
                 let e = event(&org, EventKind::StatusChanged, &delivery);
                 events.push(append_event(txn, &stored_org(&org)?, e, events_kept)?);
             }
@@ -443,6 +442,27 @@ pub(super) fn status(
     Ok((StatusOutcome::Accepted(stored), events))
 }
 
+/// Puts a document in its sender's outbox: every document but an incoming
+/// paper one, whose sender only names where it came from.
+fn file_in_outbox(txn: &mut dyn Txn, new: &NewDocument) -> Result<()> {
+    if new.incoming_paper() {
+        return Ok(());
+    }
+    let seq = next(txn, &keys::outbox_counter(&new.sender))?;
+    txn.put(Space::Outbox, &keys::outbox(&new.sender, seq), &new.id.0)
+}
+
+/// Who hears of a recipient's status change: the sender, which follows
+/// it (not the sender named by an incoming paper record, which takes no
+/// part in it), and the recipient's own stream.
+fn followers(document: &StoredDocument, delivery: &StoredDelivery) -> Vec<String> {
+    let mut orgs = vec![delivery.recipient.clone()];
+    if document.is_party(&document.sender) && document.sender != delivery.recipient {
+        orgs.insert(0, document.sender.clone());
+    }
+    orgs
+}
+
 /// A number of the sender's series, free for the document's notation.
 struct NumberClaim {
     number: u64,
@@ -452,8 +472,22 @@ struct NumberClaim {
 }
 
 impl NumberClaim {
+    /// An incoming paper document keeps the number printed on it: it takes
+    /// none of its issuer's series, which the service does not keep.
+    fn unnumbered(new: &NewDocument) -> Option<NumberClaim> {
+        new.incoming_paper().then(|| NumberClaim {
+            number: new.numbering.number.unwrap_or(0),
+            key: Vec::new(),
+            issued_key: Vec::new(),
+            highest: 0,
+        })
+    }
+
     /// Takes the number, and raises the series' highest if it is above.
     fn record(&self, txn: &mut dyn Txn, id: &DocId) -> Result<()> {
+        if self.key.is_empty() {
+            return Ok(()); // unnumbered
+        }
         txn.put(Space::Numbering, &self.key, &id.0)?;
         if self.number > self.highest {
             txn.put(
@@ -471,6 +505,9 @@ impl NumberClaim {
 /// concurrent sends never get the same one and the series has no gap.
 /// `Err` names the document that already holds it. Writes nothing.
 fn claim_number(txn: &mut dyn Txn, new: &NewDocument) -> Result<Result<NumberClaim, DocId>> {
+    if let Some(claim) = NumberClaim::unnumbered(new) {
+        return Ok(Ok(claim));
+    }
     let n = &new.numbering;
     let issued_key = keys::issued_counter(&new.sender, n.year, n.series);
     let highest = counter(txn, &issued_key)?;

@@ -60,7 +60,7 @@ pub struct DeadlineEntry {
 
 /// The header's due date of a stored document, if it has one.
 fn header_due_date(document: &StoredDocument) -> Result<Option<Date>> {
-    let header = crate::document::decode(&document.document_bytes)
+    let header = crate::document::header(document.paper, &document.document_bytes)
         .map_err(|e| Error::storage(format!("a stored document does not decode: {e}")))?;
     Ok(clock::parse_date(&header.due_date))
 }

@@ -224,6 +224,16 @@ pub struct NewDocument {
     /// Its urgency, 0 (normal) to 3 (hỏa tốc), from the header: it orders
     /// the unread part of each recipient's inbox.
     pub urgency: u8,
+    /// Recorded from paper (see `paper`): `document_bytes` are a signed
+    /// paper record. False for electronic documents.
+    pub paper: bool,
+}
+
+impl NewDocument {
+    /// A paper document recorded by its recipient (see `paper`).
+    pub fn incoming_paper(&self) -> bool {
+        self.paper && !self.recipients.is_empty()
+    }
 }
 
 /// A signed change in a document's life, checked by the domain (signature,

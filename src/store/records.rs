@@ -62,6 +62,27 @@ pub struct StoredDocument {
     /// assigned when the header carries 0 (the signed bytes stay as sent).
     #[prost(uint64, tag = "18")]
     pub number: u64,
+    /// Recorded from paper: `document_bytes` are a signed
+    /// `lienthong.v1.PaperRecord`, not a `Document` (read both through
+    /// `document::header`). An incoming one has one delivery, to the
+    /// organisation that recorded it; an outgoing one none.
+    #[prost(bool, tag = "19")]
+    pub paper: bool,
+}
+
+impl StoredDocument {
+    /// A paper document recorded by its recipient: its `sender` only says
+    /// where it came from (see `paper`) and takes no part in it.
+    pub fn incoming_paper(&self) -> bool {
+        self.paper && !self.deliveries.is_empty()
+    }
+
+    /// Whether `org` is a party to it: its sender (unless the sender only
+    /// names where an incoming paper document came from) or a recipient.
+    pub fn is_party(&self, org: &str) -> bool {
+        (self.sender == org && !self.incoming_paper())
+            || self.deliveries.iter().any(|d| d.recipient == org)
+    }
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -114,7 +114,7 @@ pub(super) fn build_index_once(engine: &dyn super::engine::Engine) -> Result<()>
             if document.frozen_by != 0 {
                 continue;
             }
-            let header = crate::document::decode(&document.document_bytes)
+            let header = crate::document::header(document.paper, &document.document_bytes)
                 .map_err(|e| Error::storage(format!("a stored document does not decode: {e}")))?;
             let urgency = u8::try_from(header.urgency)
                 .unwrap_or(0)

@@ -21,6 +21,7 @@ mod layout;
 mod lifecycle;
 mod notifications;
 mod numbering;
+mod paper;
 mod registers;
 mod signatures;
 mod store;
