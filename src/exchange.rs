@@ -233,6 +233,7 @@ impl Exchange {
             supersedes,
             due_date: crate::clock::parse_date(&header.due_date),
             urgency: u8::try_from(header.urgency).unwrap_or(0),
+            paper: false,
         };
         let taken = number_taken(caller, &checked);
         match self.store.send(new).await? {

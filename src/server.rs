@@ -286,7 +286,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
-    let tracking = Arc::new(Tracking::new(store.clone(), exchange.clone()));
+    let tracking = Arc::new(Tracking::new(
+        store.clone(),
+        exchange.clone(),
+        config.calendar.clone(),
+    ));
     let service = ExchangeServer::new(ExchangeApi::new(
         exchange,
         tracking,

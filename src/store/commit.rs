@@ -213,6 +213,7 @@ pub(super) fn send(
         events.push(append_event(txn, recipient, event, events_kept)?);
     }
     super::unread::on_send(txn, new, &deliveries, referred.supersedes.as_ref())?;
+    super::counters::on_send(txn, new, accepted_at_ms)?;
     let seq = next(txn, &keys::outbox_counter(&new.sender))?;
     txn.put(Space::Outbox, &keys::outbox(&new.sender, seq), &new.id.0)?;
 
@@ -241,6 +242,7 @@ pub(super) fn send(
         receipt: sealed.receipt,
         receipt_signature: sealed.signature,
         number: number.number,
+        paper: new.paper,
         ..StoredDocument::default()
     };
     put_document(txn, &new.id, &document)?;
@@ -388,6 +390,7 @@ pub(super) fn status(
     )?;
 
     super::unread::on_status(txn, new, &document)?;
+    super::counters::on_status(txn, new, &document, delivery_index, now_ms)?;
     let mut events = Vec::new();
     let sender = document.sender.clone();
     let event = |org: &str, kind: EventKind, delivery: &StoredDelivery| StoredEvent {

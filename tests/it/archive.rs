@@ -179,6 +179,7 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     supersedes: None,
                     due_date: None,
                     urgency: 0,
+                    paper: false,
                 };
                 store.send(new).await.expect("append");
             }));

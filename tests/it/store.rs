@@ -60,6 +60,7 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         supersedes: None,
         due_date: None,
         urgency: 0,
+        paper: false,
     }
 }
 
