@@ -96,6 +96,7 @@ pub mod pki;
 pub mod process;
 pub mod receipt;
 pub mod register;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod tracking;
