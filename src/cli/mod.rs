@@ -24,6 +24,7 @@ mod output;
 mod overdue;
 mod pki;
 mod register;
+mod report;
 mod send;
 mod serve;
 mod settings;
@@ -78,6 +79,10 @@ enum Command {
     /// List the documents to register or handle that are late or due soon,
     /// late first (--district: the whole district's).
     Overdue(overdue::OverdueArgs),
+    /// The electronic-exchange report of a period: per organisation, sent
+    /// and received (electronic and paper), the rate against the target,
+    /// registrations and completions on time or late, what is overdue.
+    Report(report::ReportArgs),
     /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
     /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.
     Register(register::RegisterArgs),
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
             }
             Command::History(args) => lifecycle::history(args).await,
             Command::Overdue(args) => overdue::run(args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Register(args) => register::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),
