@@ -22,6 +22,7 @@ mod lifecycle;
 mod notifications;
 mod numbering;
 mod registers;
+mod report;
 mod signatures;
 mod store;
 mod validation;
