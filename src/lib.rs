@@ -11,7 +11,8 @@
 //!
 //! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
-//!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
+//!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
+//!   `report`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
@@ -29,6 +30,8 @@
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
 //!   consistency proofs for a document's parties, proof files — and the
 //!   offline audit.
+//! - [`report`]: the report toward the electronic-exchange target, per
+//!   organisation and for the district, from the store's monthly counters.
 //! - [`tracking`]: following a document after sending: recipients' signed
 //!   status changes and answers, the sender's revocation, its history.
 //! - [`deadlines`]: what each recipient must still register or handle, late
