@@ -27,7 +27,7 @@ use crate::store::{self, DeadlineKind, DocId, Store};
 pub const MAX_WITHIN_DAYS: u32 = 366;
 
 /// The directory kinds that may see the whole district's deadlines.
-const DISTRICT_KINDS: [&str; 2] = ["committee", "office"];
+pub(crate) const DISTRICT_KINDS: [&str; 2] = ["committee", "office"];
 
 /// What the district view shows of a secret document the viewer is no
 /// party to, instead of its summary and content.
@@ -40,12 +40,7 @@ pub const SECRET_SUBJECT: &str = "(văn bản mật: trích yếu không hiển 
 fn redact_secret(entries: &mut [Deadline], viewer: &Organization) {
     for entry in entries {
         let view = &entry.view;
-        let party = view.stored.sender == viewer.code.as_str()
-            || view
-                .stored
-                .deliveries
-                .iter()
-                .any(|d| d.recipient == viewer.code.as_str());
+        let party = view.stored.is_party(viewer.code.as_str());
         if view.header.secrecy != 0 && !party {
             let mut hidden = DocumentView::clone(view);
             hidden.header.subject = SECRET_SUBJECT.to_owned();
@@ -78,6 +73,9 @@ pub struct DeadlineList {
     pub today: Date,
     pub entries: Vec<Deadline>,
 }
+
+/// Per organisation, its overdue registrations and handlings.
+pub type OverdueCounts = HashMap<OrgCode, (u64, u64)>;
 
 pub struct Deadlines {
     store: Arc<Store>,
@@ -120,10 +118,29 @@ impl Deadlines {
         let until = today
             .checked_add(Duration::days(i64::from(within_days)))
             .unwrap_or(Date::MAX);
+        let me = caller.code;
+        let mut entries = self.open_until(today, until, |org| district || *org == me)?;
+        if district {
+            redact_secret(&mut entries, caller);
+        }
+        entries.sort_by(|a, b| {
+            (a.due, a.recipient, a.kind, a.view.id).cmp(&(b.due, b.recipient, b.kind, b.view.id))
+        });
+        Ok(DeadlineList { today, entries })
+    }
+
+    /// The open deadlines due by `until`, judged on `today`, of the
+    /// organisations `wanted` picks, in index order.
+    fn open_until(
+        &self,
+        today: Date,
+        until: Date,
+        wanted: impl Fn(&OrgCode) -> bool,
+    ) -> Result<Vec<Deadline>> {
         let mut documents: HashMap<DocId, Option<Arc<DocumentView>>> = HashMap::new();
         let mut entries = Vec::new();
         for candidate in self.store.deadline_entries(until)? {
-            if !district && candidate.org != caller.code {
+            if !wanted(&candidate.org) {
                 continue;
             }
             let view = match documents.get(&candidate.id) {
@@ -144,13 +161,26 @@ impl Deadlines {
                 }
             }
         }
-        if district {
-            redact_secret(&mut entries, caller);
+        Ok(entries)
+    }
+
+    /// How many registrations and handlings are overdue today, per
+    /// organisation (for the report; no permission check: the caller
+    /// decides whose it shows).
+    pub fn overdue_now(&self) -> Result<(Date, OverdueCounts)> {
+        let today = self.store.clock().today();
+        let mut out: HashMap<OrgCode, (u64, u64)> = HashMap::new();
+        for deadline in self.open_until(today, today, |_| true)? {
+            if !deadline.overdue {
+                continue;
+            }
+            let counts = out.entry(deadline.recipient).or_default();
+            match deadline.kind {
+                DeadlineKind::Registration => counts.0 += 1,
+                DeadlineKind::Handling => counts.1 += 1,
+            }
         }
-        entries.sort_by(|a, b| {
-            (a.due, a.recipient, a.kind, a.view.id).cmp(&(b.due, b.recipient, b.kind, b.view.id))
-        });
-        Ok(DeadlineList { today, entries })
+        Ok((today, out))
     }
 
     /// The deadline of `kind` that `org`'s delivery of the document has as

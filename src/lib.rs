@@ -11,7 +11,8 @@
 //!
 //! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
-//!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`).
+//!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
+//!   `report`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
@@ -31,6 +32,8 @@
 //!   offline audit.
 //! - [`paper`]: recording a document that came or went on paper, for the
 //!   caller's own organisation, numbered and archived like any other.
+//! - [`report`]: the report toward the electronic-exchange target, per
+//!   organisation and for the district, from the store's monthly counters.
 //! - [`tracking`]: following a document after sending: recipients' signed
 //!   status changes and answers, the sender's revocation, its history.
 //! - [`deadlines`]: what each recipient must still register or handle, late
@@ -99,6 +102,7 @@ pub mod pki;
 pub mod process;
 pub mod receipt;
 pub mod register;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod tracking;

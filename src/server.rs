@@ -20,6 +20,7 @@ use crate::keys::KeyRegistry;
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
+use crate::report::Reports;
 use crate::store::{self, Store, StoreOptions};
 use crate::tracking::Tracking;
 
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     /// Working days, for deadlines: the built-in holidays unless
     /// `serve --holidays FILE` gave others.
     pub calendar: Arc<Calendar>,
+    /// The report's target: percent of documents exchanged electronically.
+    pub target_percent: f64,
     pub limits: Limits,
     pub store: StoreOptions,
     pub notify: NotifyOptions,
@@ -64,6 +67,7 @@ impl ServerConfig {
             tls: None,
             signing_keys: None,
             calendar: Arc::new(Calendar::builtin()),
+            target_percent: crate::report::DEFAULT_TARGET_PERCENT,
             limits: Limits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
@@ -254,6 +258,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         directory.clone(),
         config.calendar.clone(),
     ));
+    let reports = Arc::new(Reports::new(
+        store.clone(),
+        directory.clone(),
+        deadlines.clone(),
+        config.target_percent,
+    ));
     let exchange = Arc::new(Exchange::new(
         store.clone(),
         directory,
@@ -286,13 +296,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
-    let tracking = Arc::new(Tracking::new(store.clone(), exchange.clone()));
+    let tracking = Arc::new(Tracking::new(
+        store.clone(),
+        exchange.clone(),
+        config.calendar.clone(),
+    ));
     let service = ExchangeServer::new(ExchangeApi::new(
         exchange,
         tracking,
         archive,
         notifier.clone(),
         deadlines,
+        reports,
     ))
     .max_decoding_message_size(message_limit)
     .max_encoding_message_size(message_limit);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use crate::calendar::Calendar;
 use crate::crypto;
 use crate::directory::Organization;
 use crate::error::{Error, Result};
@@ -60,11 +61,17 @@ impl HistoryEntry {
 pub struct Tracking {
     store: Arc<Store>,
     exchange: Arc<Exchange>,
+    /// Working days, to judge whether a registration is on time.
+    calendar: Arc<Calendar>,
 }
 
 impl Tracking {
-    pub fn new(store: Arc<Store>, exchange: Arc<Exchange>) -> Tracking {
-        Tracking { store, exchange }
+    pub fn new(store: Arc<Store>, exchange: Arc<Exchange>, calendar: Arc<Calendar>) -> Tracking {
+        Tracking {
+            store,
+            exchange,
+            calendar,
+        }
     }
 
     /// A recipient's status change or answer.
@@ -156,8 +163,54 @@ impl Tracking {
             key_usable_until_ms,
             assigned_to: message.assigned_to.trim().to_owned(),
             deadline: message.deadline.clone(),
+            registration_on_time: None,
+            completion_on_time: None,
         };
+        let new = self.judge(new)?;
         Ok((message, new))
+    }
+
+    /// Judges, for the report, whether a move to 03–06 would be an on-time
+    /// registration and a 06 an on-time completion, by today's date (the
+    /// service's clock). The commit fixes the acceptance instant a moment
+    /// later: a change sent across midnight is judged by the day it was
+    /// checked on. The document's arrival date never changes; the due date
+    /// of a completion is the caller's assignment deadline as it durably
+    /// stands (else the document's own due date; none: on time).
+    fn judge(&self, mut new: NewStatus) -> Result<NewStatus> {
+        let Some(code) = new.code else {
+            return Ok(new);
+        };
+        if !matches!(
+            code,
+            Code::Registered | Code::Assigned | Code::InProgress | Code::Completed
+        ) {
+            return Ok(new);
+        }
+        // Not durable yet (or not there): nothing to judge; the commit
+        // decides whether the change is allowed at all.
+        let Some(stored) = self.store.document(&new.document)? else {
+            return Ok(new);
+        };
+        let today = self.store.clock().today();
+        let arrival = crate::clock::vietnam_date(stored.accepted_at_ms);
+        new.registration_on_time = Some(today <= self.calendar.registration_due(arrival));
+        if code == Code::Completed {
+            let assigned = stored
+                .deliveries
+                .iter()
+                .find(|d| d.recipient == new.from.as_str())
+                .and_then(|d| crate::clock::parse_date(&d.deadline));
+            let due = match assigned {
+                Some(date) => Some(date),
+                None => {
+                    let header = crate::document::header(stored.paper, &stored.document_bytes)?;
+                    crate::clock::parse_date(&header.due_date)
+                }
+            };
+            new.completion_on_time = Some(due.is_none_or(|due| today <= due));
+        }
+        Ok(new)
     }
 
     /// The history of a document for `caller`: everything for its sender,

@@ -335,3 +335,38 @@ pub fn deadline(directory: &Directory, d: &Deadline) -> pb::DeadlineEntry {
         assigned_to: d.assigned_to.clone(),
     }
 }
+
+/// A report as the API shows it.
+pub fn report(report: &crate::report::Report) -> pb::GetReportResponse {
+    let target = report.target_percent;
+    pb::GetReportResponse {
+        from_month: crate::report::format_month(report.period.from),
+        to_month: crate::report::format_month(report.period.to),
+        target_percent: target,
+        today: clock::format_date(report.today),
+        rows: report.rows.iter().map(|r| report_row(r, target)).collect(),
+        district: report.district.as_ref().map(|r| report_row(r, target)),
+    }
+}
+
+fn report_row(row: &crate::report::Row, target: f64) -> pb::ReportRow {
+    let c = &row.counts;
+    let rate = row.electronic_percent();
+    pb::ReportRow {
+        organization: row.organization.as_ref().map(organization),
+        sent_electronic: c.sent_electronic,
+        sent_paper: c.sent_paper,
+        received_electronic: c.received_electronic,
+        received_paper: c.received_paper,
+        electronic_percent: rate,
+        meets_target: rate.is_some_and(|r| r >= target),
+        registered_on_time: c.registered_on_time,
+        registered_late: c.registered_late,
+        median_registration_hours: row.median_registration_hours(),
+        completed_on_time: c.completed_on_time,
+        completed_late: c.completed_late,
+        rejected: c.rejected,
+        overdue_registration: row.overdue_registration,
+        overdue_handling: row.overdue_handling,
+    }
+}

@@ -20,6 +20,7 @@ use crate::paper::PaperInput;
 use crate::pb;
 use crate::pki;
 use crate::register::Registers;
+use crate::report::{Period, Reports};
 use crate::tracking::{StatusInput, Tracking};
 
 pub use pb::exchange_server::ExchangeServer;
@@ -31,6 +32,7 @@ pub struct ExchangeApi {
     notifier: Arc<Notifier>,
     deadlines: Arc<Deadlines>,
     registers: Registers,
+    reports: Arc<Reports>,
 }
 
 impl ExchangeApi {
@@ -40,6 +42,7 @@ impl ExchangeApi {
         archive: Arc<Archive>,
         notifier: Arc<Notifier>,
         deadlines: Arc<Deadlines>,
+        reports: Arc<Reports>,
     ) -> ExchangeApi {
         ExchangeApi {
             registers: Registers::new(exchange.clone()),
@@ -48,6 +51,7 @@ impl ExchangeApi {
             archive,
             notifier,
             deadlines,
+            reports,
         }
     }
 
@@ -324,6 +328,18 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .collect(),
             today: crate::clock::format_date(list.today),
         }))
+    }
+
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::GetReportResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let today = self.reports.today();
+        let period = Period::parse(&req.period, &req.from, &req.to, today)?;
+        let report = self.reports.report(&caller, period)?;
+        Ok(Response::new(convert::report(&report)))
     }
 
     async fn get_register(

@@ -25,6 +25,7 @@ mod overdue;
 mod paper;
 mod pki;
 mod register;
+mod report;
 mod send;
 mod serve;
 mod settings;
@@ -82,6 +83,10 @@ enum Command {
     /// Record a document that came (--in) or went (--out) on paper, for
     /// your own organisation: it counts and is numbered like any other.
     Paper(Box<paper::PaperArgs>),
+    /// The electronic-exchange report of a period: per organisation, sent
+    /// and received (electronic and paper), the rate against the target,
+    /// registrations and completions on time or late, what is overdue.
+    Report(report::ReportArgs),
     /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
     /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.
     Register(register::RegisterArgs),
@@ -156,6 +161,7 @@ pub fn main() -> ExitCode {
             Command::History(args) => lifecycle::history(args).await,
             Command::Overdue(args) => overdue::run(args).await,
             Command::Paper(args) => paper::run(*args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Register(args) => register::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Verify(args) => verify::run(args),

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// working days; default: the built-in ones (deploy/holidays.toml).
     #[arg(long, env = "LIENTHONG_HOLIDAYS")]
     pub holidays: Option<PathBuf>,
+    /// The report's target: percent of documents exchanged electronically
+    /// (rows below it are flagged).
+    #[arg(long, value_name = "PERCENT", default_value_t = crate::report::DEFAULT_TARGET_PERCENT, value_parser = target_percent)]
+    pub target_percent: f64,
     /// Registry of the organisations' public signing keys (TOML); default,
     /// with the development PKI: DATA/pki/signing-keys.toml.
     #[arg(long, env = "LIENTHONG_SIGNING_KEYS")]
@@ -105,6 +109,7 @@ pub async fn run(args: ServeArgs) -> Result {
         tls,
         signing_keys: args.signing_keys,
         calendar: Arc::new(calendar),
+        target_percent: args.target_percent,
         limits: Limits {
             max_document_bytes: args.max_document_bytes,
             max_recipients: args.max_recipients,
@@ -183,4 +188,12 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A target between 0 and 100.
+fn target_percent(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
+    }
 }

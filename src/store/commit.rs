@@ -213,6 +213,7 @@ pub(super) fn send(
     }
     super::unread::on_send(txn, new, &deliveries, referred.supersedes.as_ref())?;
     file_in_outbox(txn, new)?;
+    super::counters::on_send(txn, new, accepted_at_ms)?;
 
     let sealed = sealer.seal(&Accepted {
         new,
@@ -387,6 +388,7 @@ pub(super) fn status(
     )?;
 
     super::unread::on_status(txn, new, &document)?;
+    super::counters::on_status(txn, new, &document, delivery_index, now_ms)?;
     let mut events = Vec::new();
     let sender = document.sender.clone();
     let event = |org: &str, kind: EventKind, delivery: &StoredDelivery| StoredEvent {

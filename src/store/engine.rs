@@ -30,11 +30,12 @@ pub enum Space {
     Statuses,
     Deadlines,
     Unread,
+    Report,
 }
 
 impl Space {
     /// Every keyspace, in a fixed order (engines may index by position).
-    pub const ALL: [Space; 16] = [
+    pub const ALL: [Space; 17] = [
         Space::Meta,
         Space::Documents,
         Space::SmallAttachments,
@@ -51,6 +52,7 @@ impl Space {
         Space::Statuses,
         Space::Deadlines,
         Space::Unread,
+        Space::Report,
     ];
 
     /// The keyspace's name on disk (a sled tree, a table).
@@ -72,6 +74,7 @@ impl Space {
             Space::Statuses => "statuses",
             Space::Deadlines => "deadlines",
             Space::Unread => "unread",
+            Space::Report => "report",
         }
     }
 

@@ -235,3 +235,21 @@ pub fn unread_position(key: &[u8]) -> Option<(u8, u16, u64)> {
     let number = be_u64(rest.get(3..11)?)?;
     Some((urgency, year, number))
 }
+
+/// `org ‖ year u16 ‖ month u8`: one organisation's report counters for a
+/// month (Vietnam time).
+pub fn report(org: &OrgCode, year: u16, month: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(OrgCode::LEN + 3);
+    k.extend_from_slice(org.as_bytes());
+    k.extend_from_slice(&year.to_be_bytes());
+    k.push(month);
+    k
+}
+
+/// The (year, month) of a report key.
+pub fn report_month(key: &[u8]) -> Option<(u16, u8)> {
+    let rest = key.get(OrgCode::LEN..)?;
+    let year = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+    let month = *rest.get(2)?;
+    (rest.len() == 3).then_some((year, month))
+}

@@ -44,6 +44,16 @@
 //! | `counters`    | `"status" ‖ doc_id[16] ‖ org`         | last change number, u64              |
 //! | `deadlines`   | `date u32 ‖ org ‖ doc_id[16] ‖ kind u8` | empty                              |
 //! | `unread`      | `org ‖ (3 - urgency) u8 ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`      |
+//! | `report`      | `org ‖ year u16 ‖ month u8`           | [`StoredReportMonth`] (prost)        |
+//!
+//! `report` holds each organisation's counters for each month (Vietnam
+//! time) in which something happened to it: sent and received, electronic
+//! and paper, registrations on time or late and their delays, completions
+//! on time or late, rejections (see `counters`). The commit of each send
+//! and status change updates them, so a report of a year reads
+//! O(organisations × months) records, one range per organisation, and
+//! never scans documents. Counting starts with the build that added the
+//! keyspace: documents accepted before it are not counted.
 //!
 //! `unread` indexes the part of each inbox not yet acted on (status 01,
 //! not frozen), hỏa tốc first, then by arrival (see `unread`); the commit
@@ -110,6 +120,7 @@
 mod commit;
 pub(crate) mod committer;
 mod costs;
+mod counters;
 mod deadlines;
 pub mod engine;
 pub(crate) mod files;
@@ -130,9 +141,12 @@ use crate::error::{Error, Result};
 use crate::lifecycle::{self, Code, Frozen};
 use crate::merkle::{self, Hash};
 pub use costs::{archive_costs, ArchiveCost};
+pub use counters::{estimated_median_hours, DELAY_BUCKETS, DELAY_BUCKETS_HOURS};
 pub use deadlines::{open_deadlines, DeadlineEntry, DeadlineKind};
 use engine::{Engine, Order, Space};
-pub use records::{EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredStatus};
+pub use records::{
+    EventKind, StoredDelivery, StoredDocument, StoredEvent, StoredReportMonth, StoredStatus,
+};
 
 use committer::Committer;
 use files::AttachmentFiles;
@@ -254,6 +268,16 @@ pub struct NewStatus {
     /// For 04: the unit or person assigned, and the deadline if any.
     pub assigned_to: String,
     pub deadline: String,
+    /// For a move to 03–06: whether it is on or before the registration
+    /// due day of the document's arrival (Decree 30: the same or the next
+    /// working day), judged by the domain, which has the calendar; the
+    /// report counts it if the commit finds this is the first move out of
+    /// 01 (a registration).
+    pub registration_on_time: Option<bool>,
+    /// For 06: whether it is on or before the due date (the assignment's
+    /// deadline if set, else the document's due date; none: on time),
+    /// judged by the domain.
+    pub completion_on_time: Option<bool>,
 }
 
 /// What the store knows when it accepts a status change, for its receipt.
@@ -935,6 +959,36 @@ impl Store {
             },
             |i| (i.urgency, i.arrival_year, i.arrival_number),
         )
+    }
+
+    /// `org`'s report counters of the months from `from` to `to` (each a
+    /// year and a month, both included), in order: one range scan of at
+    /// most one record per month, whatever the traffic. Read as committed:
+    /// for the moment between a commit and its sync, they may already
+    /// count a change not yet durable.
+    pub fn report_months(
+        &self,
+        org: &OrgCode,
+        from: (u16, u8),
+        to: (u16, u8),
+    ) -> Result<Vec<((u16, u8), StoredReportMonth)>> {
+        let start = keys::report(org, from.0, from.1);
+        let end = after_key(keys::report(org, to.0, to.1));
+        self.engine
+            .scan(
+                Space::Report,
+                &start,
+                Some(&end),
+                Order::Ascending,
+                usize::MAX,
+            )?
+            .into_iter()
+            .map(|(key, value)| {
+                let month = keys::report_month(&key)
+                    .ok_or_else(|| Error::storage("a report key is malformed"))?;
+                Ok((month, counters::decode(&value)?))
+            })
+            .collect()
     }
 
     /// Events of `org` with `after < seq <= up_to`, at most `limit`, in order.

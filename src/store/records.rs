@@ -191,3 +191,38 @@ pub enum EventKind {
     DocumentUpdated = 4,
     DocumentReplaced = 5,
 }
+
+/// One organisation's counts for one month (Vietnam time) of the events
+/// dated in it, kept up to date by every commit (`counters`), so that a
+/// report reads these records and never the documents.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoredReportMonth {
+    /// Documents it sent (each once, however many recipients), and
+    /// deliveries it received, electronically or recorded from paper.
+    #[prost(uint64, tag = "1")]
+    pub sent_electronic: u64,
+    #[prost(uint64, tag = "2")]
+    pub sent_paper: u64,
+    #[prost(uint64, tag = "3")]
+    pub received_electronic: u64,
+    #[prost(uint64, tag = "4")]
+    pub received_paper: u64,
+    /// Registrations (its first move of a delivery out of 01 to 03–06), on
+    /// or before the Decree 30 due day, or after it.
+    #[prost(uint64, tag = "5")]
+    pub registered_on_time: u64,
+    #[prost(uint64, tag = "6")]
+    pub registered_late: u64,
+    /// Registrations by time from arrival, one count per bucket of
+    /// `counters::DELAY_BUCKETS_HOURS` (a missing tail counts 0).
+    #[prost(uint64, repeated, tag = "7")]
+    pub registration_delays: Vec<u64>,
+    /// Completions (06) on or before the due date, or after it.
+    #[prost(uint64, tag = "8")]
+    pub completed_on_time: u64,
+    #[prost(uint64, tag = "9")]
+    pub completed_late: u64,
+    /// Rejections (02).
+    #[prost(uint64, tag = "10")]
+    pub rejected: u64,
+}

@@ -23,6 +23,7 @@ mod notifications;
 mod numbering;
 mod paper;
 mod registers;
+mod report;
 mod signatures;
 mod store;
 mod validation;

@@ -1,0 +1,206 @@
+//! The report counters: per organisation and per month (Vietnam time), how
+//! many documents it sent and received (electronic and paper), how many it
+//! registered on time or late and how long that took, how many it completed
+//! on time or late, and how many it rejected.
+//!
+//! Kept inside the commit of each send and status change, in the same
+//! transaction, so that they always agree with the documents; a report of a
+//! year then reads O(organisations × months) records (keyspace `report`,
+//! key `org ‖ year u16 ‖ month u8`) and never scans documents.
+//!
+//! Each event counts in the month of the instant the commit fixed for it:
+//! a send at its acceptance, a status change at its acceptance. Whether a
+//! registration or completion was on time needs working days, which the
+//! commit does not know: the domain judges it and passes it in
+//! [`NewStatus`] (`registration_on_time`, `completion_on_time`).
+
+use super::engine::{Space, Txn};
+use super::keys;
+use super::records::{StoredDocument, StoredReportMonth};
+use super::{NewDocument, NewStatus};
+use crate::clock;
+use crate::directory::OrgCode;
+use crate::error::{Error, Result};
+use crate::lifecycle::Code;
+
+/// Upper bounds, in hours, of the buckets of the time from arrival to
+/// registration: bucket `i` counts delays `< DELAY_BUCKETS_HOURS[i]` hours
+/// and at least the bound before it; one more bucket counts the rest
+/// (a month or more). Coarse on purpose: a median is estimated from them
+/// (see `estimated_median_hours`).
+pub const DELAY_BUCKETS_HOURS: [u64; 9] = [1, 4, 8, 24, 48, 72, 168, 336, 720];
+
+/// The number of delay buckets, the open last one included.
+pub const DELAY_BUCKETS: usize = DELAY_BUCKETS_HOURS.len() + 1;
+
+/// The bucket of a delay of `ms` milliseconds.
+fn delay_bucket(ms: i64) -> usize {
+    let hours_ms = |h: u64| i64::try_from(h * 3_600_000).unwrap_or(i64::MAX);
+    DELAY_BUCKETS_HOURS
+        .iter()
+        .position(|&h| ms < hours_ms(h))
+        .unwrap_or(DELAY_BUCKETS_HOURS.len())
+}
+
+/// At a send: the sender sent one document, each recipient received one,
+/// counted as paper or electronic by `new.paper`, in the month of
+/// `accepted_at_ms`.
+pub(super) fn on_send(txn: &mut dyn Txn, new: &NewDocument, accepted_at_ms: i64) -> Result<()> {
+    // An incoming paper record counts at the organisation that recorded it
+    // only: its `sender` just names where it came from, and that body, if
+    // it is in the district, counts its own outgoing record.
+    if !new.incoming_paper() {
+        update(txn, &new.sender, accepted_at_ms, |m| {
+            if new.paper {
+                m.sent_paper += 1;
+            } else {
+                m.sent_electronic += 1;
+            }
+        })?;
+    }
+    for recipient in &new.recipients {
+        update(txn, recipient, accepted_at_ms, |m| {
+            if new.paper {
+                m.received_paper += 1;
+            } else {
+                m.received_electronic += 1;
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// At a status change of `document` (its record as it was before the
+/// change) accepted at `now_ms`: a rejection, a registration (the first
+/// move out of 01 to 03–06), a completion. Answers and revocations count
+/// nothing.
+pub(super) fn on_status(
+    txn: &mut dyn Txn,
+    new: &NewStatus,
+    document: &StoredDocument,
+    delivery: Option<usize>,
+    now_ms: i64,
+) -> Result<()> {
+    let (Some(code), Some(delivery)) =
+        (new.code, delivery.and_then(|i| document.deliveries.get(i)))
+    else {
+        return Ok(());
+    };
+    let was_arrived = delivery.status <= Code::Arrived as u32;
+    let registers = was_arrived
+        && matches!(
+            code,
+            Code::Registered | Code::Assigned | Code::InProgress | Code::Completed
+        );
+    if !(registers || matches!(code, Code::Rejected | Code::Completed)) {
+        return Ok(());
+    }
+    let delay = delay_bucket(now_ms.saturating_sub(document.accepted_at_ms));
+    update(txn, &new.from, now_ms, |m| {
+        if code == Code::Rejected {
+            m.rejected += 1;
+        }
+        if registers {
+            // Judged by the domain; a registration it could not judge
+            // (none in practice) counts as on time.
+            if new.registration_on_time.unwrap_or(true) {
+                m.registered_on_time += 1;
+            } else {
+                m.registered_late += 1;
+            }
+            if m.registration_delays.len() < DELAY_BUCKETS {
+                m.registration_delays.resize(DELAY_BUCKETS, 0);
+            }
+            m.registration_delays[delay] += 1;
+        }
+        if code == Code::Completed {
+            if new.completion_on_time.unwrap_or(true) {
+                m.completed_on_time += 1;
+            } else {
+                m.completed_late += 1;
+            }
+        }
+    })
+}
+
+/// Reads, changes and writes back `org`'s record for the month of `at_ms`.
+fn update(
+    txn: &mut dyn Txn,
+    org: &OrgCode,
+    at_ms: i64,
+    change: impl FnOnce(&mut StoredReportMonth),
+) -> Result<()> {
+    let date = clock::vietnam_date(at_ms);
+    let year = u16::try_from(date.year())
+        .map_err(|_| Error::storage(format!("the year {} is out of range", date.year())))?;
+    let key = keys::report(org, year, u8::from(date.month()));
+    let mut month = match txn.get(Space::Report, &key)? {
+        Some(bytes) => decode(&bytes)?,
+        None => StoredReportMonth::default(),
+    };
+    change(&mut month);
+    txn.put(Space::Report, &key, &prost::Message::encode_to_vec(&month))
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<StoredReportMonth> {
+    prost::Message::decode(bytes)
+        .map_err(|e| Error::storage_from("a stored report month does not decode", e))
+}
+
+/// An estimate of the median of the delays counted in `buckets` (summed
+/// over the months of a period), in hours: the bucket holding the middle
+/// registration is found, and the median placed in it by linear
+/// interpolation between its bounds, as if its delays were spread evenly;
+/// in the open last bucket, its lower bound (30 days). `None` without any
+/// registration.
+pub fn estimated_median_hours(buckets: &[u64]) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let middle = total as f64 / 2.0;
+    let mut below = 0u64;
+    for (i, &count) in buckets.iter().enumerate() {
+        if count > 0 && (below + count) as f64 >= middle {
+            let low = if i == 0 {
+                0
+            } else {
+                DELAY_BUCKETS_HOURS[i - 1]
+            } as f64;
+            let Some(&high) = DELAY_BUCKETS_HOURS.get(i) else {
+                return Some(low);
+            };
+            let fraction = (middle - below as f64) / count as f64;
+            return Some(low + fraction * (high as f64 - low));
+        }
+        below += count;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_fall_in_their_buckets() {
+        assert_eq!(delay_bucket(0), 0);
+        assert_eq!(delay_bucket(3_599_999), 0);
+        assert_eq!(delay_bucket(3_600_000), 1);
+        assert_eq!(delay_bucket(23 * 3_600_000), 3);
+        assert_eq!(delay_bucket(40 * 24 * 3_600_000), DELAY_BUCKETS - 1);
+    }
+
+    #[test]
+    fn the_median_is_interpolated_in_its_bucket() {
+        assert_eq!(estimated_median_hours(&[]), None);
+        // Two registrations, both within the first hour: the middle one is
+        // half-way through [0, 1).
+        assert_eq!(estimated_median_hours(&[2]), Some(0.5));
+        // 1 in [0,1), 3 in [1,4): the middle (2nd of 4) is 1/3 into [1,4).
+        assert_eq!(estimated_median_hours(&[1, 3]), Some(2.0));
+        let mut open = vec![0; DELAY_BUCKETS];
+        open[DELAY_BUCKETS - 1] = 5;
+        assert_eq!(estimated_median_hours(&open), Some(720.0));
+    }
+}
