@@ -12,11 +12,13 @@
 //! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
 //!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
-//!   `report`).
+//!   `report`, `demo`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
 //!   machine's ceiling.
+//! - [`demo`]: `lienthong demo`: a year of Hữu Lũng's exchange through the
+//!   real API, for showing the service.
 //! - [`fill`]: `lienthong fill`: signed documents straight into a stopped
 //!   server's store, for measuring at scale.
 //! - [`process`]: a `lienthong serve` child process with a readiness signal,
@@ -87,6 +89,7 @@ pub mod compare;
 pub mod crypto;
 pub mod deadlines;
 pub mod defaults;
+pub mod demo;
 pub mod directory;
 pub mod document;
 pub mod error;

@@ -13,6 +13,7 @@ mod archive;
 mod bench;
 mod completions;
 mod connection;
+mod demo;
 mod directory;
 mod error;
 mod files;
@@ -104,6 +105,9 @@ enum Command {
     /// Fill a stopped server's data directory with signed documents, for
     /// measuring at scale.
     Fill(fill::FillArgs),
+    /// Fill a new data directory with a year of Hữu Lũng's exchange
+    /// through the real API, for showing the service.
+    Demo(demo::DemoArgs),
     /// The archive: proofs that documents are in the log and that the log
     /// only grows, and an offline audit.
     #[command(subcommand)]
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
             Command::Directory(args) => directory::run(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Fill(args) => fill::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Archive(command) => archive::run(command).await,
             Command::Pki(command) => pki::run(command),
             Command::Types(args) => types::run(args),

@@ -15,6 +15,7 @@ mod calendar;
 mod cli;
 mod crash;
 mod deadlines;
+mod demo;
 mod exchange;
 mod identity;
 mod layout;
