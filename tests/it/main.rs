@@ -16,6 +16,7 @@ mod cli;
 mod crash;
 mod deadlines;
 mod exchange;
+mod explain;
 mod identity;
 mod layout;
 mod lifecycle;

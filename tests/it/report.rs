@@ -10,23 +10,24 @@ use std::collections::HashMap;
 use crate::common::*;
 use crate::lifecycle::{change, message};
 use crate::numbering::server_at;
+use crate::paper::record_paper;
 use lienthong::calendar::Calendar;
-use lienthong::clock::{parse_date, vietnam_date};
+use lienthong::clock::{parse_date, vietnam_date, Clock};
 use lienthong::lifecycle::Code;
 use lienthong::pb;
 use tonic::Code as Grpc;
 
 /// Monday 2 November 2026, 09:00 in Vietnam.
-const MONDAY_2_NOVEMBER: i64 = 1_793_584_800_000;
+pub(crate) const MONDAY_2_NOVEMBER: i64 = 1_793_584_800_000;
 /// Thursday 5 November 2026, 10:00 in Vietnam: registrations of Monday's
 /// arrivals are late (due Tuesday).
-const THURSDAY_5_NOVEMBER: i64 = 1_793_847_600_000;
+pub(crate) const THURSDAY_5_NOVEMBER: i64 = 1_793_847_600_000;
 
 /// A tiny deterministic generator: the same traffic on every run.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -35,7 +36,7 @@ impl Lcg {
     }
 }
 
-fn aliases(kind: &str) -> Vec<String> {
+pub(crate) fn aliases(kind: &str) -> Vec<String> {
     lienthong::directory::Directory::builtin()
         .expect("directory")
         .organizations()
@@ -121,7 +122,7 @@ async fn recount(server: &TestServer, org: &str) -> Recount {
     out
 }
 
-async fn report(
+pub(crate) async fn report(
     server: &TestServer,
     org: &str,
     period: &str,
@@ -176,17 +177,22 @@ async fn assert_counters_match(server: &TestServer, parties: &[String]) {
     assert!(october.rows.iter().all(|r| r.electronic_percent.is_none()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_restart() {
-    let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
+/// Three departments and four communes of the directory.
+pub(crate) fn parties() -> Vec<String> {
     let departments = aliases("department");
     let communes = communes();
-    let parties: Vec<String> = departments
+    departments
         .iter()
         .take(3)
         .chain(communes.iter().take(4))
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// Random electronic traffic among `parties` on Monday 2 November, with
+/// registrations on time and late, rejections, completions on time and
+/// late; leaves `clock` on Thursday 5 November.
+pub(crate) async fn random_traffic(server: &TestServer, clock: &Clock, parties: &[String]) {
     let mut random = Lcg(12);
     // (document id, recipient, due date) of every delivery.
     let mut deliveries = Vec::new();
@@ -212,15 +218,15 @@ async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_
     let mut later = Vec::new();
     for (id, org, due) in &deliveries {
         match random.below(4) {
-            0 => change(&server, org, message(org, id, Code::Registered))
+            0 => change(server, org, message(org, id, Code::Registered))
                 .await
                 .map(|_| ())
                 .expect("registered"),
-            1 => change(&server, org, message(org, id, Code::Rejected))
+            1 => change(server, org, message(org, id, Code::Rejected))
                 .await
                 .map(|_| ())
                 .expect("rejected"),
-            2 => change(&server, org, message(org, id, Code::Completed))
+            2 => change(server, org, message(org, id, Code::Completed))
                 .await
                 .map(|_| ())
                 .expect("completed"),
@@ -231,28 +237,42 @@ async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_
     // late, every other one of the others completed (on time).
     clock.set(THURSDAY_5_NOVEMBER);
     for (n, (id, org, due)) in later.iter().enumerate() {
-        change(&server, org, message(org, id, Code::Registered))
+        change(server, org, message(org, id, Code::Registered))
             .await
             .expect("registered late");
         if n % 2 == 0 || *due == "2026-11-04" {
-            change(&server, org, message(org, id, Code::Completed))
+            change(server, org, message(org, id, Code::Completed))
                 .await
                 .expect("completed");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_restart() {
+    let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
+    let parties = parties();
+    random_traffic(&server, &clock, &parties).await;
     assert_counters_match(&server, &parties).await;
     server.restart().await;
     assert_counters_match(&server, &parties).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commune_and_a_department_see_their_own_row_the_committee_all() {
+/// A server on Monday 2 November where phong-noi-vu sent one document to
+/// a commune, and that commune.
+async fn one_send_to_a_commune() -> (TestServer, String) {
     let (server, _clock) = server_at(MONDAY_2_NOVEMBER).await;
     let commune = communes()[0].clone();
     let mut d = directive("phong-noi-vu", &[commune.as_str()], 0);
     d.promulgation_date = "2026-11-02".into();
     let mut noi_vu = server.client("phong-noi-vu").await;
     server.send(&mut noi_vu, d).await;
+    (server, commune)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commune_and_a_department_see_their_own_row_the_committee_all() {
+    let (server, commune) = one_send_to_a_commune().await;
 
     for org in [commune.as_str(), "phong-noi-vu"] {
         let r = report(&server, org, "2026-11").await.expect("report");
@@ -303,4 +323,17 @@ async fn period_errors_name_the_field() {
             status.message()
         );
     }
+}
+
+/// Records a paper document dated Monday 2 November as `org`.
+pub(crate) async fn record_monday(
+    server: &TestServer,
+    org: &str,
+    mut record: pb::PaperRecord,
+) -> String {
+    record.promulgation_date = "2026-11-02".into();
+    record_paper(server, org, record)
+        .await
+        .expect("recorded")
+        .id
 }
