@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::common::*;
 use crate::lifecycle::{change, message};
 use crate::numbering::server_at;
-use crate::paper::record_paper;
+use crate::paper::{incoming, outgoing, record_paper, PROVINCE};
 use lienthong::calendar::Calendar;
 use lienthong::clock::{parse_date, vietnam_date, Clock};
 use lienthong::lifecycle::Code;
@@ -336,4 +336,69 @@ pub(crate) async fn record_monday(
         .await
         .expect("recorded")
         .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_records_count_as_paper_at_their_recorder_only() {
+    let (server, commune) = one_send_to_a_commune().await;
+    // Two incoming paper records at phong-noi-vu: from outside the
+    // directory, and from the commune (which counts nothing for it); one
+    // outgoing to the commune (which records its own copy, if any).
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        incoming("phong-noi-vu", PROVINCE, 7),
+    )
+    .await;
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        incoming("phong-noi-vu", &commune, 8),
+    )
+    .await;
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        outgoing("phong-noi-vu", &commune, 0),
+    )
+    .await;
+
+    let r = report(&server, "vp-hdnd-ubnd", "2026-11")
+        .await
+        .expect("report");
+    let row = |alias: &str| {
+        r.rows
+            .iter()
+            .find(|row| row.organization.as_ref().is_some_and(|o| o.alias == alias))
+            .expect("a row")
+    };
+    let noi_vu = row("phong-noi-vu");
+    assert_eq!(
+        (
+            noi_vu.sent_electronic,
+            noi_vu.sent_paper,
+            noi_vu.received_electronic,
+            noi_vu.received_paper
+        ),
+        (1, 1, 0, 2)
+    );
+    assert_eq!(noi_vu.electronic_percent, Some(25.0));
+    assert!(!noi_vu.meets_target);
+    let xa = row(&commune);
+    assert_eq!(
+        (
+            xa.sent_electronic,
+            xa.sent_paper,
+            xa.received_electronic,
+            xa.received_paper
+        ),
+        (0, 0, 1, 0)
+    );
+    assert_eq!(xa.electronic_percent, Some(100.0));
+    assert!(xa.meets_target);
+    // The district counts each document once, at its issuer: the one
+    // electronic send and the one outgoing paper record.
+    let district = r.district.expect("district");
+    assert_eq!((district.sent_electronic, district.sent_paper), (1, 1));
+    assert_eq!(district.electronic_percent, Some(50.0));
 }
