@@ -48,7 +48,7 @@ pub(crate) fn aliases(kind: &str) -> Vec<String> {
 
 /// The figures a row must show, recounted from the documents.
 #[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
-struct Recount {
+pub(crate) struct Recount {
     sent: u64,
     received: u64,
     registered_on_time: u64,
@@ -58,7 +58,7 @@ struct Recount {
     rejected: u64,
 }
 
-fn of_row(row: &pb::ReportRow) -> Recount {
+pub(crate) fn of_row(row: &pb::ReportRow) -> Recount {
     assert_eq!((row.sent_paper, row.received_paper), (0, 0));
     Recount {
         sent: row.sent_electronic,
@@ -72,10 +72,10 @@ fn of_row(row: &pb::ReportRow) -> Recount {
 }
 
 /// Recounts `org`'s figures from its outbox, its inbox and its own history
-/// of each document it received (all in November 2026).
-async fn recount(server: &TestServer, org: &str) -> Recount {
+/// of each document it received (all in one year: the tests' November
+/// 2026, or the crash test's today), through `client`, connected as `org`.
+pub(crate) async fn recount(mut client: Client, org: &str) -> Recount {
     let calendar = Calendar::builtin();
-    let mut client = server.client(org).await;
     let mut out = Recount::default();
     let (sent, _) = lienthong::client::outbox_pages(&client, String::new(), 0, true)
         .await
@@ -151,7 +151,11 @@ async fn assert_counters_match(server: &TestServer, parties: &[String]) {
     let mut sent = 0;
     for org in parties {
         let counted = of_row(rows[org.as_str()]);
-        assert_eq!(counted, recount(server, org).await, "{org}");
+        assert_eq!(
+            counted,
+            recount(server.client(org).await, org).await,
+            "{org}"
+        );
         sent += counted.sent;
     }
     let district = response.district.expect("district total");
