@@ -15,6 +15,7 @@ mod completions;
 mod connection;
 mod directory;
 mod error;
+mod explain;
 mod files;
 mod fill;
 mod lifecycle;

@@ -3,8 +3,6 @@
 //! one JSON document; with `--explain ORG`, the documents behind one
 //! organisation's row.
 
-mod explain;
-
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -71,7 +69,7 @@ pub async fn run(args: ReportArgs) -> Result {
             })
             .await?
             .into_inner();
-        explain::print(&response, args.conn.json);
+        super::explain::print(&response, args.conn.json);
         return Ok(());
     }
     let response = client

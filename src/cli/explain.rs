@@ -1,9 +1,10 @@
-//! `report --explain ORG`: the documents behind each number of one
-//! organisation's row, as a list per number or one JSON document.
+//! `report --explain ORG` (called by `report`): the documents behind each
+//! number of one organisation's row, as a list per number or one JSON
+//! document.
 
 use serde_json::{json, Value};
 
-use super::super::output::{self, outln, print_json};
+use super::output::{self, outln, print_json};
 use crate::pb;
 
 /// Each number of the row, its JSON key and its heading, with its list.
