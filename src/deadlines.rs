@@ -183,6 +183,16 @@ impl Deadlines {
         Ok((today, out))
     }
 
+    /// `org`'s overdue registrations and handlings today, earliest due
+    /// first (for the report's explanation; no permission check).
+    pub fn overdue_of(&self, org: &OrgCode) -> Result<(Date, Vec<Deadline>)> {
+        let today = self.store.clock().today();
+        let mut entries = self.open_until(today, today, |o| o == org)?;
+        entries.retain(|d| d.overdue);
+        entries.sort_by_key(|d| (d.due, d.kind, d.view.id));
+        Ok((today, entries))
+    }
+
     /// The deadline of `kind` that `org`'s delivery of the document has as
     /// it durably stands, if it is still open.
     fn judge(
@@ -220,7 +230,7 @@ impl Deadlines {
     }
 
     /// Who may ask for the district view, by alias.
-    fn district_viewers(&self) -> String {
+    pub(crate) fn district_viewers(&self) -> String {
         let aliases: Vec<&str> = self
             .directory
             .organizations()

@@ -9,6 +9,8 @@
 //! scans documents. "Overdue now" is the deadlines service's judgement of
 //! today, whatever the period.
 
+mod explain;
+
 use std::sync::Arc;
 
 use time::Date;
@@ -17,6 +19,8 @@ use crate::deadlines::{Deadlines, DISTRICT_KINDS};
 use crate::directory::{Directory, Organization};
 use crate::error::{Error, Result};
 use crate::store::{self, Store, StoredReportMonth};
+
+pub use explain::{Entry, Explanation, Lists};
 
 /// The target when `serve --target-percent` gives none: 90% of documents
 /// exchanged electronically.
@@ -233,21 +237,10 @@ impl Reports {
             if !district_view && org.code != caller.code {
                 continue;
             }
-            let mut counts = StoredReportMonth::default();
-            for (_, month) in self
-                .store
-                .report_months(&org.code, period.from, period.to)?
-            {
-                add(&mut counts, &month);
-            }
-            let (overdue_registration, overdue_handling) =
+            let mut row = self.row(org, period)?;
+            (row.overdue_registration, row.overdue_handling) =
                 overdue.get(&org.code).copied().unwrap_or_default();
-            rows.push(Row {
-                organization: Some(org.clone()),
-                counts,
-                overdue_registration,
-                overdue_handling,
-            });
+            rows.push(row);
         }
         if rows.is_empty() {
             return Err(Error::not_found(format!(
@@ -270,6 +263,24 @@ impl Reports {
             today,
             rows,
             district,
+        })
+    }
+}
+
+impl Reports {
+    /// `org`'s counters summed over the period, without what is overdue.
+    fn row(&self, org: &Organization, period: Period) -> Result<Row> {
+        let mut counts = StoredReportMonth::default();
+        for (_, month) in self
+            .store
+            .report_months(&org.code, period.from, period.to)?
+        {
+            add(&mut counts, &month);
+        }
+        Ok(Row {
+            organization: Some(org.clone()),
+            counts,
+            ..Row::default()
         })
     }
 }

@@ -349,6 +349,82 @@ pub fn report(report: &crate::report::Report) -> pb::GetReportResponse {
     }
 }
 
+/// An explanation of one row as the API shows it.
+pub fn explanation(
+    directory: &Directory,
+    explanation: &crate::report::Explanation,
+) -> pb::ExplainReportResponse {
+    let target = explanation.target_percent;
+    let l = &explanation.lists;
+    let list = |entries: &[crate::report::Entry]| {
+        entries
+            .iter()
+            .map(|e| explained(directory, e))
+            .collect::<Vec<_>>()
+    };
+    pb::ExplainReportResponse {
+        from_month: crate::report::format_month(explanation.period.from),
+        to_month: crate::report::format_month(explanation.period.to),
+        target_percent: target,
+        today: clock::format_date(explanation.today),
+        row: Some(report_row(&explanation.row, target)),
+        sent_electronic: list(&l.sent_electronic),
+        sent_paper: list(&l.sent_paper),
+        received_electronic: list(&l.received_electronic),
+        received_paper: list(&l.received_paper),
+        registered_on_time: list(&l.registered_on_time),
+        registered_late: list(&l.registered_late),
+        completed_on_time: list(&l.completed_on_time),
+        completed_late: list(&l.completed_late),
+        rejected: list(&l.rejected),
+        overdue_registration: list(&l.overdue_registration),
+        overdue_handling: list(&l.overdue_handling),
+    }
+}
+
+fn explained(directory: &Directory, entry: &crate::report::Entry) -> pb::ExplainedDocument {
+    let view = &entry.view;
+    let header = &view.header;
+    let name = |code: &str| {
+        directory
+            .org(code)
+            .map_or_else(|| code.to_owned(), |o| o.alias.clone())
+    };
+    // Sent: to its recipients (a paper record: whom the header names);
+    // received: from its sender (a paper record: whom the header names).
+    let counterpart = if entry.arrival_number == 0 && !view.stored.paper {
+        let recipients: Vec<String> = view
+            .stored
+            .deliveries
+            .iter()
+            .map(|d| name(&d.recipient))
+            .collect();
+        recipients.join(", ")
+    } else if entry.arrival_number == 0 {
+        header.to.join(", ")
+    } else if view.stored.paper {
+        header.from.clone()
+    } else {
+        name(&view.stored.sender)
+    };
+    let date = |ms: i64| clock::format_date(clock::vietnam_date(ms));
+    pb::ExplainedDocument {
+        id: view.id.to_string(),
+        number: header.number,
+        notation: header.notation.clone(),
+        promulgation_date: header.promulgation_date.clone(),
+        subject: header.subject.clone(),
+        paper: view.stored.paper,
+        counterpart,
+        accepted_date: date(view.stored.accepted_at_ms),
+        accepted_at_ms: view.stored.accepted_at_ms,
+        arrival_number: entry.arrival_number,
+        changed_date: entry.changed_at_ms.map(date).unwrap_or_default(),
+        changed_at_ms: entry.changed_at_ms.unwrap_or_default(),
+        due_date: entry.due.map(clock::format_date).unwrap_or_default(),
+    }
+}
+
 fn report_row(row: &crate::report::Row, target: f64) -> pb::ReportRow {
     let c = &row.counts;
     let rate = row.electronic_percent();

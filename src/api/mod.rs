@@ -342,6 +342,27 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         Ok(Response::new(convert::report(&report)))
     }
 
+    async fn explain_report(
+        &self,
+        request: Request<pb::ExplainReportRequest>,
+    ) -> Result<Response<pb::ExplainReportResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let today = self.reports.today();
+        let period = Period::parse(&req.period, &req.from, &req.to, today)?;
+        let reports = self.reports.clone();
+        // Reads documents: off the async workers.
+        let explanation = tokio::task::spawn_blocking(move || {
+            reports.explain(&caller, &req.organization, period)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the explanation did not complete: {e}")))??;
+        Ok(Response::new(convert::explanation(
+            self.exchange.directory(),
+            &explanation,
+        )))
+    }
+
     async fn get_register(
         &self,
         request: Request<pb::GetRegisterRequest>,

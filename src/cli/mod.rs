@@ -16,6 +16,7 @@ mod connection;
 mod demo;
 mod directory;
 mod error;
+mod explain;
 mod files;
 mod fill;
 mod lifecycle;
@@ -86,7 +87,8 @@ enum Command {
     Paper(Box<paper::PaperArgs>),
     /// The electronic-exchange report of a period: per organisation, sent
     /// and received (electronic and paper), the rate against the target,
-    /// registrations and completions on time or late, what is overdue.
+    /// registrations and completions on time or late, what is overdue;
+    /// --explain ORG lists the documents behind each number of a row.
     Report(report::ReportArgs),
     /// The incoming register (sổ đăng ký văn bản đến) of a year, or with
     /// --outgoing the outgoing one (sổ văn bản đi); --csv for a spreadsheet.

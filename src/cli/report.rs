@@ -1,6 +1,7 @@
 //! `report`: the electronic-exchange report of a period, as a table sorted
 //! by rate with a bar per organisation and the target marked, as CSV, or as
-//! one JSON document.
+//! one JSON document; with `--explain ORG`, the documents behind one
+//! organisation's row.
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -27,6 +28,11 @@ pub struct ReportArgs {
     /// One line per organisation and one for the district, comma-separated.
     #[arg(long, conflicts_with = "json")]
     pub csv: bool,
+    /// List the documents behind each number of one organisation's row
+    /// (its code or alias): the committee and its office may explain any,
+    /// anyone else its own.
+    #[arg(long, value_name = "ORG", conflicts_with = "csv")]
+    pub explain: Option<String>,
 }
 
 /// Width of the bar, in characters, for 100%.
@@ -53,6 +59,19 @@ const COLUMNS: [&str; 16] = [
 
 pub async fn run(args: ReportArgs) -> Result {
     let mut client = connect(&args.conn).await?;
+    if let Some(organization) = &args.explain {
+        let response = client
+            .explain_report(pb::ExplainReportRequest {
+                organization: organization.clone(),
+                period: args.period.clone().unwrap_or_default(),
+                from: args.from.clone().unwrap_or_default(),
+                to: args.to.clone().unwrap_or_default(),
+            })
+            .await?
+            .into_inner();
+        super::explain::print(&response, args.conn.json);
+        return Ok(());
+    }
     let response = client
         .get_report(pb::GetReportRequest {
             period: args.period.clone().unwrap_or_default(),

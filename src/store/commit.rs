@@ -368,6 +368,7 @@ pub(super) fn status(
         accepted_at_ms: now_ms,
     })?;
     let leaf_index = append_leaf(txn, &sealed.archive_leaf)?;
+    let counted = super::counters::on_status(txn, new, &document, delivery_index, now_ms)?;
     let stored = StoredStatus {
         org: from.to_owned(),
         change,
@@ -380,6 +381,8 @@ pub(super) fn status(
         receipt: sealed.receipt,
         receipt_signature: sealed.signature,
         leaf_index,
+        registration_on_time: counted.registration_on_time,
+        completion_on_time: counted.completion_on_time,
     };
     txn.put(
         Space::Statuses,
@@ -388,7 +391,6 @@ pub(super) fn status(
     )?;
 
     super::unread::on_status(txn, new, &document)?;
-    super::counters::on_status(txn, new, &document, delivery_index, now_ms)?;
     let mut events = Vec::new();
     let sender = document.sender.clone();
     let event = |org: &str, kind: EventKind, delivery: &StoredDelivery| StoredEvent {

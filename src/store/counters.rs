@@ -70,6 +70,16 @@ pub(super) fn on_send(txn: &mut dyn Txn, new: &NewDocument, accepted_at_ms: i64)
     Ok(())
 }
 
+/// What the counters counted for one status change, kept on its stored
+/// record so that the report's explanation lists exactly what was counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counted {
+    /// A registration: whether on time.
+    pub registration_on_time: Option<bool>,
+    /// A completion: whether on time.
+    pub completion_on_time: Option<bool>,
+}
+
 /// At a status change of `document` (its record as it was before the
 /// change) accepted at `now_ms`: a rejection, a registration (the first
 /// move out of 01 to 03–06), a completion. Answers and revocations count
@@ -80,11 +90,11 @@ pub(super) fn on_status(
     document: &StoredDocument,
     delivery: Option<usize>,
     now_ms: i64,
-) -> Result<()> {
+) -> Result<Counted> {
     let (Some(code), Some(delivery)) =
         (new.code, delivery.and_then(|i| document.deliveries.get(i)))
     else {
-        return Ok(());
+        return Ok(Counted::default());
     };
     let was_arrived = delivery.status <= Code::Arrived as u32;
     let registers = was_arrived
@@ -93,17 +103,22 @@ pub(super) fn on_status(
             Code::Registered | Code::Assigned | Code::InProgress | Code::Completed
         );
     if !(registers || matches!(code, Code::Rejected | Code::Completed)) {
-        return Ok(());
+        return Ok(Counted::default());
     }
+    // Judged by the domain; a change it could not judge (none in
+    // practice) counts as on time.
+    let counted = Counted {
+        registration_on_time: registers.then(|| new.registration_on_time.unwrap_or(true)),
+        completion_on_time: (code == Code::Completed)
+            .then(|| new.completion_on_time.unwrap_or(true)),
+    };
     let delay = delay_bucket(now_ms.saturating_sub(document.accepted_at_ms));
     update(txn, &new.from, now_ms, |m| {
         if code == Code::Rejected {
             m.rejected += 1;
         }
-        if registers {
-            // Judged by the domain; a registration it could not judge
-            // (none in practice) counts as on time.
-            if new.registration_on_time.unwrap_or(true) {
+        if let Some(on_time) = counted.registration_on_time {
+            if on_time {
                 m.registered_on_time += 1;
             } else {
                 m.registered_late += 1;
@@ -113,14 +128,13 @@ pub(super) fn on_status(
             }
             m.registration_delays[delay] += 1;
         }
-        if code == Code::Completed {
-            if new.completion_on_time.unwrap_or(true) {
-                m.completed_on_time += 1;
-            } else {
-                m.completed_late += 1;
-            }
+        match counted.completion_on_time {
+            Some(true) => m.completed_on_time += 1,
+            Some(false) => m.completed_late += 1,
+            None => {}
         }
-    })
+    })?;
+    Ok(counted)
 }
 
 /// Reads, changes and writes back `org`'s record for the month of `at_ms`.

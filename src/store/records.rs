@@ -141,6 +141,14 @@ pub struct StoredStatus {
     pub receipt_signature: Vec<u8>,
     #[prost(uint64, tag = "11")]
     pub leaf_index: u64,
+    /// What the report counted for it (see `counters`): set when it was a
+    /// registration (the first move out of 01 to 03–06), true if on time;
+    /// and when it was a completion (06), true if on time. Absent on
+    /// changes stored before the report kept them.
+    #[prost(bool, optional, tag = "12")]
+    pub registration_on_time: Option<bool>,
+    #[prost(bool, optional, tag = "13")]
+    pub completion_on_time: Option<bool>,
 }
 
 /// One entry of an organisation's event log.

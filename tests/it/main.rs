@@ -17,6 +17,7 @@ mod crash;
 mod deadlines;
 mod demo;
 mod exchange;
+mod explain;
 mod identity;
 mod layout;
 mod lifecycle;

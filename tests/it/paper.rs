@@ -11,7 +11,7 @@ use lienthong::lifecycle::Code;
 use lienthong::pb;
 use prost::Message;
 
-const PROVINCE: &str = "Sở Nội vụ tỉnh Lạng Sơn";
+pub(crate) const PROVINCE: &str = "Sở Nội vụ tỉnh Lạng Sơn";
 
 fn record(
     direction: pb::PaperDirection,
@@ -36,11 +36,11 @@ fn record(
     }
 }
 
-fn incoming(org: &str, counterpart: &str, number: u64) -> pb::PaperRecord {
+pub(crate) fn incoming(org: &str, counterpart: &str, number: u64) -> pb::PaperRecord {
     record(pb::PaperDirection::Incoming, org, counterpart, number)
 }
 
-fn outgoing(org: &str, counterpart: &str, number: u64) -> pb::PaperRecord {
+pub(crate) fn outgoing(org: &str, counterpart: &str, number: u64) -> pb::PaperRecord {
     record(pb::PaperDirection::Outgoing, org, counterpart, number)
 }
 
@@ -61,7 +61,7 @@ async fn record_as(
         .map(|r| r.into_inner())
 }
 
-async fn record_paper(
+pub(crate) async fn record_paper(
     server: &TestServer,
     org: &str,
     paper: pb::PaperRecord,

@@ -10,23 +10,24 @@ use std::collections::HashMap;
 use crate::common::*;
 use crate::lifecycle::{change, message};
 use crate::numbering::server_at;
+use crate::paper::{incoming, outgoing, record_paper, PROVINCE};
 use lienthong::calendar::Calendar;
-use lienthong::clock::{parse_date, vietnam_date};
+use lienthong::clock::{parse_date, vietnam_date, Clock};
 use lienthong::lifecycle::Code;
 use lienthong::pb;
 use tonic::Code as Grpc;
 
 /// Monday 2 November 2026, 09:00 in Vietnam.
-const MONDAY_2_NOVEMBER: i64 = 1_793_584_800_000;
+pub(crate) const MONDAY_2_NOVEMBER: i64 = 1_793_584_800_000;
 /// Thursday 5 November 2026, 10:00 in Vietnam: registrations of Monday's
 /// arrivals are late (due Tuesday).
-const THURSDAY_5_NOVEMBER: i64 = 1_793_847_600_000;
+pub(crate) const THURSDAY_5_NOVEMBER: i64 = 1_793_847_600_000;
 
 /// A tiny deterministic generator: the same traffic on every run.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -35,7 +36,7 @@ impl Lcg {
     }
 }
 
-fn aliases(kind: &str) -> Vec<String> {
+pub(crate) fn aliases(kind: &str) -> Vec<String> {
     lienthong::directory::Directory::builtin()
         .expect("directory")
         .organizations()
@@ -47,7 +48,7 @@ fn aliases(kind: &str) -> Vec<String> {
 
 /// The figures a row must show, recounted from the documents.
 #[derive(Debug, Default, PartialEq, Eq, Clone, Copy)]
-struct Recount {
+pub(crate) struct Recount {
     sent: u64,
     received: u64,
     registered_on_time: u64,
@@ -57,7 +58,7 @@ struct Recount {
     rejected: u64,
 }
 
-fn of_row(row: &pb::ReportRow) -> Recount {
+pub(crate) fn of_row(row: &pb::ReportRow) -> Recount {
     assert_eq!((row.sent_paper, row.received_paper), (0, 0));
     Recount {
         sent: row.sent_electronic,
@@ -71,10 +72,10 @@ fn of_row(row: &pb::ReportRow) -> Recount {
 }
 
 /// Recounts `org`'s figures from its outbox, its inbox and its own history
-/// of each document it received (all in November 2026).
-async fn recount(server: &TestServer, org: &str) -> Recount {
+/// of each document it received (all in one year: the tests' November
+/// 2026, or the crash test's today), through `client`, connected as `org`.
+pub(crate) async fn recount(mut client: Client, org: &str) -> Recount {
     let calendar = Calendar::builtin();
-    let mut client = server.client(org).await;
     let mut out = Recount::default();
     let (sent, _) = lienthong::client::outbox_pages(&client, String::new(), 0, true)
         .await
@@ -121,7 +122,7 @@ async fn recount(server: &TestServer, org: &str) -> Recount {
     out
 }
 
-async fn report(
+pub(crate) async fn report(
     server: &TestServer,
     org: &str,
     period: &str,
@@ -150,7 +151,11 @@ async fn assert_counters_match(server: &TestServer, parties: &[String]) {
     let mut sent = 0;
     for org in parties {
         let counted = of_row(rows[org.as_str()]);
-        assert_eq!(counted, recount(server, org).await, "{org}");
+        assert_eq!(
+            counted,
+            recount(server.client(org).await, org).await,
+            "{org}"
+        );
         sent += counted.sent;
     }
     let district = response.district.expect("district total");
@@ -176,17 +181,22 @@ async fn assert_counters_match(server: &TestServer, parties: &[String]) {
     assert!(october.rows.iter().all(|r| r.electronic_percent.is_none()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_restart() {
-    let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
+/// Three departments and four communes of the directory.
+pub(crate) fn parties() -> Vec<String> {
     let departments = aliases("department");
     let communes = communes();
-    let parties: Vec<String> = departments
+    departments
         .iter()
         .take(3)
         .chain(communes.iter().take(4))
         .cloned()
-        .collect();
+        .collect()
+}
+
+/// Random electronic traffic among `parties` on Monday 2 November, with
+/// registrations on time and late, rejections, completions on time and
+/// late; leaves `clock` on Thursday 5 November.
+pub(crate) async fn random_traffic(server: &TestServer, clock: &Clock, parties: &[String]) {
     let mut random = Lcg(12);
     // (document id, recipient, due date) of every delivery.
     let mut deliveries = Vec::new();
@@ -212,15 +222,15 @@ async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_
     let mut later = Vec::new();
     for (id, org, due) in &deliveries {
         match random.below(4) {
-            0 => change(&server, org, message(org, id, Code::Registered))
+            0 => change(server, org, message(org, id, Code::Registered))
                 .await
                 .map(|_| ())
                 .expect("registered"),
-            1 => change(&server, org, message(org, id, Code::Rejected))
+            1 => change(server, org, message(org, id, Code::Rejected))
                 .await
                 .map(|_| ())
                 .expect("rejected"),
-            2 => change(&server, org, message(org, id, Code::Completed))
+            2 => change(server, org, message(org, id, Code::Completed))
                 .await
                 .map(|_| ())
                 .expect("completed"),
@@ -231,28 +241,42 @@ async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_
     // late, every other one of the others completed (on time).
     clock.set(THURSDAY_5_NOVEMBER);
     for (n, (id, org, due)) in later.iter().enumerate() {
-        change(&server, org, message(org, id, Code::Registered))
+        change(server, org, message(org, id, Code::Registered))
             .await
             .expect("registered late");
         if n % 2 == 0 || *due == "2026-11-04" {
-            change(&server, org, message(org, id, Code::Completed))
+            change(server, org, message(org, id, Code::Completed))
                 .await
                 .expect("completed");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_restart() {
+    let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
+    let parties = parties();
+    random_traffic(&server, &clock, &parties).await;
     assert_counters_match(&server, &parties).await;
     server.restart().await;
     assert_counters_match(&server, &parties).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commune_and_a_department_see_their_own_row_the_committee_all() {
+/// A server on Monday 2 November where phong-noi-vu sent one document to
+/// a commune, and that commune.
+async fn one_send_to_a_commune() -> (TestServer, String) {
     let (server, _clock) = server_at(MONDAY_2_NOVEMBER).await;
     let commune = communes()[0].clone();
     let mut d = directive("phong-noi-vu", &[commune.as_str()], 0);
     d.promulgation_date = "2026-11-02".into();
     let mut noi_vu = server.client("phong-noi-vu").await;
     server.send(&mut noi_vu, d).await;
+    (server, commune)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commune_and_a_department_see_their_own_row_the_committee_all() {
+    let (server, commune) = one_send_to_a_commune().await;
 
     for org in [commune.as_str(), "phong-noi-vu"] {
         let r = report(&server, org, "2026-11").await.expect("report");
@@ -303,4 +327,82 @@ async fn period_errors_name_the_field() {
             status.message()
         );
     }
+}
+
+/// Records a paper document dated Monday 2 November as `org`.
+pub(crate) async fn record_monday(
+    server: &TestServer,
+    org: &str,
+    mut record: pb::PaperRecord,
+) -> String {
+    record.promulgation_date = "2026-11-02".into();
+    record_paper(server, org, record)
+        .await
+        .expect("recorded")
+        .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_records_count_as_paper_at_their_recorder_only() {
+    let (server, commune) = one_send_to_a_commune().await;
+    // Two incoming paper records at phong-noi-vu: from outside the
+    // directory, and from the commune (which counts nothing for it); one
+    // outgoing to the commune (which records its own copy, if any).
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        incoming("phong-noi-vu", PROVINCE, 7),
+    )
+    .await;
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        incoming("phong-noi-vu", &commune, 8),
+    )
+    .await;
+    record_monday(
+        &server,
+        "phong-noi-vu",
+        outgoing("phong-noi-vu", &commune, 0),
+    )
+    .await;
+
+    let r = report(&server, "vp-hdnd-ubnd", "2026-11")
+        .await
+        .expect("report");
+    let row = |alias: &str| {
+        r.rows
+            .iter()
+            .find(|row| row.organization.as_ref().is_some_and(|o| o.alias == alias))
+            .expect("a row")
+    };
+    let noi_vu = row("phong-noi-vu");
+    assert_eq!(
+        (
+            noi_vu.sent_electronic,
+            noi_vu.sent_paper,
+            noi_vu.received_electronic,
+            noi_vu.received_paper
+        ),
+        (1, 1, 0, 2)
+    );
+    assert_eq!(noi_vu.electronic_percent, Some(25.0));
+    assert!(!noi_vu.meets_target);
+    let xa = row(&commune);
+    assert_eq!(
+        (
+            xa.sent_electronic,
+            xa.sent_paper,
+            xa.received_electronic,
+            xa.received_paper
+        ),
+        (0, 0, 1, 0)
+    );
+    assert_eq!(xa.electronic_percent, Some(100.0));
+    assert!(xa.meets_target);
+    // The district counts each document once, at its issuer: the one
+    // electronic send and the one outgoing paper record.
+    let district = r.district.expect("district");
+    assert_eq!((district.sent_electronic, district.sent_paper), (1, 1));
+    assert_eq!(district.electronic_percent, Some(50.0));
 }
