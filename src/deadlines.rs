@@ -50,6 +50,14 @@ fn redact_secret(entries: &mut [Deadline], viewer: &Organization) {
     }
 }
 
+/// The last day an overdue deadline can be due on. Every index entry of
+/// an overdue deadline is dated on or before it (a registration entry by
+/// its arrival, before its due day), so a scan up to it finds them all and
+/// skips what only arrived, or falls due, today.
+fn yesterday(today: Date) -> Date {
+    today.previous_day().unwrap_or(today)
+}
+
 /// One open deadline of one recipient.
 #[derive(Debug, Clone)]
 pub struct Deadline {
@@ -170,7 +178,7 @@ impl Deadlines {
     pub fn overdue_now(&self) -> Result<(Date, OverdueCounts)> {
         let today = self.store.clock().today();
         let mut out: HashMap<OrgCode, (u64, u64)> = HashMap::new();
-        for deadline in self.open_until(today, today, |_| true)? {
+        for deadline in self.open_until(today, yesterday(today), |_| true)? {
             if !deadline.overdue {
                 continue;
             }
@@ -187,7 +195,7 @@ impl Deadlines {
     /// first (for the report's explanation; no permission check).
     pub fn overdue_of(&self, org: &OrgCode) -> Result<(Date, Vec<Deadline>)> {
         let today = self.store.clock().today();
-        let mut entries = self.open_until(today, today, |o| o == org)?;
+        let mut entries = self.open_until(today, yesterday(today), |o| o == org)?;
         entries.retain(|d| d.overdue);
         entries.sort_by_key(|d| (d.due, d.kind, d.view.id));
         Ok((today, entries))
