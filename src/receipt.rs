@@ -108,6 +108,36 @@ impl Notary {
     }
 }
 
+impl Notary {
+    /// Signs receipt bytes and makes the archive leaf that holds them.
+    fn sealed(
+        &self,
+        receipt: Vec<u8>,
+        kind: pb::ArchiveEntryKind,
+        document_id: String,
+    ) -> Result<Sealed> {
+        let signature = self
+            .key
+            .key
+            .sign(&crypto::receipt_message(&self.key.key_id, &receipt))
+            .map_err(|e| Error::storage(format!("cannot sign a receipt: {e}")))?;
+        let archive_leaf = pb::ArchiveEntry {
+            kind: kind as i32,
+            document_id,
+            receipt: Some(pb::SealedReceipt {
+                receipt: receipt.clone(),
+                signature: signature.clone(),
+            }),
+        }
+        .encode_to_vec();
+        Ok(Sealed {
+            receipt,
+            signature,
+            archive_leaf,
+        })
+    }
+}
+
 impl Sealer for Notary {
     fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed> {
         let new = accepted.new;
@@ -130,32 +160,14 @@ impl Sealer for Notary {
             signature_sha256: crypto::sha256(&new.signature).to_vec(),
             number: accepted.number,
         };
-        let bytes = receipt.encode_to_vec();
-        let signature = self
-            .key
-            .key
-            .sign(&crypto::receipt_message(&self.key.key_id, &bytes))
-            .map_err(|e| Error::storage(format!("cannot sign the receipt: {e}")))?;
         // The archive's leaf commits to the sealed receipt, which names the
         // document's digest, sender, recipients, time and signature.
-        let archive_leaf = pb::ArchiveEntry {
-            kind: if new.paper {
-                pb::ArchiveEntryKind::PaperRecorded
-            } else {
-                pb::ArchiveEntryKind::DocumentAccepted
-            } as i32,
-            document_id: new.id.to_string(),
-            receipt: Some(pb::SealedReceipt {
-                receipt: bytes.clone(),
-                signature: signature.clone(),
-            }),
-        }
-        .encode_to_vec();
-        Ok(Sealed {
-            receipt: bytes,
-            signature,
-            archive_leaf,
-        })
+        let kind = if new.paper {
+            pb::ArchiveEntryKind::PaperRecorded
+        } else {
+            pb::ArchiveEntryKind::DocumentAccepted
+        };
+        self.sealed(receipt.encode_to_vec(), kind, new.id.to_string())
     }
 
     fn seal_status(&self, accepted: &AcceptedStatus<'_>) -> Result<Sealed> {
@@ -176,31 +188,12 @@ impl Sealer for Notary {
             accepted_at_ms: accepted.accepted_at_ms,
             service_key_id: self.key.key_id.clone(),
         };
-        let bytes = receipt.encode_to_vec();
-        let signature = self
-            .key
-            .key
-            .sign(&crypto::receipt_message(&self.key.key_id, &bytes))
-            .map_err(|e| Error::storage(format!("cannot sign the status receipt: {e}")))?;
         let kind = if new.code.is_none() {
             pb::ArchiveEntryKind::DocumentRevoked
         } else {
             pb::ArchiveEntryKind::StatusChanged
         };
-        let archive_leaf = pb::ArchiveEntry {
-            kind: kind as i32,
-            document_id: new.document.to_string(),
-            receipt: Some(pb::SealedReceipt {
-                receipt: bytes.clone(),
-                signature: signature.clone(),
-            }),
-        }
-        .encode_to_vec();
-        Ok(Sealed {
-            receipt: bytes,
-            signature,
-            archive_leaf,
-        })
+        self.sealed(receipt.encode_to_vec(), kind, new.document.to_string())
     }
 
     fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>> {
