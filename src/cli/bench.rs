@@ -19,6 +19,9 @@ pub enum BenchCommand {
     /// The archive's cost of an append and of a proof at 1 000, 100 000 and
     /// 1 000 000 leaves (a scratch log in --dir).
     ArchiveCosts(ArchiveCostsArgs),
+    /// The report's cost on a running server: a period's report and one
+    /// organisation's explanation, each timed against a trivial call.
+    Report(ReportBenchArgs),
     /// The side-by-side comparison with NATS JetStream (workloads a, b, c).
     #[cfg(feature = "jetstream")]
     CompareJetstream(CompareArgs),
@@ -94,6 +97,21 @@ pub struct ArchiveCostsArgs {
     pub dir: PathBuf,
 }
 
+#[derive(Args)]
+pub struct ReportBenchArgs {
+    #[command(flatten)]
+    pub conn: super::connection::Connection,
+    /// The period of the report (as `report --period`).
+    #[arg(long, value_name = "P")]
+    pub period: String,
+    /// Also time `report --explain ORG` for this period.
+    #[arg(long, value_name = "ORG")]
+    pub explain: Option<String>,
+    /// Runs of each call; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+}
+
 #[cfg(feature = "jetstream")]
 #[derive(Args)]
 pub struct CompareArgs {
@@ -140,6 +158,7 @@ pub async fn run(command: BenchCommand) -> Result {
             print_json(&serde_json::Value::Array(json));
             Ok(())
         }
+        BenchCommand::Report(args) => report(args).await,
         #[cfg(feature = "jetstream")]
         BenchCommand::CompareJetstream(args) => {
             let note = |line: &str| output::note(line);
@@ -175,5 +194,67 @@ async fn load(args: LoadArgs) -> Result {
     } else {
         output::write_text(&report.to_text(&options));
     }
+    Ok(())
+}
+
+/// Times `runs` calls of each kind, interleaved so that a noisy moment of the
+/// machine touches all three alike, and prints the medians in milliseconds.
+/// The trivial call (the directory) is the floor: TLS, HTTP/2 and the
+/// handler's round trip with no store work.
+async fn report(args: ReportBenchArgs) -> Result {
+    use std::time::Instant;
+    let mut client = super::connection::connect(&args.conn).await?;
+    let runs = args.runs.max(1);
+    let (mut trivial, mut report, mut explain) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut documents) = (0, 0);
+    for _ in 0..runs {
+        let start = Instant::now();
+        client
+            .get_directory(crate::pb::GetDirectoryRequest {})
+            .await?;
+        trivial.push(start.elapsed().as_secs_f64() * 1e3);
+
+        let start = Instant::now();
+        let answer = client
+            .get_report(crate::pb::GetReportRequest {
+                period: args.period.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        report.push(start.elapsed().as_secs_f64() * 1e3);
+        rows = answer.rows.len();
+
+        if let Some(organization) = &args.explain {
+            let start = Instant::now();
+            let answer = client
+                .explain_report(crate::pb::ExplainReportRequest {
+                    organization: organization.clone(),
+                    period: args.period.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            explain.push(start.elapsed().as_secs_f64() * 1e3);
+            documents = answer.sent_electronic.len()
+                + answer.sent_paper.len()
+                + answer.received_electronic.len()
+                + answer.received_paper.len();
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    print_json(&serde_json::json!({
+        "period": args.period,
+        "runs": runs,
+        "trivial_call_ms": median(trivial),
+        "report_ms": median(report),
+        "report_rows": rows,
+        "explain": args.explain,
+        "explain_ms": median(explain),
+        "explain_documents_sent_and_received": documents,
+    }));
     Ok(())
 }

@@ -14,9 +14,11 @@
 //! commit does not know: the domain judges it and passes it in
 //! [`NewStatus`] (`registration_on_time`, `completion_on_time`).
 
-use super::engine::{Space, Txn};
+use std::collections::BTreeMap;
+
+use super::engine::{Engine, Order, Space, Txn};
 use super::keys;
-use super::records::{StoredDocument, StoredReportMonth};
+use super::records::{StoredDocument, StoredReportMonth, StoredStatus};
 use super::{NewDocument, NewStatus};
 use crate::clock;
 use crate::directory::OrgCode;
@@ -46,21 +48,39 @@ fn delay_bucket(ms: i64) -> usize {
 /// counted as paper or electronic by `new.paper`, in the month of
 /// `accepted_at_ms`.
 pub(super) fn on_send(txn: &mut dyn Txn, new: &NewDocument, accepted_at_ms: i64) -> Result<()> {
+    count_send(
+        &mut InTxn(txn),
+        &new.sender,
+        &new.recipients,
+        new.paper,
+        accepted_at_ms,
+    )
+}
+
+/// The counting of a send, shared by the commit and the rebuild.
+fn count_send(
+    months: &mut dyn Months,
+    sender: &OrgCode,
+    recipients: &[OrgCode],
+    paper: bool,
+    accepted_at_ms: i64,
+) -> Result<()> {
     // An incoming paper record counts at the organisation that recorded it
     // only: its `sender` just names where it came from, and that body, if
     // it is in the district, counts its own outgoing record.
-    if !new.incoming_paper() {
-        update(txn, &new.sender, accepted_at_ms, |m| {
-            if new.paper {
+    let incoming_paper = paper && !recipients.is_empty();
+    if !incoming_paper {
+        months.update(sender, accepted_at_ms, &mut |m| {
+            if paper {
                 m.sent_paper += 1;
             } else {
                 m.sent_electronic += 1;
             }
         })?;
     }
-    for recipient in &new.recipients {
-        update(txn, recipient, accepted_at_ms, |m| {
-            if new.paper {
+    for recipient in recipients {
+        months.update(recipient, accepted_at_ms, &mut |m| {
+            if paper {
                 m.received_paper += 1;
             } else {
                 m.received_electronic += 1;
@@ -112,9 +132,30 @@ pub(super) fn on_status(
         completion_on_time: (code == Code::Completed)
             .then(|| new.completion_on_time.unwrap_or(true)),
     };
-    let delay = delay_bucket(now_ms.saturating_sub(document.accepted_at_ms));
-    update(txn, &new.from, now_ms, |m| {
-        if code == Code::Rejected {
+    count_status(
+        &mut InTxn(txn),
+        &new.from,
+        code == Code::Rejected,
+        counted,
+        now_ms.saturating_sub(document.accepted_at_ms),
+        now_ms,
+    )?;
+    Ok(counted)
+}
+
+/// The counting of a status change, shared by the commit and the rebuild:
+/// `delay_ms` is the time from the document's arrival to the change.
+fn count_status(
+    months: &mut dyn Months,
+    from: &OrgCode,
+    rejection: bool,
+    counted: Counted,
+    delay_ms: i64,
+    at_ms: i64,
+) -> Result<()> {
+    let delay = delay_bucket(delay_ms);
+    months.update(from, at_ms, &mut |m| {
+        if rejection {
             m.rejected += 1;
         }
         if let Some(on_time) = counted.registration_on_time {
@@ -133,8 +174,47 @@ pub(super) fn on_status(
             Some(false) => m.completed_late += 1,
             None => {}
         }
-    })?;
-    Ok(counted)
+    })
+}
+
+/// Where counting writes: the commit's transaction, or the rebuild's
+/// tally in memory.
+trait Months {
+    fn update(
+        &mut self,
+        org: &OrgCode,
+        at_ms: i64,
+        change: &mut dyn FnMut(&mut StoredReportMonth),
+    ) -> Result<()>;
+}
+
+struct InTxn<'a>(&'a mut dyn Txn);
+
+impl Months for InTxn<'_> {
+    fn update(
+        &mut self,
+        org: &OrgCode,
+        at_ms: i64,
+        change: &mut dyn FnMut(&mut StoredReportMonth),
+    ) -> Result<()> {
+        update(self.0, org, at_ms, change)
+    }
+}
+
+/// The rebuild's tally: every month record, by key.
+#[derive(Default)]
+struct Tally(BTreeMap<Vec<u8>, StoredReportMonth>);
+
+impl Months for Tally {
+    fn update(
+        &mut self,
+        org: &OrgCode,
+        at_ms: i64,
+        change: &mut dyn FnMut(&mut StoredReportMonth),
+    ) -> Result<()> {
+        change(self.0.entry(month_key(org, at_ms)?).or_default());
+        Ok(())
+    }
 }
 
 /// Reads, changes and writes back `org`'s record for the month of `at_ms`.
@@ -142,18 +222,146 @@ fn update(
     txn: &mut dyn Txn,
     org: &OrgCode,
     at_ms: i64,
-    change: impl FnOnce(&mut StoredReportMonth),
+    change: &mut dyn FnMut(&mut StoredReportMonth),
 ) -> Result<()> {
-    let date = clock::vietnam_date(at_ms);
-    let year = u16::try_from(date.year())
-        .map_err(|_| Error::storage(format!("the year {} is out of range", date.year())))?;
-    let key = keys::report(org, year, u8::from(date.month()));
+    let key = month_key(org, at_ms)?;
     let mut month = match txn.get(Space::Report, &key)? {
         Some(bytes) => decode(&bytes)?,
         None => StoredReportMonth::default(),
     };
     change(&mut month);
     txn.put(Space::Report, &key, &prost::Message::encode_to_vec(&month))
+}
+
+/// The key of `org`'s record for the month (Vietnam time) of `at_ms`.
+fn month_key(org: &OrgCode, at_ms: i64) -> Result<Vec<u8>> {
+    let date = clock::vietnam_date(at_ms);
+    let year = u16::try_from(date.year())
+        .map_err(|_| Error::storage(format!("the year {} is out of range", date.year())))?;
+    Ok(keys::report(org, year, u8::from(date.month())))
+}
+
+/// Marks, in `meta`, that the counters count every document and change.
+const COUNTERS_BUILT: &[u8] = b"report-counters";
+
+/// A store written before the counters existed (or before this mark) gets
+/// them counted once, from its documents and status changes, when it is
+/// opened; otherwise its report would show nothing before the upgrade.
+/// The tally is made in memory (one record per organisation and month:
+/// small) by the same counting functions the commit uses, and replaces the
+/// keyspace in one transaction with the mark, so an interrupted rebuild
+/// simply runs again. On a store whose counters were kept all along, it
+/// writes the same numbers. Changes stored before the report judged them
+/// (`registration_on_time` absent) count as rejections only: whether they
+/// were on time was never decided.
+pub(super) fn rebuild_once(engine: &dyn Engine) -> Result<()> {
+    if engine.get(Space::Meta, COUNTERS_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let mut tally = Tally::default();
+    let mut documents = 0u64;
+    each(engine, Space::Documents, &mut |_key, bytes| {
+        let document = super::decode_document(bytes)?;
+        documents += 1;
+        let recipients = document
+            .deliveries
+            .iter()
+            .map(|d| org_code(&d.recipient))
+            .collect::<Result<Vec<_>>>()?;
+        count_send(
+            &mut tally,
+            &org_code(&document.sender)?,
+            &recipients,
+            document.paper,
+            document.accepted_at_ms,
+        )
+    })?;
+    // Changes are keyed by document first: the document's arrival time is
+    // read once per document.
+    let mut arrival: Option<([u8; 16], i64)> = None;
+    each(engine, Space::Statuses, &mut |key, bytes| {
+        let status: StoredStatus = prost::Message::decode(bytes)
+            .map_err(|e| Error::storage_from("a stored status change does not decode", e))?;
+        if status.revocation {
+            return Ok(());
+        }
+        let id: [u8; 16] = key
+            .get(..16)
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| Error::storage("a status key is malformed"))?;
+        let arrived_at = match arrival {
+            Some((doc, at)) if doc == id => at,
+            _ => {
+                let bytes = engine
+                    .get(Space::Documents, &id)?
+                    .ok_or_else(|| Error::storage("a status change has no document"))?;
+                let at = super::decode_document(&bytes)?.accepted_at_ms;
+                arrival = Some((id, at));
+                at
+            }
+        };
+        count_status(
+            &mut tally,
+            &org_code(&status.org)?,
+            status.code == Code::Rejected as u32,
+            Counted {
+                registration_on_time: status.registration_on_time,
+                completion_on_time: status.completion_on_time,
+            },
+            status.accepted_at_ms.saturating_sub(arrived_at),
+            status.accepted_at_ms,
+        )
+    })?;
+    let stale: Vec<Vec<u8>> = engine
+        .scan(Space::Report, &[], None, Order::Ascending, usize::MAX)?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    engine.transact(&mut |txn| {
+        for key in &stale {
+            txn.delete(Space::Report, key)?;
+        }
+        for (key, month) in &tally.0 {
+            txn.put(Space::Report, key, &prost::Message::encode_to_vec(month))?;
+        }
+        txn.put(Space::Meta, COUNTERS_BUILT, b"1")
+    })?;
+    engine.sync()?;
+    if documents > 0 {
+        tracing::info!(
+            documents,
+            months = tally.0.len(),
+            "report counters counted from the stored documents (once, after an upgrade)"
+        );
+    }
+    Ok(())
+}
+
+/// Calls `visit` on every entry of `space`, in key order, reading 512 at a
+/// time.
+fn each(
+    engine: &dyn Engine,
+    space: Space,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let batch = engine.scan(space, &start, None, Order::Ascending, 512)?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        start = last.clone();
+        start.push(0); // the next key after the last
+        for (key, value) in &batch {
+            visit(key, value)?;
+        }
+    }
+}
+
+fn org_code(code: &str) -> Result<OrgCode> {
+    OrgCode::parse(code).ok_or_else(|| {
+        Error::storage(format!("a stored organisation code {code:?} is malformed"))
+    })
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<StoredReportMonth> {

@@ -572,6 +572,7 @@ impl Store {
         check_schema(engine.as_ref())?;
         deadlines::build_index_once(engine.as_ref())?;
         unread::build_index_once(engine.as_ref())?;
+        counters::rebuild_once(engine.as_ref())?;
         let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
         let pending = Arc::new(Pending::default());
         let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {

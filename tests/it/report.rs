@@ -262,6 +262,41 @@ async fn counters_match_a_recount_from_the_documents_after_random_traffic_and_a_
     assert_counters_match(&server, &parties).await;
 }
 
+/// A store from before the counters (none kept, no mark) has them counted
+/// from its documents and changes when it is opened: the same rows as the
+/// counters kept by every commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_counted_once_from_the_documents_of_a_store_from_before_them() {
+    use lienthong::store::engine::{Order, Space};
+    let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
+    let parties = parties();
+    random_traffic(&server, &clock, &parties).await;
+    let kept = report(&server, "vp-hdnd-ubnd", "2026").await.expect("report");
+    server.stop().await;
+    {
+        let engine = lienthong::store::open_engine(&server.config.data_dir, &Default::default())
+            .expect("open the engine");
+        let months = engine
+            .scan(Space::Report, &[], None, Order::Ascending, usize::MAX)
+            .expect("scan");
+        assert!(!months.is_empty(), "the commits kept counters");
+        engine
+            .transact(&mut |txn| {
+                for (key, _) in &months {
+                    txn.delete(Space::Report, key)?;
+                }
+                txn.delete(Space::Meta, b"report-counters")
+            })
+            .expect("forget the counters");
+        engine.sync().expect("sync");
+    }
+    server.restart().await;
+    let counted = report(&server, "vp-hdnd-ubnd", "2026").await.expect("report");
+    assert_eq!(counted.rows, kept.rows);
+    assert_eq!(counted.district, kept.district);
+    assert_counters_match(&server, &parties).await;
+}
+
 /// A server on Monday 2 November where phong-noi-vu sent one document to
 /// a commune, and that commune.
 async fn one_send_to_a_commune() -> (TestServer, String) {
