@@ -337,12 +337,15 @@ pub(super) fn rebuild_once(engine: &dyn Engine) -> Result<()> {
     Ok(())
 }
 
+/// What [`each`] calls with each key and value.
+type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// Calls `visit` on every entry of `space`, in key order, reading 512 at a
 /// time.
 fn each(
     engine: &dyn Engine,
     space: Space,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    visit: &mut Visit<'_>,
 ) -> Result<()> {
     let mut start: Vec<u8> = Vec::new();
     loop {
@@ -359,9 +362,8 @@ fn each(
 }
 
 fn org_code(code: &str) -> Result<OrgCode> {
-    OrgCode::parse(code).ok_or_else(|| {
-        Error::storage(format!("a stored organisation code {code:?} is malformed"))
-    })
+    OrgCode::parse(code)
+        .ok_or_else(|| Error::storage(format!("a stored organisation code {code:?} is malformed")))
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<StoredReportMonth> {

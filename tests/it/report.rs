@@ -271,7 +271,9 @@ async fn counters_are_counted_once_from_the_documents_of_a_store_from_before_the
     let (mut server, clock) = server_at(MONDAY_2_NOVEMBER).await;
     let parties = parties();
     random_traffic(&server, &clock, &parties).await;
-    let kept = report(&server, "vp-hdnd-ubnd", "2026").await.expect("report");
+    let kept = report(&server, "vp-hdnd-ubnd", "2026")
+        .await
+        .expect("report");
     server.stop().await;
     {
         let engine = lienthong::store::open_engine(&server.config.data_dir, &Default::default())
@@ -291,7 +293,9 @@ async fn counters_are_counted_once_from_the_documents_of_a_store_from_before_the
         engine.sync().expect("sync");
     }
     server.restart().await;
-    let counted = report(&server, "vp-hdnd-ubnd", "2026").await.expect("report");
+    let counted = report(&server, "vp-hdnd-ubnd", "2026")
+        .await
+        .expect("report");
     assert_eq!(counted.rows, kept.rows);
     assert_eq!(counted.district, kept.district);
     assert_counters_match(&server, &parties).await;
