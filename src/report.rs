@@ -20,7 +20,7 @@ use crate::directory::{Directory, Organization};
 use crate::error::{Error, Result};
 use crate::store::{self, Store, StoredReportMonth};
 
-pub use explain::{Entry, Explanation, Lists};
+pub use explain::{Entry, Explanation, Lists, Window};
 
 /// The target when `serve --target-percent` gives none: 90% of documents
 /// exchanged electronically.

@@ -349,6 +349,29 @@ pub fn report(report: &crate::report::Report) -> pb::GetReportResponse {
     }
 }
 
+/// The window of an explanation's lists, from the request's `offset` and
+/// `limit` (0: the default).
+pub fn explain_window(offset: u32, limit: u32) -> crate::error::Result<crate::report::Window> {
+    use crate::report::Window;
+    let limit = match usize::try_from(limit).unwrap_or(usize::MAX) {
+        0 => Window::DEFAULT_LIMIT,
+        n if n > Window::MAX_LIMIT => {
+            return Err(crate::error::Error::invalid(
+                "limit",
+                format!(
+                    "at most {} documents per list; ask again with a larger offset for more",
+                    Window::MAX_LIMIT
+                ),
+            ))
+        }
+        n => n,
+    };
+    Ok(Window {
+        offset: usize::try_from(offset).unwrap_or(usize::MAX),
+        limit,
+    })
+}
+
 /// An explanation of one row as the API shows it.
 pub fn explanation(
     directory: &Directory,
@@ -377,6 +400,8 @@ pub fn explanation(
         completed_on_time: list(&l.completed_on_time),
         completed_late: list(&l.completed_late),
         rejected: list(&l.rejected),
+        offset: u32::try_from(l.window.offset).unwrap_or(u32::MAX),
+        limit: u32::try_from(l.window.limit).unwrap_or(u32::MAX),
         overdue_registration: list(&l.overdue_registration),
         overdue_handling: list(&l.overdue_handling),
     }

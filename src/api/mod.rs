@@ -350,10 +350,11 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         let req = request.into_inner();
         let today = self.reports.today();
         let period = Period::parse(&req.period, &req.from, &req.to, today)?;
+        let window = convert::explain_window(req.offset, req.limit)?;
         let reports = self.reports.clone();
         // Reads documents: off the async workers.
         let explanation = tokio::task::spawn_blocking(move || {
-            reports.explain(&caller, &req.organization, period)
+            reports.explain(&caller, &req.organization, period, window)
         })
         .await
         .map_err(|e| Status::internal(format!("the explanation did not complete: {e}")))??;

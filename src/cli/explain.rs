@@ -7,40 +7,68 @@ use serde_json::{json, Value};
 use super::output::{self, outln, print_json};
 use crate::pb;
 
-/// Each number of the row, its JSON key and its heading, with its list.
-fn lists(
-    r: &pb::ExplainReportResponse,
-) -> [(&'static str, &'static str, &[pb::ExplainedDocument]); 11] {
+/// One number of the row: its JSON key, its heading, its full length (the
+/// row's number) and the window of its list the server returned.
+type Numbered<'a> = (&'static str, &'static str, u64, &'a [pb::ExplainedDocument]);
+
+/// Each number of the row, with its list.
+fn lists(r: &pb::ExplainReportResponse) -> [Numbered<'_>; 11] {
+    let row = r.row.clone().unwrap_or_default();
     [
-        ("sent_electronic", "Sent electronically", &r.sent_electronic),
-        ("sent_paper", "Sent on paper", &r.sent_paper),
+        (
+            "sent_electronic",
+            "Sent electronically",
+            row.sent_electronic,
+            &r.sent_electronic,
+        ),
+        ("sent_paper", "Sent on paper", row.sent_paper, &r.sent_paper),
         (
             "received_electronic",
             "Received electronically",
+            row.received_electronic,
             &r.received_electronic,
         ),
-        ("received_paper", "Received on paper", &r.received_paper),
+        (
+            "received_paper",
+            "Received on paper",
+            row.received_paper,
+            &r.received_paper,
+        ),
         (
             "registered_on_time",
             "Registered on time",
+            row.registered_on_time,
             &r.registered_on_time,
         ),
-        ("registered_late", "Registered late", &r.registered_late),
+        (
+            "registered_late",
+            "Registered late",
+            row.registered_late,
+            &r.registered_late,
+        ),
         (
             "completed_on_time",
             "Completed on time",
+            row.completed_on_time,
             &r.completed_on_time,
         ),
-        ("completed_late", "Completed late", &r.completed_late),
-        ("rejected", "Rejected", &r.rejected),
+        (
+            "completed_late",
+            "Completed late",
+            row.completed_late,
+            &r.completed_late,
+        ),
+        ("rejected", "Rejected", row.rejected, &r.rejected),
         (
             "overdue_registration",
             "Registration overdue now",
+            row.overdue_registration,
             &r.overdue_registration,
         ),
         (
             "overdue_handling",
             "Handling overdue now",
+            row.overdue_handling,
             &r.overdue_handling,
         ),
     ]
@@ -68,11 +96,13 @@ pub fn print(response: &pb::ExplainReportResponse, json: bool) {
     let row = response.row.clone().unwrap_or_default();
     if json {
         let mut numbers = serde_json::Map::new();
-        for (key, _, list) in lists(response) {
+        let mut totals = serde_json::Map::new();
+        for (key, _, total, list) in lists(response) {
             numbers.insert(
                 key.to_owned(),
                 Value::Array(list.iter().map(document_json).collect()),
             );
+            totals.insert(key.to_owned(), json!(total));
         }
         print_json(&json!({
             "organization": output::org(&row.organization),
@@ -81,6 +111,9 @@ pub fn print(response: &pb::ExplainReportResponse, json: bool) {
             "target_percent": response.target_percent,
             "today": response.today,
             "electronic_percent": row.electronic_percent,
+            "totals": totals,
+            "offset": response.offset,
+            "limit": response.limit,
             "documents": numbers,
         }));
         return;
@@ -92,12 +125,34 @@ pub fn print(response: &pb::ExplainReportResponse, json: bool) {
         response.to_month,
         response.today
     );
-    for (_, heading, list) in lists(response) {
+    let mut cut = false;
+    for (_, heading, total, list) in lists(response) {
         outln!("");
-        outln!("{heading}: {}", list.len());
+        if list.len() as u64 == total {
+            outln!("{heading}: {total}");
+        } else {
+            cut = true;
+            let first = u64::from(response.offset);
+            match list.len() as u64 {
+                0 => outln!("{heading}: {total} (none from no. {})", first + 1),
+                n => outln!(
+                    "{heading}: {total} (nos. {}–{} below)",
+                    first + 1,
+                    first + n
+                ),
+            }
+        }
         for d in list {
             outln!("  {}", line(d));
         }
+    }
+    if cut {
+        outln!("");
+        outln!(
+            "Lists are cut to {} documents; --offset {} shows the next ones.",
+            response.limit,
+            u64::from(response.offset) + u64::from(response.limit)
+        );
     }
 }
 

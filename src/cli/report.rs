@@ -33,6 +33,14 @@ pub struct ReportArgs {
     /// anyone else its own.
     #[arg(long, value_name = "ORG", conflicts_with = "csv")]
     pub explain: Option<String>,
+    /// With --explain: skip the first N documents of each list.
+    #[arg(long, value_name = "N", requires = "explain", default_value_t = 0)]
+    pub offset: u32,
+    /// With --explain: at most N documents per list (the server's default
+    /// is 1000, its maximum 10000); each list's full length is the row's
+    /// number.
+    #[arg(long, value_name = "N", requires = "explain")]
+    pub limit: Option<u32>,
 }
 
 /// Width of the bar, in characters, for 100%.
@@ -66,6 +74,8 @@ pub async fn run(args: ReportArgs) -> Result {
                 period: args.period.clone().unwrap_or_default(),
                 from: args.from.clone().unwrap_or_default(),
                 to: args.to.clone().unwrap_or_default(),
+                offset: args.offset,
+                limit: args.limit.unwrap_or(0),
             })
             .await?
             .into_inner();

@@ -40,8 +40,55 @@ pub struct Entry {
     pub due: Option<Date>,
 }
 
+/// Which documents of each list an explanation keeps: `limit` of them from
+/// the `offset`-th. The walk still visits every document of the
+/// organisation (a list's length is its row's number), but only the window
+/// is decoded and held, so memory stays bounded whatever the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Window {
+    /// Documents per list when the caller does not say.
+    pub const DEFAULT_LIMIT: usize = 1_000;
+    /// The most a caller may ask for: 11 lists of this many stay within a
+    /// gRPC answer of a few tens of megabytes.
+    pub const MAX_LIMIT: usize = 10_000;
+
+    fn holds(&self, index: usize) -> bool {
+        index >= self.offset && index - self.offset < self.limit
+    }
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window {
+            offset: 0,
+            limit: Window::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// The lists of an explanation, named as the row's numbers.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    SentElectronic,
+    SentPaper,
+    ReceivedElectronic,
+    ReceivedPaper,
+    RegisteredOnTime,
+    RegisteredLate,
+    CompletedOnTime,
+    CompletedLate,
+    Rejected,
+    OverdueRegistration,
+    OverdueHandling,
+}
+
 /// The documents behind each number of a row, in the order the store
-/// reads them (newest first).
+/// reads them (newest first): the window of each list.
 #[derive(Debug, Default)]
 pub struct Lists {
     pub sent_electronic: Vec<Entry>,
@@ -55,6 +102,74 @@ pub struct Lists {
     pub rejected: Vec<Entry>,
     pub overdue_registration: Vec<Entry>,
     pub overdue_handling: Vec<Entry>,
+    /// The window kept, and how many documents each list has in all.
+    pub window: Window,
+    seen: [usize; 11],
+}
+
+impl Lists {
+    fn new(window: Window) -> Lists {
+        Lists {
+            window,
+            ..Lists::default()
+        }
+    }
+
+    fn list(&mut self, kind: Kind) -> &mut Vec<Entry> {
+        match kind {
+            Kind::SentElectronic => &mut self.sent_electronic,
+            Kind::SentPaper => &mut self.sent_paper,
+            Kind::ReceivedElectronic => &mut self.received_electronic,
+            Kind::ReceivedPaper => &mut self.received_paper,
+            Kind::RegisteredOnTime => &mut self.registered_on_time,
+            Kind::RegisteredLate => &mut self.registered_late,
+            Kind::CompletedOnTime => &mut self.completed_on_time,
+            Kind::CompletedLate => &mut self.completed_late,
+            Kind::Rejected => &mut self.rejected,
+            Kind::OverdueRegistration => &mut self.overdue_registration,
+            Kind::OverdueHandling => &mut self.overdue_handling,
+        }
+    }
+
+    /// Counts one more document of `kind`, and keeps it (made by `make`,
+    /// only then) when it falls in the window.
+    fn add(&mut self, kind: Kind, make: &mut dyn FnMut() -> Result<Entry>) -> Result<()> {
+        let index = self.seen[kind as usize];
+        self.seen[kind as usize] += 1;
+        if self.window.holds(index) {
+            let entry = make()?;
+            self.list(kind).push(entry);
+        }
+        Ok(())
+    }
+
+    /// How many documents the list of `kind` has in all.
+    fn total(&self, kind: Kind) -> u64 {
+        self.seen[kind as usize] as u64
+    }
+}
+
+/// A document's entry, decoded the first time a list keeps it.
+struct LazyEntry {
+    id: DocId,
+    stored: Option<StoredDocument>,
+    arrival_number: u64,
+    made: Option<Entry>,
+}
+
+impl LazyEntry {
+    fn get(&mut self, redact: &dyn Fn(DocumentView) -> DocumentView) -> Result<Entry> {
+        if let Some(made) = &self.made {
+            return Ok(made.clone());
+        }
+        let stored = self
+            .stored
+            .take()
+            .ok_or_else(|| Error::storage("an explained document was taken twice"))?;
+        let made = entry(self.id, stored, self.arrival_number, redact)?;
+        self.made = Some(made.clone());
+        Ok(made)
+    }
 }
 
 /// An organisation's row and the documents behind it.
@@ -71,7 +186,13 @@ impl Reports {
     /// The documents behind `org`'s row of `period`, for `caller`: the
     /// committee and its office may ask about any organisation, anyone
     /// else about itself only.
-    pub fn explain(&self, caller: &Organization, org: &str, period: Period) -> Result<Explanation> {
+    pub fn explain(
+        &self,
+        caller: &Organization,
+        org: &str,
+        period: Period,
+        window: Window,
+    ) -> Result<Explanation> {
         let org = self
             .directory
             .org(org.trim())
@@ -90,25 +211,27 @@ impl Reports {
             )));
         }
         let (today, overdue) = self.deadlines.overdue_of(&org.code)?;
-        let mut lists = Lists::default();
+        let mut lists = Lists::new(window);
         let redact = |view: DocumentView| redact(view, caller);
         self.explain_sent(&org.code, period, &mut lists, &redact)?;
         self.explain_received(&org.code, period, &mut lists, &redact)?;
         for deadline in overdue {
-            let entry = Entry {
-                view: Arc::new(redact(DocumentView::clone(&deadline.view))),
-                arrival_number: deadline.arrival_number,
-                changed_at_ms: None,
-                due: Some(deadline.due),
+            let kind = match deadline.kind {
+                DeadlineKind::Registration => Kind::OverdueRegistration,
+                DeadlineKind::Handling => Kind::OverdueHandling,
             };
-            match deadline.kind {
-                DeadlineKind::Registration => lists.overdue_registration.push(entry),
-                DeadlineKind::Handling => lists.overdue_handling.push(entry),
-            }
+            lists.add(kind, &mut || {
+                Ok(Entry {
+                    view: Arc::new(redact(DocumentView::clone(&deadline.view))),
+                    arrival_number: deadline.arrival_number,
+                    changed_at_ms: None,
+                    due: Some(deadline.due),
+                })
+            })?;
         }
         let mut row = self.row(&org, period)?;
-        row.overdue_registration = lists.overdue_registration.len() as u64;
-        row.overdue_handling = lists.overdue_handling.len() as u64;
+        row.overdue_registration = lists.total(Kind::OverdueRegistration);
+        row.overdue_handling = lists.total(Kind::OverdueHandling);
         Ok(Explanation {
             period,
             today,
@@ -134,12 +257,18 @@ impl Reports {
                 if !period.holds(item.document.accepted_at_ms) {
                     continue;
                 }
-                let list = if item.document.paper {
-                    &mut lists.sent_paper
+                let kind = if item.document.paper {
+                    Kind::SentPaper
                 } else {
-                    &mut lists.sent_electronic
+                    Kind::SentElectronic
                 };
-                list.push(entry(item.id, item.document, 0, redact)?);
+                let mut document = Some(item.document);
+                lists.add(kind, &mut || {
+                    let stored = document
+                        .take()
+                        .ok_or_else(|| Error::storage("an explained document was taken twice"))?;
+                    entry(item.id, stored, 0, redact)
+                })?;
             }
             match page.next {
                 Some(next) => before = Some(next),
@@ -188,32 +317,44 @@ impl Reports {
                 if !received && changes.is_empty() {
                     continue;
                 }
-                let first = entry(item.id, item.document, number, redact)?;
+                let paper = item.document.paper;
+                let mut first = LazyEntry {
+                    id: item.id,
+                    stored: Some(item.document),
+                    arrival_number: number,
+                    made: None,
+                };
                 if received {
-                    if first.view.stored.paper {
-                        lists.received_paper.push(first.clone());
+                    let kind = if paper {
+                        Kind::ReceivedPaper
                     } else {
-                        lists.received_electronic.push(first.clone());
-                    }
+                        Kind::ReceivedElectronic
+                    };
+                    lists.add(kind, &mut || first.get(redact))?;
                 }
                 for change in changes {
                     let at = Some(change.accepted_at_ms);
-                    let with_change = || Entry {
-                        changed_at_ms: at,
-                        ..first.clone()
-                    };
+                    let mut kinds = Vec::new();
                     if change.code == Code::Rejected as u32 {
-                        lists.rejected.push(with_change());
+                        kinds.push(Kind::Rejected);
                     }
                     match change.registration_on_time {
-                        Some(true) => lists.registered_on_time.push(with_change()),
-                        Some(false) => lists.registered_late.push(with_change()),
+                        Some(true) => kinds.push(Kind::RegisteredOnTime),
+                        Some(false) => kinds.push(Kind::RegisteredLate),
                         None => {}
                     }
                     match change.completion_on_time {
-                        Some(true) => lists.completed_on_time.push(with_change()),
-                        Some(false) => lists.completed_late.push(with_change()),
+                        Some(true) => kinds.push(Kind::CompletedOnTime),
+                        Some(false) => kinds.push(Kind::CompletedLate),
                         None => {}
+                    }
+                    for kind in kinds {
+                        lists.add(kind, &mut || {
+                            Ok(Entry {
+                                changed_at_ms: at,
+                                ..first.get(redact)?
+                            })
+                        })?;
                     }
                 }
             }

@@ -342,11 +342,7 @@ type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
 
 /// Calls `visit` on every entry of `space`, in key order, reading 512 at a
 /// time.
-fn each(
-    engine: &dyn Engine,
-    space: Space,
-    visit: &mut Visit<'_>,
-) -> Result<()> {
+fn each(engine: &dyn Engine, space: Space, visit: &mut Visit<'_>) -> Result<()> {
     let mut start: Vec<u8> = Vec::new();
     loop {
         let batch = engine.scan(space, &start, None, Order::Ascending, 512)?;

@@ -173,3 +173,53 @@ async fn only_the_committee_and_its_office_explain_another_organisation() {
         .expect_err("bad period");
     assert!(bad.message().starts_with("period"), "{}", bad.message());
 }
+
+/// Lists come in windows: `limit` documents from the `offset`-th, each
+/// window a slice of the whole list in the same order, the row's numbers
+/// whole whatever the window; an oversized limit is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_come_in_windows_of_the_whole() {
+    let (server, _clock) = server_at(MONDAY_2_NOVEMBER).await;
+    let mut client = server.client("phong-noi-vu").await;
+    for n in 0..5 {
+        let mut d = directive("phong-noi-vu", &["xa-van-nham"], 0);
+        d.promulgation_date = "2026-11-02".into();
+        d.subject = format!("Kế hoạch số {n}");
+        server.send(&mut client, d).await;
+    }
+    let window = |offset: u32, limit: u32| {
+        let server = &server;
+        async move {
+            server
+                .client("phong-noi-vu")
+                .await
+                .explain_report(pb::ExplainReportRequest {
+                    organization: "phong-noi-vu".into(),
+                    period: "2026-11".into(),
+                    offset,
+                    limit,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let ids = |e: &pb::ExplainReportResponse| -> Vec<String> {
+        e.sent_electronic.iter().map(|d| d.id.clone()).collect()
+    };
+    let whole = window(0, 0).await.expect("default window");
+    assert_eq!((whole.offset, whole.limit), (0, 1000));
+    assert_eq!(ids(&whole).len(), 5);
+    let mut pieces = Vec::new();
+    for offset in [0, 2, 4] {
+        let part = window(offset, 2).await.expect("window");
+        assert_eq!(part.row.as_ref().map(|r| r.sent_electronic), Some(5));
+        assert_eq!((part.offset, part.limit), (offset, 2));
+        pieces.extend(ids(&part));
+    }
+    assert_eq!(pieces, ids(&whole));
+    assert!(ids(&window(5, 2).await.expect("past the end")).is_empty());
+    let refused = window(0, 10_001).await.expect_err("too large a window");
+    assert_eq!(refused.code(), Grpc::InvalidArgument);
+    assert!(refused.message().starts_with("limit:"), "{}", refused.message());
+}
