@@ -26,6 +26,7 @@ mod numbering;
 mod paper;
 mod registers;
 mod report;
+mod saving;
 mod signatures;
 mod store;
 mod validation;
