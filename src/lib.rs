@@ -48,7 +48,9 @@
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
 //!   caller, recipients are expanded, attachments must match, a document is
 //!   visible to its parties only.
-//! - [`evidence`]: the proof `show --save` writes and `verify` checks offline.
+//! - [`evidence`]: what `show --save` writes — attachments, and the proof
+//!   apart from them, never through a symbolic link — and `verify` checks
+//!   offline.
 //! - [`receipt`]: the service key; the signed receipt of each accepted
 //!   document, its archive leaf, and signed checkpoints (the store's
 //!   `Sealer`).

@@ -13,6 +13,7 @@ use super::files;
 use super::output::{self, outln, print_json};
 use crate::archive::proof::{ConsistencyFile, InclusionFile, ProofFile};
 use crate::client::{inbox_pages, outbox_pages};
+use crate::evidence::Existing;
 use crate::exchange::MAX_PAGE_SIZE;
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
@@ -81,7 +82,7 @@ pub enum ArchiveCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Write into DIR even if it holds files (an earlier export's are
-        /// overwritten).
+        /// replaced; a symbolic link never is, nor written through).
         #[arg(long)]
         force: bool,
     },
@@ -144,8 +145,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
             ProofFile::Inclusion(
                 InclusionFile::new(&id, &proof, Some(&key)).map_err(|e| e.to_string())?,
             )
-            .write(&out)
-            .map_err(|e| e.to_string())?;
+            .write(&out, files::existing(force))?;
             if conn.json {
                 print_json(&json!({
                     "document_id": id,
@@ -183,8 +183,7 @@ pub async fn run(command: ArchiveCommand) -> Result {
             ProofFile::Consistency(
                 ConsistencyFile::new(&proof, Some(&key)).map_err(|e| e.to_string())?,
             )
-            .write(&out)
-            .map_err(|e| e.to_string())?;
+            .write(&out, files::existing(force))?;
             if conn.json {
                 print_json(&json!({
                     "old_size": old,
@@ -243,20 +242,22 @@ pub async fn run(command: ArchiveCommand) -> Result {
             files::refuse_to_merge(&out, force)?;
             let mut client = connect(&conn).await?;
             let found = search(&mut client, &filter).await?;
-            export(&mut client, &found, &out).await?;
+            let failed = export(&mut client, &found, &out, files::existing(force)).await?;
+            let exported = found.len() - failed.len();
             if conn.json {
                 print_json(&json!({
-                    "documents": found.len(),
+                    "documents": exported,
+                    "failed": failed.iter().map(|(id, e)| json!({"id": id, "error": e})).collect::<Vec<_>>(),
                     "out": out.display().to_string(),
                 }));
             } else {
                 outln!(
                     "{} exported to {}",
-                    output::plural(found.len() as u64, "document", "documents"),
+                    output::plural(exported as u64, "document", "documents"),
                     out.display()
                 );
             }
-            Ok(())
+            export_outcome(&failed, &out)
         }
         ArchiveCommand::Audit { data } => {
             let report = crate::archive::audit::audit(&data).map_err(|e| e.to_string())?;
@@ -383,49 +384,31 @@ async fn search(
 
 /// `DIR/<id>/`: attachments, `lienthong-proof/`, `inclusion.json`; and
 /// `DIR/index.json`, `DIR/checkpoint.json`, `DIR/service-key.pub.pem`.
-async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Path) -> Result {
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+///
+/// A document that cannot be exported does not stop the others: it is
+/// reported on stderr and listed under `failed` in the index, which is
+/// written in any case. Returns those documents and why.
+async fn export(
+    client: &mut ExchangeClient<Channel>,
+    found: &[Found],
+    out: &Path,
+    existing: Existing,
+) -> Result<Vec<(String, String)>> {
+    crate::evidence::create_dir_all(out)?;
     let service_key = service_key(client).await?;
     let mut index = Vec::new();
+    let mut failed = Vec::new();
     for f in found {
-        let id = &f.summary.id;
-        let dir = out.join(id);
-        let document = client
-            .get_document(pb::GetDocumentRequest {
-                id: id.clone(),
-                include_content: true,
-            })
-            .await?
-            .into_inner();
-        files::save_attachments(&dir, &document)?;
-        crate::evidence::save(&dir, &document).map_err(|e| e.to_string())?;
-        let proof = client
-            .get_inclusion_proof(pb::GetInclusionProofRequest {
-                document_id: id.clone(),
-                tree_size: 0,
-                leaf_index: None,
-            })
-            .await?
-            .into_inner();
-        ProofFile::Inclusion(
-            InclusionFile::new(id, &proof, Some(&service_key)).map_err(|e| e.to_string())?,
-        )
-        .write(&dir.join("inclusion.json"))
-        .map_err(|e| e.to_string())?;
-        index.push(json!({
-            "id": id,
-            "direction": if f.received { "received" } else { "sent" },
-            "sender": f.summary.sender.as_ref().map(|o| o.code.clone()),
-            "recipients": f.recipients.iter().map(|o| o.code.clone()).collect::<Vec<_>>(),
-            "number": f.summary.number,
-            "notation": f.summary.notation,
-            "document_type": output::type_code(&f.summary.document_type),
-            "promulgation_date": f.summary.promulgation_date,
-            "subject": f.summary.subject,
-            "accepted_at": output::at(f.summary.accepted_at_ms),
-            "accepted_at_ms": f.summary.accepted_at_ms,
-            "leaf_index": proof.leaf_index,
-        }));
+        match export_one(client, f, out, &service_key, existing).await {
+            Ok(entry) => index.push(entry),
+            Err(e) => {
+                eprintln!(
+                    "warning: document {} not exported: {}",
+                    f.summary.id, e.message
+                );
+                failed.push((f.summary.id.clone(), e.message));
+            }
+        }
     }
     let checkpoint = client
         .get_checkpoint(pb::GetCheckpointRequest {
@@ -434,14 +417,90 @@ async fn export(client: &mut ExchangeClient<Channel>, found: &[Found], out: &Pat
         })
         .await?
         .into_inner();
-    files::write_json(&out.join("index.json"), &json!({"documents": index}))?;
+    let failed_json: Vec<Value> = failed
+        .iter()
+        .map(|(id, error)| json!({"id": id, "error": error}))
+        .collect();
+    files::write_json(
+        &out.join("index.json"),
+        &json!({"documents": index, "failed": failed_json}),
+        existing,
+    )?;
     files::write_json(
         &out.join("checkpoint.json"),
         &json!({"bytes": hex::encode(&checkpoint.checkpoint), "signature": hex::encode(&checkpoint.signature)}),
+        existing,
     )?;
     let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", service_key.public_key));
-    std::fs::write(out.join("service-key.pub.pem"), pem).map_err(|e| e.to_string())?;
-    Ok(())
+    crate::evidence::write_file(&out.join("service-key.pub.pem"), pem.as_bytes(), existing)?;
+    Ok(failed)
+}
+
+/// One document into `out/<id>/`, and its entry in the index.
+async fn export_one(
+    client: &mut ExchangeClient<Channel>,
+    f: &Found,
+    out: &Path,
+    service_key: &pb::ServiceKey,
+    existing: Existing,
+) -> Result<Value> {
+    let id = &f.summary.id;
+    // The id names a folder: a plain name only, whoever sent it.
+    crate::document::check_file_name("id", id).map_err(|e| e.to_string())?;
+    let dir = out.join(id);
+    let document = client
+        .get_document(pb::GetDocumentRequest {
+            id: id.clone(),
+            include_content: true,
+        })
+        .await?
+        .into_inner();
+    crate::evidence::save(&dir, &document, existing)?;
+    let proof = client
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            document_id: id.clone(),
+            tree_size: 0,
+            leaf_index: None,
+        })
+        .await?
+        .into_inner();
+    ProofFile::Inclusion(InclusionFile::new(id, &proof, Some(service_key))?)
+        .write(&dir.join("inclusion.json"), existing)?;
+    Ok(json!({
+        "id": id,
+        "direction": if f.received { "received" } else { "sent" },
+        "sender": f.summary.sender.as_ref().map(|o| o.code.clone()),
+        "recipients": f.recipients.iter().map(|o| o.code.clone()).collect::<Vec<_>>(),
+        "number": f.summary.number,
+        "notation": f.summary.notation,
+        "document_type": output::type_code(&f.summary.document_type),
+        "promulgation_date": f.summary.promulgation_date,
+        "subject": f.summary.subject,
+        "accepted_at": output::at(f.summary.accepted_at_ms),
+        "accepted_at_ms": f.summary.accepted_at_ms,
+        "leaf_index": proof.leaf_index,
+    }))
+}
+
+/// The export's exit: an error naming the documents left out, if any.
+fn export_outcome(failed: &[(String, String)], out: &Path) -> Result {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+    Err(CliError::new(
+        tonic::Code::Aborted,
+        format!(
+            "{} not exported: {}; the others are in {}",
+            output::plural(failed.len() as u64, "document was", "documents were"),
+            ids.join(", "),
+            out.display()
+        ),
+    )
+    .with_hint(format!(
+        "{} lists each under \"failed\" with the reason",
+        out.join("index.json").display()
+    )))
 }
 
 fn print_found(found: &[Found], as_json: bool) {

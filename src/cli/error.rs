@@ -37,14 +37,18 @@ impl CliError {
 
     /// A local file that could not be read or written, coded by its cause.
     pub fn io(context: impl fmt::Display, e: &std::io::Error) -> CliError {
-        use std::io::ErrorKind;
-        let code = match e.kind() {
-            ErrorKind::NotFound => Code::NotFound,
-            ErrorKind::PermissionDenied => Code::PermissionDenied,
-            ErrorKind::AlreadyExists => Code::AlreadyExists,
-            _ => Code::Internal,
-        };
-        CliError::new(code, format!("{context}: {e}"))
+        CliError::new(io_code(e), format!("{context}: {e}"))
+    }
+}
+
+/// The code of a local file error, by its cause.
+fn io_code(e: &std::io::Error) -> Code {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => Code::NotFound,
+        ErrorKind::PermissionDenied => Code::PermissionDenied,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
+        _ => Code::Internal,
     }
 }
 
@@ -65,6 +69,38 @@ impl From<&str> for CliError {
 impl From<tonic::Status> for CliError {
     fn from(status: tonic::Status) -> CliError {
         CliError::new(status.code(), status.message())
+    }
+}
+
+/// A save refused because something is in the way is ALREADY_EXISTS; a
+/// file that could not be read or written is coded by its cause.
+impl From<crate::evidence::FileError> for CliError {
+    fn from(e: crate::evidence::FileError) -> CliError {
+        use crate::evidence::FileError;
+        match &e {
+            FileError::Read { source, .. } | FileError::Write { source, .. } => {
+                CliError::new(io_code(source), e.to_string())
+            }
+            _ => CliError::new(Code::AlreadyExists, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::evidence::EvidenceError> for CliError {
+    fn from(e: crate::evidence::EvidenceError) -> CliError {
+        match e {
+            crate::evidence::EvidenceError::File(e) => e.into(),
+            e => CliError::from(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::archive::proof::ProofError> for CliError {
+    fn from(e: crate::archive::proof::ProofError) -> CliError {
+        match e {
+            crate::archive::proof::ProofError::File(e) => e.into(),
+            e => CliError::from(e.to_string()),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use super::output::{self, outln, print_json};
 use crate::client::{inbox_pages, outbox_pages, unread_pages};
 use crate::clock;
 use crate::document::types;
+use crate::evidence::{self, Saved};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use tonic::transport::Channel;
@@ -49,9 +50,11 @@ pub struct ShowArgs {
     pub id: String,
     /// Write each attachment into DIR under its own name, and the proof
     /// into DIR/lienthong-proof/ (check it with `lienthong verify DIR`).
+    /// Symbolic links in DIR are never written through.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
-    /// With --save, overwrite files an earlier save left in DIR.
+    /// With --save, replace files an earlier save left in DIR (never a
+    /// symbolic link).
     #[arg(long, requires = "save")]
     pub force: bool,
 }
@@ -86,10 +89,8 @@ pub async fn show(args: ShowArgs) -> Result {
     let document = client.get_document(request).await?.into_inner();
     let mut saved = Vec::new();
     if let Some(dir) = &args.save {
-        files::refuse_to_overwrite(&files::save_targets(dir, &document), args.force)?;
-        saved = files::save_attachments(dir, &document)?;
-        let proof = crate::evidence::save(dir, &document).map_err(|e| e.to_string())?;
-        saved.push(proof.display().to_string());
+        files::refuse_to_overwrite(&evidence::targets(dir, &document), args.force)?;
+        saved = evidence::save(dir, &document, files::existing(args.force))?;
     }
     let reply_to = match document.document.as_ref().map(|h| h.reply_to.as_str()) {
         Some(id) if !id.is_empty() && !args.conn.json => Some(name_reply_to(&mut client, id).await),
@@ -226,7 +227,7 @@ async fn name_reply_to(client: &mut ExchangeClient<Channel>, id: &str) -> String
 fn print_document(
     d: &pb::GetDocumentResponse,
     reply_to: Option<&str>,
-    saved: &[String],
+    saved: &[Saved],
     as_json: bool,
 ) {
     let header = d.document.clone().unwrap_or_default();
@@ -275,7 +276,11 @@ fn print_document(
             "supersedes": d.supersedes,
             "superseded_by": d.superseded_by,
             "replies": d.replies,
-            "saved": saved,
+            "saved": saved.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>(),
+            "renamed": saved.iter().filter_map(|s| s.renamed_from.as_ref().map(|name| json!({
+                "name": name,
+                "saved_as": s.path.display().to_string(),
+            }))).collect::<Vec<_>>(),
         }));
         return;
     }
@@ -365,7 +370,14 @@ fn print_document(
             hex::encode(&a.sha256)
         );
     }
-    for path in saved {
-        outln!("saved:       {path}");
+    for s in saved {
+        match &s.renamed_from {
+            None => outln!("saved:       {}", s.path.display()),
+            Some(name) => outln!(
+                "saved:       {} (attachment {name:?} under another name: its own is the \
+                 proof folder's, or another attachment's but for case)",
+                s.path.display()
+            ),
+        }
     }
 }

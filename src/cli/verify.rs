@@ -92,8 +92,9 @@ fn proof_checks(file: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>> {
 }
 
 /// A folder written by `archive export`: every document in its index, and
-/// its inclusion proof, each checked as on its own. The service key the
-/// export carries is not used.
+/// its inclusion proof, each checked as on its own; a document the export
+/// lists as failed is a failed check. The service key the export carries is
+/// not used.
 fn export_checks(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>> {
     let index_file = dir.join("index.json");
     let text = std::fs::read(&index_file)
@@ -122,6 +123,17 @@ fn export_checks(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>> {
             subject: format!("{id}: {}", c.subject),
             ..c
         }));
+    }
+    // What the export could not write is missing from it: the folder is not
+    // the whole of what was asked for.
+    for entry in index["failed"].as_array().into_iter().flatten() {
+        let id = entry["id"].as_str().unwrap_or("?");
+        let error = entry["error"].as_str().unwrap_or("no reason given");
+        checks.push(Check {
+            subject: format!("{id}: export"),
+            ok: false,
+            detail: format!("not in this export: {error}"),
+        });
     }
     Ok(checks)
 }

@@ -11,15 +11,21 @@
 //! | `receipt.sig` | the service's Ed25519 signature over it, raw 64 bytes |
 //! | `keys.json` | the public keys the server offered: the sender's signing key and the service key |
 //!
-//! The attachments are in `DIR` under their own names. The checks, in the
-//! order `verify` makes them, are described in the README. They are made
+//! The attachments are in `DIR` under their own names, except a name that
+//! would clash with the proof folder or, ignoring case, with another
+//! attachment ([`saved_names`]). The checks, in the order `verify` makes
+//! them, are described in the README. They are made
 //! against keys the user trusts ([`TrustedKeys`]), never against the
 //! service key saved with the document.
 
 mod file;
+mod names;
 mod trust;
 
-pub use file::{read as read_file, write as write_file, FileError};
+pub use file::{
+    check_free, create_dir_all, read as read_file, write as write_file, Existing, FileError,
+};
+pub use names::saved_names;
 pub use trust::{read_public_key, TrustError, TrustedKeys};
 
 use std::fmt;
@@ -55,6 +61,8 @@ pub enum EvidenceError {
     },
     /// The server's answer lacks a part of the evidence.
     Missing(&'static str),
+    /// An attachment's name is not a plain file name.
+    AttachmentName(String),
 }
 
 impl fmt::Display for EvidenceError {
@@ -75,6 +83,7 @@ impl fmt::Display for EvidenceError {
                 f,
                 "the server's answer has no {what}, so no evidence can be saved"
             ),
+            EvidenceError::AttachmentName(problem) => write!(f, "refusing to save: {problem}"),
         }
     }
 }
@@ -85,10 +94,6 @@ impl From<FileError> for EvidenceError {
     fn from(e: FileError) -> Self {
         EvidenceError::File(e)
     }
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
-    Ok(file::write(path, bytes)?)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, EvidenceError> {
@@ -126,8 +131,42 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Writes the evidence of a fetched document into `dir/lienthong-proof/`.
-pub fn save(dir: &Path, document: &pb::GetDocumentResponse) -> Result<PathBuf, EvidenceError> {
+/// A file or folder [`save`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub path: PathBuf,
+    /// The attachment's own name, when it was saved under another.
+    pub renamed_from: Option<String>,
+}
+
+fn attachment_names(document: &pb::GetDocumentResponse) -> Vec<&str> {
+    document
+        .attachments
+        .iter()
+        .map(|a| a.r#ref.as_ref().map_or("", |r| r.name.as_str()))
+        .collect()
+}
+
+/// Everything [`save`] writes into `dir`: each attachment, then the proof
+/// folder.
+pub fn targets(dir: &Path, document: &pb::GetDocumentResponse) -> Vec<PathBuf> {
+    let mut targets: Vec<PathBuf> = saved_names(attachment_names(document))
+        .iter()
+        .map(|name| dir.join(name))
+        .collect();
+    targets.push(dir.join(PROOF_DIR));
+    targets
+}
+
+/// Writes a fetched document into `dir`: each attachment under its saved
+/// name ([`saved_names`]) and the evidence into `dir/lienthong-proof/`.
+/// Nothing is written through a link; what is there already is refused
+/// unless `existing` says to replace it. The last entry is the proof folder.
+pub fn save(
+    dir: &Path,
+    document: &pb::GetDocumentResponse,
+    existing: Existing,
+) -> Result<Vec<Saved>, EvidenceError> {
     let signature = document
         .signature
         .as_ref()
@@ -136,12 +175,35 @@ pub fn save(dir: &Path, document: &pb::GetDocumentResponse) -> Result<PathBuf, E
         .receipt
         .as_ref()
         .ok_or(EvidenceError::Missing("receipt"))?;
+    let names = attachment_names(document);
+    // The server checks names too, but a client does not write outside DIR
+    // on anyone's word.
+    for (index, name) in names.iter().enumerate() {
+        crate::document::check_file_name(&format!("attachments[{index}].name"), name)
+            .map_err(|e| EvidenceError::AttachmentName(e.to_string()))?;
+    }
+    file::create_dir_all(dir)?;
     let proof = dir.join(PROOF_DIR);
     file::create_dir(&proof)?;
-    write(&proof.join("document.pb"), &document.document_bytes)?;
-    write(&proof.join("document.sig"), &signature.signature)?;
-    write(&proof.join("receipt.pb"), &receipt.receipt)?;
-    write(&proof.join("receipt.sig"), &receipt.signature)?;
+    let mut saved = Vec::new();
+    for ((attachment, name), saved_as) in document
+        .attachments
+        .iter()
+        .zip(&names)
+        .zip(saved_names(names.iter().copied()))
+    {
+        let path = dir.join(&saved_as);
+        file::write(&path, &attachment.content, existing)?;
+        saved.push(Saved {
+            path,
+            renamed_from: (saved_as != *name).then(|| (*name).to_owned()),
+        });
+    }
+    let write = |name: &str, bytes: &[u8]| file::write(&proof.join(name), bytes, existing);
+    write("document.pb", &document.document_bytes)?;
+    write("document.sig", &signature.signature)?;
+    write("receipt.pb", &receipt.receipt)?;
+    write("receipt.sig", &receipt.signature)?;
     let keys = SavedKeys {
         signing_key: document.signing_key.as_ref().map(|k| SavedSigningKey {
             key_id: k.key_id.clone(),
@@ -163,8 +225,12 @@ pub fn save(dir: &Path, document: &pb::GetDocumentResponse) -> Result<PathBuf, E
         path: path.clone(),
         source,
     })?;
-    write(&path, text.as_bytes())?;
-    Ok(proof)
+    write(KEYS_FILE, text.as_bytes())?;
+    saved.push(Saved {
+        path: proof,
+        renamed_from: None,
+    });
+    Ok(saved)
 }
 
 /// One check and its outcome.
@@ -257,7 +323,7 @@ pub fn verify(dir: &Path, trusted: &TrustedKeys) -> Result<Vec<Check>, EvidenceE
 }
 
 /// The checks themselves, on evidence in memory; `attachment` reads an
-/// attachment by name.
+/// attachment by the name it was saved under.
 pub fn check(
     evidence: &Evidence,
     trusted: &TrustedKeys,
@@ -424,17 +490,23 @@ fn check_attachments(
             return;
         }
     };
-    for a in &document.attachments {
+    let saved = saved_names(document.attachments.iter().map(|a| a.name.as_str()));
+    for (a, saved_as) in document.attachments.iter().zip(saved) {
         let subject = format!("attachment {:?}", a.name);
         if crate::document::check_file_name("name", &a.name).is_err() {
             checks.push(fail(&subject, "is not a plain file name".into()));
             continue;
         }
-        checks.push(match attachment(&a.name) {
+        let renamed = if saved_as == a.name {
+            String::new()
+        } else {
+            format!(", saved as {saved_as:?}")
+        };
+        checks.push(match attachment(&saved_as) {
             Err(e) => fail(&subject, format!("cannot read it: {e}")),
             Ok(content) if crypto::sha256(&content).as_slice() == a.sha256.as_slice() => pass(
                 &subject,
-                format!("{} bytes, SHA-256 as signed", content.len()),
+                format!("{} bytes, SHA-256 as signed{renamed}", content.len()),
             ),
             Ok(_) => fail(
                 &subject,

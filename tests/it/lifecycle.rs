@@ -383,7 +383,7 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
         .into_inner();
     let file = server.dir.path().join("status-proof.json");
     ProofFile::Inclusion(InclusionFile::new(&id, &proof, keys.service_key.as_ref()).expect("file"))
-        .write(&file)
+        .write(&file, lienthong::evidence::Existing::Refuse)
         .expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
         .arg("verify")

@@ -78,12 +78,7 @@ async fn save(server: &TestServer, as_org: &str, id: &str, dir: &std::path::Path
         .await
         .expect("get")
         .into_inner();
-    std::fs::create_dir_all(dir).expect("dir");
-    for a in &doc.attachments {
-        let name = &a.r#ref.as_ref().expect("ref").name;
-        std::fs::write(dir.join(name), &a.content).expect("attachment");
-    }
-    evidence::save(dir, &doc).expect("save");
+    evidence::save(dir, &doc, evidence::Existing::Refuse).expect("save");
 }
 
 /// The keys a recipient trusts: the registry and the service key from disk.

@@ -118,7 +118,7 @@ async fn a_forged_evidence_folder_fails_with_the_trusted_key_and_without_one_say
         .into_inner();
     let tmp = tempfile::tempdir().expect("tmp");
     let genuine = tmp.path().join("genuine");
-    evidence::save(&genuine, &document).expect("save");
+    evidence::save(&genuine, &document, evidence::Existing::Refuse).expect("save");
     let pki = server.pki().dir;
     let empty_pki = tmp.path().join("empty-pki");
     std::fs::create_dir_all(&empty_pki).expect("mkdir");
@@ -247,7 +247,7 @@ async fn a_forged_proof_file_fails_with_the_trusted_key_and_without_one_says_so(
     let genuine = InclusionFile::new(&sent.id, &proof, keys.service_key.as_ref()).expect("file");
     let genuine_path = tmp.path().join("genuine.json");
     ProofFile::Inclusion(genuine.clone())
-        .write(&genuine_path)
+        .write(&genuine_path, evidence::Existing::Refuse)
         .expect("write");
     assert_ok(&verify(&["--pki".as_ref(), &pki, &genuine_path]));
 
@@ -295,7 +295,9 @@ async fn a_forged_proof_file_fails_with_the_trusted_key_and_without_one_says_so(
         },
     });
     let forged_path = tmp.path().join("forged.json");
-    forged.write(&forged_path).expect("write");
+    forged
+        .write(&forged_path, evidence::Existing::Refuse)
+        .expect("write");
     // Self-consistent: whoever trusts the forger's key is convinced...
     assert_convinces_whoever_trusts(&service, tmp.path(), &forged_path);
     // ...but against the service's key the checkpoint fails.

@@ -87,13 +87,23 @@ impl ProofFile {
         })
     }
 
-    pub fn write(&self, path: &Path) -> Result<(), ProofError> {
+    /// Writes the file as JSON: a new file, never through a link, replacing
+    /// an earlier one only if `existing` says so.
+    pub fn write(
+        &self,
+        path: &Path,
+        existing: crate::evidence::Existing,
+    ) -> Result<(), ProofError> {
         let text =
             serde_json::to_string_pretty(self).map_err(|source| ProofError::NotAProofFile {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(crate::evidence::write_file(path, text.as_bytes())?)
+        Ok(crate::evidence::write_file(
+            path,
+            text.as_bytes(),
+            existing,
+        )?)
     }
 }
 
