@@ -75,15 +75,33 @@ pub struct Deadline {
     pub assigned_to: String,
 }
 
+/// An open deadline as the index has it, with its due day worked out:
+/// small (no document read), so that a scan over a million of them costs
+/// keys, not documents. Ordered as listings show deadlines: earliest due
+/// first, then recipient, kind and document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Candidate {
+    pub due: Date,
+    pub recipient: OrgCode,
+    pub kind: DeadlineKind,
+    pub id: DocId,
+}
+
 /// What a listing shows, and the date it was judged by.
 #[derive(Debug)]
 pub struct DeadlineList {
     pub today: Date,
     pub entries: Vec<Deadline>,
+    /// Where the next page starts, if there is more.
+    pub next_page_token: Option<String>,
 }
 
 /// Per organisation, its overdue registrations and handlings.
 pub type OverdueCounts = HashMap<OrgCode, (u64, u64)>;
+
+/// Deadlines per page when the caller does not say, and at most.
+pub const DEFAULT_PAGE: usize = 500;
+pub const MAX_PAGE: usize = 5_000;
 
 pub struct Deadlines {
     store: Arc<Store>,
@@ -100,14 +118,29 @@ impl Deadlines {
         }
     }
 
-    /// The caller's open deadlines (every organisation's with `district`)
-    /// that are late or due within `within_days` calendar days of today,
-    /// earliest due first.
+    /// The first page of the caller's open deadlines (every organisation's
+    /// with `district`) that are late or due within `within_days` calendar
+    /// days of today, earliest due first.
     pub fn list(
         &self,
         caller: &Organization,
         within_days: u32,
         district: bool,
+    ) -> Result<DeadlineList> {
+        self.page(caller, within_days, district, 0, "")
+    }
+
+    /// One page of [`Deadlines::list`]: `page_size` deadlines (0: the
+    /// default) after `page_token` (empty: from the first). The index is
+    /// walked by key only and sorted in memory (a few dozen bytes a
+    /// deadline); only the page's documents are read.
+    pub fn page(
+        &self,
+        caller: &Organization,
+        within_days: u32,
+        district: bool,
+        page_size: u32,
+        page_token: &str,
     ) -> Result<DeadlineList> {
         if within_days > MAX_WITHIN_DAYS {
             return Err(Error::invalid(
@@ -115,6 +148,20 @@ impl Deadlines {
                 format!("is {within_days}; at most {MAX_WITHIN_DAYS} (a year ahead)"),
             ));
         }
+        let page_size = match usize::try_from(page_size).unwrap_or(usize::MAX) {
+            0 => DEFAULT_PAGE,
+            n if n > MAX_PAGE => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("at most {MAX_PAGE} deadlines a page"),
+                ))
+            }
+            n => n,
+        };
+        let after = match page_token {
+            "" => None,
+            token => Some(parse_token(token)?),
+        };
         if district && !DISTRICT_KINDS.contains(&caller.kind.as_str()) {
             return Err(Error::PermissionDenied(format!(
                 "district: the whole district's deadlines are for the district committee and its office ({}); {} may list its own only",
@@ -127,63 +174,105 @@ impl Deadlines {
             .checked_add(Duration::days(i64::from(within_days)))
             .unwrap_or(Date::MAX);
         let me = caller.code;
-        let mut entries = self.open_until(today, until, |org| district || *org == me)?;
+        let candidates = self.candidates(until, |org| district || *org == me)?;
+        let rest = match after {
+            Some(after) => &candidates[candidates.partition_point(|c| *c <= after)..],
+            None => &candidates[..],
+        };
+        let page = rest.get(..page_size).unwrap_or(rest);
+        let next_page_token = match (page.last(), rest.len() > page.len()) {
+            (Some(last), true) => Some(token(last)),
+            _ => None,
+        };
+        let mut entries = self.judged(page, today)?;
         if district {
             redact_secret(&mut entries, caller);
         }
-        entries.sort_by(|a, b| {
-            (a.due, a.recipient, a.kind, a.view.id).cmp(&(b.due, b.recipient, b.kind, b.view.id))
-        });
-        Ok(DeadlineList { today, entries })
+        Ok(DeadlineList {
+            today,
+            entries,
+            next_page_token,
+        })
     }
 
-    /// The open deadlines due by `until`, judged on `today`, of the
-    /// organisations `wanted` picks, in index order.
-    fn open_until(
-        &self,
-        today: Date,
-        until: Date,
-        wanted: impl Fn(&OrgCode) -> bool,
-    ) -> Result<Vec<Deadline>> {
-        let mut documents: HashMap<DocId, Option<Arc<DocumentView>>> = HashMap::new();
-        let mut entries = Vec::new();
-        for candidate in self.store.deadline_entries(until)? {
-            if !wanted(&candidate.org) {
+    /// The open deadlines due by `until` of the organisations `wanted`
+    /// picks, sorted, from the index's keys alone.
+    fn candidates(&self, until: Date, wanted: impl Fn(&OrgCode) -> bool) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        for entry in self.store.deadline_entries(until)? {
+            if !wanted(&entry.org) {
                 continue;
             }
-            let view = match documents.get(&candidate.id) {
-                Some(view) => view.clone(),
-                None => {
-                    let view = match self.store.document(&candidate.id)? {
-                        Some(stored) => Some(Arc::new(DocumentView::new(candidate.id, stored)?)),
-                        None => None, // not durable yet
-                    };
-                    documents.insert(candidate.id, view.clone());
-                    view
-                }
+            let due = match entry.kind {
+                DeadlineKind::Handling => entry.date,
+                DeadlineKind::Registration => self.calendar.registration_due(entry.date),
             };
-            let Some(view) = view else { continue };
-            if let Some(deadline) = self.judge(&view, &candidate.org, candidate.kind, today) {
-                if deadline.due <= until {
-                    entries.push(deadline);
-                }
+            if due <= until {
+                out.push(Candidate {
+                    due,
+                    recipient: entry.org,
+                    kind: entry.kind,
+                    id: entry.id,
+                });
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Each candidate judged against its document's durable record (which
+    /// drops one whose change is not yet durable), in order.
+    fn judged(&self, candidates: &[Candidate], today: Date) -> Result<Vec<Deadline>> {
+        let mut documents: HashMap<DocId, Option<Arc<DocumentView>>> = HashMap::new();
+        let mut entries = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            if let Some(deadline) = self.judge_one(candidate, today, &mut documents)? {
+                entries.push(deadline);
             }
         }
         Ok(entries)
     }
 
+    fn judge_one(
+        &self,
+        candidate: &Candidate,
+        today: Date,
+        documents: &mut HashMap<DocId, Option<Arc<DocumentView>>>,
+    ) -> Result<Option<Deadline>> {
+        let view = match documents.get(&candidate.id) {
+            Some(view) => view.clone(),
+            None => {
+                let view = match self.store.document(&candidate.id)? {
+                    Some(stored) => Some(Arc::new(DocumentView::new(candidate.id, stored)?)),
+                    None => None, // not durable yet
+                };
+                documents.insert(candidate.id, view.clone());
+                view
+            }
+        };
+        Ok(view.and_then(|view| self.judge(&view, &candidate.recipient, candidate.kind, today)))
+    }
+
+    /// One overdue deadline, read and judged (for the report's
+    /// explanation, which reads only the window it shows).
+    pub fn deadline(&self, candidate: &Candidate, today: Date) -> Result<Option<Deadline>> {
+        self.judge_one(candidate, today, &mut HashMap::new())
+    }
+
     /// How many registrations and handlings are overdue today, per
     /// organisation (for the report; no permission check: the caller
-    /// decides whose it shows).
+    /// decides whose it shows). Counted from the index's keys, read as
+    /// committed like the report's counters: no document is read, so the
+    /// report costs keys even when a million documents are overdue.
     pub fn overdue_now(&self) -> Result<(Date, OverdueCounts)> {
         let today = self.store.clock().today();
         let mut out: HashMap<OrgCode, (u64, u64)> = HashMap::new();
-        for deadline in self.open_until(today, yesterday(today), |_| true)? {
-            if !deadline.overdue {
+        for candidate in self.candidates(yesterday(today), |_| true)? {
+            if candidate.due >= today {
                 continue;
             }
-            let counts = out.entry(deadline.recipient).or_default();
-            match deadline.kind {
+            let counts = out.entry(candidate.recipient).or_default();
+            match candidate.kind {
                 DeadlineKind::Registration => counts.0 += 1,
                 DeadlineKind::Handling => counts.1 += 1,
             }
@@ -192,12 +281,13 @@ impl Deadlines {
     }
 
     /// `org`'s overdue registrations and handlings today, earliest due
-    /// first (for the report's explanation; no permission check).
-    pub fn overdue_of(&self, org: &OrgCode) -> Result<(Date, Vec<Deadline>)> {
+    /// first, as candidates (for the report's explanation; no permission
+    /// check): [`Deadlines::deadline`] reads the ones it shows.
+    pub fn overdue_of(&self, org: &OrgCode) -> Result<(Date, Vec<Candidate>)> {
         let today = self.store.clock().today();
-        let mut entries = self.open_until(today, yesterday(today), |o| o == org)?;
-        entries.retain(|d| d.overdue);
-        entries.sort_by_key(|d| (d.due, d.kind, d.view.id));
+        let mut entries = self.candidates(yesterday(today), |o| o == org)?;
+        entries.retain(|c| c.due < today);
+        entries.sort_by_key(|c| (c.due, c.kind, c.id));
         Ok((today, entries))
     }
 
@@ -252,4 +342,42 @@ impl Deadlines {
             aliases.join(", ")
         }
     }
+}
+
+/// A page token: the last deadline of the page, as
+/// `YYYY-MM-DD_org_kind_document` (organisation codes hold dots), so the
+/// next page starts after it even if deadlines came or went in between.
+fn token(last: &Candidate) -> String {
+    format!(
+        "{}_{}_{}_{}",
+        crate::clock::format_date(last.due),
+        last.recipient.as_str(),
+        last.kind as u8,
+        last.id
+    )
+}
+
+fn parse_token(token: &str) -> Result<Candidate> {
+    let bad = || {
+        Error::invalid(
+            "page_token",
+            "is not a token from an earlier page; start again without one",
+        )
+    };
+    let mut parts = token.splitn(4, '_');
+    let (Some(due), Some(org), Some(kind), Some(id)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok(Candidate {
+        due: crate::clock::parse_date(due).ok_or_else(bad)?,
+        recipient: OrgCode::parse(org).ok_or_else(bad)?,
+        kind: match kind {
+            "1" => DeadlineKind::Handling,
+            "2" => DeadlineKind::Registration,
+            _ => return Err(bad()),
+        },
+        id: DocId::parse(id).ok_or_else(bad)?,
+    })
 }

@@ -316,9 +316,19 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::ListDeadlinesResponse>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
-        let list = self
-            .deadlines
-            .list(&caller, req.within_days, req.district)?;
+        let deadlines = self.deadlines.clone();
+        // Walks the deadlines index: off the async workers.
+        let list = tokio::task::spawn_blocking(move || {
+            deadlines.page(
+                &caller,
+                req.within_days,
+                req.district,
+                req.page_size,
+                &req.page_token,
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the listing did not complete: {e}")))??;
         let directory = self.exchange.directory();
         Ok(Response::new(pb::ListDeadlinesResponse {
             entries: list
@@ -327,6 +337,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
                 .map(|d| convert::deadline(directory, d))
                 .collect(),
             today: crate::clock::format_date(list.today),
+            next_page_token: list.next_page_token.unwrap_or_default(),
         }))
     }
 

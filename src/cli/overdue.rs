@@ -25,21 +25,41 @@ pub struct OverdueArgs {
 
 pub async fn run(args: OverdueArgs) -> Result {
     let mut client = connect(&args.conn).await?;
-    let response = client
-        .list_deadlines(pb::ListDeadlinesRequest {
-            within_days: args.within,
-            district: args.district,
-        })
-        .await?
-        .into_inner();
-    if args.conn.json {
-        print_json(&json!({
-            "today": response.today,
-            "entries": response.entries.iter().map(entry_json).collect::<Vec<_>>(),
-        }));
-        return Ok(());
+    // Page by page (the server sends at most a few thousand at a time), the
+    // table printed as the pages come.
+    let mut page_token = String::new();
+    let mut all = Vec::new();
+    let mut first = true;
+    loop {
+        let response = client
+            .list_deadlines(pb::ListDeadlinesRequest {
+                within_days: args.within,
+                district: args.district,
+                page_size: 0,
+                page_token: page_token.clone(),
+            })
+            .await?
+            .into_inner();
+        if args.conn.json {
+            all.extend(response.entries.iter().map(entry_json));
+        } else {
+            print_page(&args, &response, first);
+        }
+        first = false;
+        if response.next_page_token.is_empty() {
+            if args.conn.json {
+                print_json(&json!({ "today": response.today, "entries": all }));
+            }
+            return Ok(());
+        }
+        page_token = response.next_page_token;
     }
-    if response.entries.is_empty() {
+}
+
+/// One page of the table; the first prints the heading (or that there is
+/// nothing).
+fn print_page(args: &OverdueArgs, response: &pb::ListDeadlinesResponse, first: bool) {
+    if first && response.entries.is_empty() {
         outln!(
             "nothing late or due by {} (today is {})",
             if args.within == 0 {
@@ -49,18 +69,20 @@ pub async fn run(args: OverdueArgs) -> Result {
             },
             response.today
         );
-        return Ok(());
+        return;
     }
-    outln!(
-        "{:<10} {:<12} {:<13} {:<20} {:<10} {:<14} {:<16} SUBJECT",
-        "WHEN",
-        "DUE",
-        "TO DO",
-        "RECIPIENT",
-        "ARRIVAL",
-        "NUMBER",
-        "STATUS"
-    );
+    if first {
+        outln!(
+            "{:<10} {:<12} {:<13} {:<20} {:<10} {:<14} {:<16} SUBJECT",
+            "WHEN",
+            "DUE",
+            "TO DO",
+            "RECIPIENT",
+            "ARRIVAL",
+            "NUMBER",
+            "STATUS"
+        );
+    }
     for e in &response.entries {
         let s = e.document.clone().unwrap_or_default();
         outln!(
@@ -75,7 +97,6 @@ pub async fn run(args: OverdueArgs) -> Result {
             output::cut(&s.subject, 50)
         );
     }
-    Ok(())
 }
 
 /// `late 3`, `today`, `in 2`: working days, as the deadline counts them

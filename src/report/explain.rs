@@ -134,11 +134,23 @@ impl Lists {
     /// Counts one more document of `kind`, and keeps it (made by `make`,
     /// only then) when it falls in the window.
     fn add(&mut self, kind: Kind, make: &mut dyn FnMut() -> Result<Entry>) -> Result<()> {
+        self.add_if(kind, &mut || make().map(Some))
+    }
+
+    /// [`Lists::add`] for an entry that may turn out not to be there (an
+    /// overdue deadline whose change is not yet durable): it is counted,
+    /// as the report counts it, and not shown.
+    fn add_if(
+        &mut self,
+        kind: Kind,
+        make: &mut dyn FnMut() -> Result<Option<Entry>>,
+    ) -> Result<()> {
         let index = self.seen[kind as usize];
         self.seen[kind as usize] += 1;
         if self.window.holds(index) {
-            let entry = make()?;
-            self.list(kind).push(entry);
+            if let Some(entry) = make()? {
+                self.list(kind).push(entry);
+            }
         }
         Ok(())
     }
@@ -215,18 +227,21 @@ impl Reports {
         let redact = |view: DocumentView| redact(view, caller);
         self.explain_sent(&org.code, period, &mut lists, &redact)?;
         self.explain_received(&org.code, period, &mut lists, &redact)?;
-        for deadline in overdue {
-            let kind = match deadline.kind {
+        for candidate in overdue {
+            let kind = match candidate.kind {
                 DeadlineKind::Registration => Kind::OverdueRegistration,
                 DeadlineKind::Handling => Kind::OverdueHandling,
             };
-            lists.add(kind, &mut || {
-                Ok(Entry {
-                    view: Arc::new(redact(DocumentView::clone(&deadline.view))),
-                    arrival_number: deadline.arrival_number,
-                    changed_at_ms: None,
-                    due: Some(deadline.due),
-                })
+            lists.add_if(kind, &mut || {
+                Ok(self
+                    .deadlines
+                    .deadline(&candidate, today)?
+                    .map(|deadline| Entry {
+                        view: Arc::new(redact(DocumentView::clone(&deadline.view))),
+                        arrival_number: deadline.arrival_number,
+                        changed_at_ms: None,
+                        due: Some(deadline.due),
+                    }))
             })?;
         }
         let mut row = self.row(&org, period)?;

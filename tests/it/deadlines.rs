@@ -56,6 +56,7 @@ async fn deadlines(
         .list_deadlines(pb::ListDeadlinesRequest {
             within_days,
             district,
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -500,4 +501,80 @@ async fn the_district_view_hides_what_a_secret_document_is_about() {
     assert!(subject_of(&own, &secret_id)
         .iter()
         .all(|s| s != lienthong::deadlines::SECRET_SUBJECT));
+}
+
+/// A long list comes in pages, each continuing where the one before
+/// stopped, together the one-page list in the same order; sizes and tokens
+/// are checked by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_list_comes_in_pages() {
+    let (server, clock) = server_at(THURSDAY_30_APRIL).await;
+    let mut noi_vu = server.client("phong-noi-vu").await;
+    for n in 0..7 {
+        let due = ["2026-05-04", "2026-05-05", ""][n % 3];
+        send_due(
+            &server,
+            &mut noi_vu,
+            &["xa-van-nham", "xa-yen-vuong"],
+            0,
+            "2026-04-29",
+            due,
+        )
+        .await;
+    }
+    clock.set(WEDNESDAY_10_JUNE);
+    let page = |size: u32, token: String| {
+        let server = &server;
+        async move {
+            server
+                .client("vp-hdnd-ubnd")
+                .await
+                .list_deadlines(pb::ListDeadlinesRequest {
+                    within_days: 0,
+                    district: true,
+                    page_size: size,
+                    page_token: token,
+                })
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let key = |e: &pb::DeadlineEntry| {
+        (
+            e.due_date.clone(),
+            e.recipient.as_ref().map(|r| r.code.clone()),
+            e.kind,
+            e.document.as_ref().map(|d| d.id.clone()),
+        )
+    };
+    let whole = page(0, String::new()).await.expect("one page");
+    assert!(whole.next_page_token.is_empty());
+    // 14 registrations and 10 handlings overdue (two recipients each).
+    assert_eq!(whole.entries.len(), 24);
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let part = page(5, token).await.expect("page");
+        assert!(part.entries.len() <= 5);
+        pages.extend(part.entries.iter().map(key));
+        if part.next_page_token.is_empty() {
+            break;
+        }
+        token = part.next_page_token;
+    }
+    assert_eq!(pages, whole.entries.iter().map(key).collect::<Vec<_>>());
+    let too_big = page(5_001, String::new()).await.expect_err("page too big");
+    assert_eq!(too_big.code(), Grpc::InvalidArgument);
+    assert!(
+        too_big.message().starts_with("page_size:"),
+        "{}",
+        too_big.message()
+    );
+    let forged = page(5, "not-a-token".into()).await.expect_err("bad token");
+    assert_eq!(forged.code(), Grpc::InvalidArgument);
+    assert!(
+        forged.message().starts_with("page_token:"),
+        "{}",
+        forged.message()
+    );
 }

@@ -197,6 +197,7 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
             .list_deadlines(pb::ListDeadlinesRequest {
                 within_days: 0,
                 district: false,
+                ..Default::default()
             })
             .await
             .expect("deadlines")
