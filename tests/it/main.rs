@@ -18,6 +18,7 @@ mod deadlines;
 mod demo;
 mod exchange;
 mod explain;
+mod hostile;
 mod identity;
 mod layout;
 mod lifecycle;
