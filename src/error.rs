@@ -167,3 +167,48 @@ impl From<Error> for tonic::Status {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How many characters of an input value an error message quotes.
+pub const QUOTED_CHARS: usize = 40;
+
+/// An input value as an error message quotes it: escaped as a string
+/// literal, so that control, bidirectional and invisible characters show as
+/// `\u{202e}` instead of acting; and, when longer than [`QUOTED_CHARS`],
+/// cut to its beginning with its length. A hostile 100 000-character value
+/// must not become a 100 000-character status, which the client's HTTP/2
+/// header limit would turn into RESOURCE_EXHAUSTED.
+pub fn quote(value: &str) -> String {
+    let mut prefix = value.char_indices().map(|(i, _)| i).skip(QUOTED_CHARS);
+    match prefix.next() {
+        None => format!("{value:?}"),
+        Some(end) => {
+            let shown = format!("{:?}", &value[..end]);
+            let open = shown.strip_suffix('"').unwrap_or(&shown);
+            format!("{open}…\" ({} characters)", value.chars().count())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_quoted_whole_and_escaped() {
+        assert_eq!(quote("xa-van-nham"), "\"xa-van-nham\"");
+        assert_eq!(quote("a\u{202e}txt.exe"), "\"a\\u{202e}txt.exe\"");
+        assert_eq!(
+            quote(&"ệ".repeat(QUOTED_CHARS)),
+            format!("{:?}", "ệ".repeat(QUOTED_CHARS))
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut_to_a_prefix_with_their_length() {
+        let quoted = quote(&"ệ".repeat(100_000));
+        assert_eq!(
+            quoted,
+            format!("\"{}…\" (100000 characters)", "ệ".repeat(QUOTED_CHARS))
+        );
+    }
+}

@@ -12,7 +12,7 @@ use ring::digest::{Context, SHA256};
 use crate::crypto;
 use crate::directory::{Directory, Organization, UnknownName};
 use crate::document::{self, CheckedDocument};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::keys::{KeyRegistry, RegisteredKey};
 use crate::pb;
 use crate::receipt::ServiceKey;
@@ -187,7 +187,10 @@ impl Exchange {
             id => Some(DocId::parse(id).ok_or_else(|| {
                 Error::invalid(
                     "document.reply_to",
-                    format!("{id:?} is not a document id (32 hexadecimal characters)"),
+                    format!(
+                        "{} is not a document id (32 hexadecimal characters)",
+                        quote(id)
+                    ),
                 )
             })?),
         };
@@ -252,11 +255,14 @@ impl Exchange {
     /// other organisations' documents give the same NOT_FOUND, so the answer
     /// reveals nothing about documents the caller may not see.
     pub(crate) fn readable(&self, caller: &Organization, id: &str) -> Result<DocumentView> {
-        let not_found = || Error::not_found(format!("document {id:?}"));
+        let not_found = || Error::not_found(format!("document {}", quote(id)));
         let doc_id = DocId::parse(id).ok_or_else(|| {
             Error::invalid(
                 "id",
-                format!("{id:?} is not a document id (32 hexadecimal characters)"),
+                format!(
+                    "{} is not a document id (32 hexadecimal characters)",
+                    quote(id)
+                ),
             )
         })?;
         let stored = self.store.document(&doc_id)?.ok_or_else(not_found)?;
@@ -388,16 +394,23 @@ impl Rules {
             ));
         }
         let idempotency_key = check_idempotency_key(&input.idempotency_key)?.map(str::to_owned);
-        let checked = document::check(document::decode(&input.document_bytes)?)?;
+        let checked = document::check(document::decode_signed(
+            &input.document_bytes,
+            "document",
+            "lienthong.v1.Document",
+        )?)?;
         document::check_date_of_issue(checked.promulgation_date, self.clock.today())?;
         let header = &checked.document;
 
         // Identity comes from the certificate; the document's own "from" must
         // agree with it, so a signed document can never claim another sender.
-        let from = self.directory.org(header.from.trim()).ok_or_else(|| {
+        let from = self.directory.org(&header.from).ok_or_else(|| {
             Error::invalid(
                 "document.from",
-                format!("{:?} is not an organisation in the directory", header.from),
+                format!(
+                    "{} is not an organisation in the directory",
+                    quote(&header.from)
+                ),
             )
         })?;
         if from.code != caller.code {
@@ -495,7 +508,10 @@ impl Rules {
                 .map_err(|(position, UnknownName(name))| {
                     Error::invalid(
                         format!("document.to[{position}]"),
-                        format!("{name:?} is neither an organisation nor a group in the directory"),
+                        format!(
+                            "{} is neither an organisation nor a group in the directory",
+                            quote(&name)
+                        ),
                     )
                 })?;
         if recipients.is_empty() {
@@ -523,8 +539,8 @@ fn check_supersedes(s: &pb::Supersedes) -> Result<(DocId, crate::lifecycle::Froz
         Error::invalid(
             "document.supersedes.document_id",
             format!(
-                "{:?} is not a document id (32 hexadecimal characters)",
-                s.document_id
+                "{} is not a document id (32 hexadecimal characters)",
+                quote(&s.document_id)
             ),
         )
     })?;
@@ -536,13 +552,7 @@ fn check_supersedes(s: &pb::Supersedes) -> Result<(DocId, crate::lifecycle::Froz
             "must be OPERATION_UPDATE (2) or OPERATION_REPLACE (3); revoke with the Revoke call",
         )),
     };
-    let length = s.reason.trim().chars().count();
-    if length == 0 || length > 500 {
-        return Err(Error::invalid(
-            "document.supersedes.reason",
-            format!("must be 1 to 500 characters, got {length}"),
-        ));
-    }
+    document::check_text("document.supersedes.reason", &s.reason, 500, true)?;
     Ok((id, how))
 }
 

@@ -53,7 +53,9 @@ pub enum KeyProblem {
 impl fmt::Display for KeyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyProblem::Unknown(id) => write!(f, "key {id:?} is not registered"),
+            KeyProblem::Unknown(id) => {
+                write!(f, "key {} is not registered", crate::error::quote(id))
+            }
             KeyProblem::OtherOrganization { key_id, owner } => {
                 write!(f, "key {key_id} belongs to {owner}, not to the sender")
             }

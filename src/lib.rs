@@ -63,7 +63,8 @@
 //! - [`keys`]: the registry of organisations' signing keys and their
 //!   validity.
 //! - [`document`]: decoding and checking a document header (edXML fields,
-//!   the 29 types and clerical rules of Decree 30).
+//!   the 29 types and clerical rules of Decree 30), and the text rules of
+//!   anything signed.
 //! - [`directory`]: organisations, their codes and aliases, and groups.
 //! - [`lifecycle`]: the rules of a document's life after sending: which
 //!   status may follow which, and when a document is frozen.

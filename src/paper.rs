@@ -20,9 +20,9 @@
 
 use crate::crypto;
 use crate::directory::Organization;
-use crate::document::paper::{decode, header};
+use crate::document::paper::header;
 use crate::document::{self, CheckedDocument};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::exchange::{self, DocumentView, Exchange, Sent};
 use crate::pb;
 use crate::store::{DocId, NewDocument, Numbering, SendOutcome, Series};
@@ -66,7 +66,8 @@ impl Exchange {
                 ),
             ));
         }
-        let record = decode(&input.record)?;
+        let record: pb::PaperRecord =
+            document::decode_signed(&input.record, "record", "lienthong.v1.PaperRecord")?;
         let incoming = match pb::PaperDirection::try_from(record.direction) {
             Ok(pb::PaperDirection::Incoming) => true,
             Ok(pb::PaperDirection::Outgoing) => false,
@@ -175,18 +176,16 @@ impl Exchange {
         record: &pb::PaperRecord,
         incoming: bool,
     ) -> Result<()> {
-        let named = self
-            .directory()
-            .org(record.organization.trim())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "record.organization",
-                    format!(
-                        "{:?} is not an organisation in the directory",
-                        record.organization
-                    ),
-                )
-            })?;
+        document::check_exact_name("record.organization", &record.organization)?;
+        let named = self.directory().org(&record.organization).ok_or_else(|| {
+            Error::invalid(
+                "record.organization",
+                format!(
+                    "{} is not an organisation in the directory",
+                    quote(&record.organization)
+                ),
+            )
+        })?;
         if named.code != caller.code {
             let role = if incoming { "recipient" } else { "issuer" };
             return Err(Error::PermissionDenied(format!(
@@ -202,20 +201,9 @@ impl Exchange {
     /// body outside it, named by at most 200 characters of text.
     fn counterpart(&self, caller: &Organization, text: &str) -> Result<Option<&Organization>> {
         let field = "record.counterpart";
-        let chars = text.chars().count();
-        if text.trim().is_empty() || chars > MAX_COUNTERPART_CHARS {
-            return Err(Error::invalid(
-                field,
-                format!("must be 1 to {MAX_COUNTERPART_CHARS} characters, got {chars}"),
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                field,
-                "must be a single line without control characters",
-            ));
-        }
-        match self.directory().org(text.trim()) {
+        document::check_line(field, text, MAX_COUNTERPART_CHARS, true)?;
+        document::check_exact_name(field, text)?;
+        match self.directory().org(text) {
             Some(org) if org.code == caller.code => Err(Error::invalid(
                 field,
                 "names your own organisation; the counterpart is the other side",

@@ -329,6 +329,8 @@ pub enum IdentityError {
     Unparsable,
     NoOrganization,
     BadUri(String),
+    /// More than one SAN URI names an organisation: how many.
+    SeveralOrganizations(usize),
 }
 
 impl fmt::Display for IdentityError {
@@ -341,35 +343,39 @@ impl fmt::Display for IdentityError {
             ),
             IdentityError::BadUri(uri) => write!(
                 f,
-                "the client certificate's SAN URI {uri:?} does not end in an organisation code NNN.NN.NN.Xnn"
+                "the client certificate's SAN URI {} does not end in an organisation code NNN.NN.NN.Xnn",
+                crate::error::quote(uri)
+            ),
+            IdentityError::SeveralOrganizations(n) => write!(
+                f,
+                "the client certificate names {n} organisations (SAN URIs {ORG_URI_PREFIX}<code>); exactly one is required"
             ),
         }
     }
 }
 
 /// The organisation a (TLS-verified) client certificate stands for. A SAN URI
-/// with our prefix wins over the CN; two such URIs naming different codes are
-/// refused, since a certificate must stand for exactly one organisation.
+/// with our prefix wins over the CN; a certificate with more than one such
+/// URI is refused, since it must stand for exactly one organisation.
 pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, IdentityError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::Unparsable)?;
-    let mut from_san: Option<OrgCode> = None;
+    let mut org_uris = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             if let GeneralName::URI(uri) = name {
                 if let Some(code) = uri.strip_prefix(ORG_URI_PREFIX) {
-                    let code = OrgCode::parse(code)
-                        .ok_or_else(|| IdentityError::BadUri(uri.to_string()))?;
-                    if from_san.is_some_and(|c| c != code) {
-                        return Err(IdentityError::BadUri(uri.to_string()));
-                    }
-                    from_san = Some(code);
+                    org_uris.push((*uri, code));
                 }
             }
         }
     }
-    if let Some(code) = from_san {
-        return Ok(code);
+    match org_uris.as_slice() {
+        [] => {}
+        [(uri, code)] => {
+            return OrgCode::parse(code).ok_or_else(|| IdentityError::BadUri(uri.to_string()))
+        }
+        several => return Err(IdentityError::SeveralOrganizations(several.len())),
     }
     let from_cn = cert
         .subject()
@@ -412,6 +418,46 @@ mod tests {
         rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
             .map(|c| c.to_vec())
             .unwrap_or_default()
+    }
+
+    fn certificate_with_uris(uris: &[String]) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "000.32.09.H37");
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| SanType::URI(u.clone().try_into().unwrap_or_else(|e| panic!("{e}"))))
+            .collect();
+        let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));
+        cert.der().to_vec()
+    }
+
+    #[test]
+    fn a_certificate_names_exactly_one_organisation() {
+        let uri = |code: &str| format!("{ORG_URI_PREFIX}{code}");
+        let one = certificate_with_uris(&[uri("000.32.09.H38")]);
+        assert_eq!(
+            org_from_certificate(&one).map(|c| c.to_string()),
+            Ok("000.32.09.H38".to_owned())
+        );
+        for uris in [
+            vec![uri("000.32.09.H37"), uri("000.32.09.H38")],
+            vec![uri("000.32.09.H38"), uri("000.32.09.H38")],
+        ] {
+            let error = org_from_certificate(&certificate_with_uris(&uris));
+            assert_eq!(error, Err(IdentityError::SeveralOrganizations(2)));
+            let message = error.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.contains("names 2 organisations")
+                    && message.contains("exactly one is required"),
+                "{message}"
+            );
+        }
+        let bad = org_from_certificate(&certificate_with_uris(&[uri(&"x".repeat(1000))]));
+        let message = bad.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.len() < 300, "{message}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use time::Date;
 
 use crate::deadlines::{Deadlines, DISTRICT_KINDS};
 use crate::directory::{Directory, Organization};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::store::{self, Store, StoredReportMonth};
 
 pub use explain::{Entry, Explanation, Lists, Window};
@@ -99,7 +99,10 @@ fn parse_period(text: &str) -> Result<Period> {
     let bad = || {
         Error::invalid(
             "period",
-            format!("{text:?} is not a period: write a month (2026-11), a quarter (2026-Q4) or a year (2026)"),
+            format!(
+                "{} is not a period: write a month (2026-11), a quarter (2026-Q4) or a year (2026)",
+                quote(text)
+            ),
         )
     };
     let number = |s: &str| -> Option<i64> {
@@ -147,7 +150,7 @@ fn year_of(year: i64, field: &str) -> Result<u16> {
 
 fn date(text: &str, field: &str) -> Result<Date> {
     crate::clock::parse_date(text)
-        .ok_or_else(|| Error::invalid(field, format!("{text:?} is not a date YYYY-MM-DD")))
+        .ok_or_else(|| Error::invalid(field, format!("{} is not a date YYYY-MM-DD", quote(text))))
 }
 
 fn month_of(date: Date) -> Result<(u16, u8)> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::{ExchangeApi, ExchangeServer};
@@ -78,9 +77,16 @@ impl ServerConfig {
     }
 }
 
-/// Room on top of the document limit for the rest of a request, so that a
-/// document just over the limit gets our RESOURCE_EXHAUSTED naming the limit.
-const ENVELOPE_MARGIN: usize = 1024 * 1024;
+/// Room on top of the document limit for the rest of a request: the
+/// signature, key id and idempotency key, and the framing of each
+/// attachment, which take a few kilobytes at most. A length prefix beyond
+/// the limit and this margin is refused before any of the body is read, so
+/// at most this much is read of a request that the limit then refuses.
+const REQUEST_MARGIN: usize = 64 * 1024;
+
+/// Room on top of the document limit for the rest of a response: the
+/// receipts, signatures and keys beside a document and its attachments.
+const RESPONSE_MARGIN: usize = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -130,31 +136,6 @@ impl RunningServer {
             .await
             .map_err(|e| StartError(format!("the server task failed: {e}")))?
     }
-}
-
-/// tonic refuses a request larger than its decoding limit with OUT_OF_RANGE
-/// before any handler sees it. For the caller that is a size limit, which
-/// gRPC spells RESOURCE_EXHAUSTED; say which limit, as for smaller excesses.
-fn oversize_is_resource_exhausted(
-    mut response: http::Response<tonic::body::Body>,
-    max_document_bytes: usize,
-) -> http::Response<tonic::body::Body> {
-    let headers = response.headers_mut();
-    let too_large = headers.get("grpc-status").is_some_and(|v| v == "11")
-        && headers
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
-    if too_large {
-        let message = format!(
-            "max_document_bytes: the request is larger than the limit of {max_document_bytes} bytes for a document and its attachments"
-        );
-        if let Ok(value) = http::HeaderValue::from_str(&message) {
-            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-            headers.insert("grpc-message", value);
-        }
-    }
-    response
 }
 
 /// Starts the service and returns once it accepts connections.
@@ -294,7 +275,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             }
         }
     });
-    let message_limit = config.limits.max_document_bytes + ENVELOPE_MARGIN;
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
     let tracking = Arc::new(Tracking::new(
         store.clone(),
@@ -309,8 +289,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         deadlines,
         reports,
     ))
-    .max_decoding_message_size(message_limit)
-    .max_encoding_message_size(message_limit);
+    .max_decoding_message_size(config.limits.max_document_bytes + REQUEST_MARGIN)
+    .max_encoding_message_size(config.limits.max_document_bytes + RESPONSE_MARGIN);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -322,8 +302,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let router = tonic::transport::Server::builder()
         .tls_config(tls)
         .map_err(|e| fail("TLS configuration")(&e))?
+        // Broken framing is the caller's error: say so precisely.
         .layer(tower::util::MapResponseLayer::new(move |response| {
-            oversize_is_resource_exhausted(response, max_document_bytes)
+            crate::api::framing::precise(response, max_document_bytes)
         }))
         .add_service(service);
 

@@ -10,12 +10,13 @@
 
 use std::sync::Arc;
 
-use prost::Message;
+use time::Date;
 
 use crate::calendar::Calendar;
 use crate::crypto;
 use crate::directory::Organization;
-use crate::error::{Error, Result};
+use crate::document;
+use crate::error::{quote, Error, Result};
 use crate::exchange::Exchange;
 use crate::lifecycle::Code;
 use crate::pb;
@@ -95,8 +96,8 @@ impl Tracking {
         match self.store.change_status(new).await? {
             StatusOutcome::Accepted(stored) => Ok(HistoryEntry::of(document, stored)),
             StatusOutcome::NotFound => Err(Error::not_found(format!(
-                "document {:?}",
-                message.document_id
+                "document {}",
+                quote(&message.document_id)
             ))),
             StatusOutcome::Refused(refused) => {
                 Err(Error::precondition("status.code", refused.to_string()))
@@ -119,17 +120,18 @@ impl Tracking {
         input: StatusInput,
         revocation: bool,
     ) -> Result<(pb::StatusMessage, NewStatus)> {
-        let message = pb::StatusMessage::decode(input.status_bytes.as_slice()).map_err(|e| {
-            Error::invalid("status", format!("is not an encoded StatusMessage: {e}"))
-        })?;
+        let message: pb::StatusMessage =
+            document::decode_signed(&input.status_bytes, "status", "lienthong.v1.StatusMessage")?;
         let directory = self.exchange.directory();
         let from = directory.org(&message.from);
         if from.map(|o| o.code) != Some(caller.code) {
             return Err(Error::invalid(
                 "status.from",
                 format!(
-                    "{:?} is not you: a status is signed in the name of the caller, {} ({})",
-                    message.from, caller.code, caller.alias
+                    "{} is not you: a status is signed in the name of the caller, {} ({})",
+                    quote(&message.from),
+                    caller.code,
+                    caller.alias
                 ),
             ));
         }
@@ -137,13 +139,13 @@ impl Tracking {
             Error::invalid(
                 "status.document_id",
                 format!(
-                    "{:?} is not a document id (32 hexadecimal characters)",
-                    message.document_id
+                    "{} is not a document id (32 hexadecimal characters)",
+                    quote(&message.document_id)
                 ),
             )
         })?;
         let code = check_code(&message, revocation)?;
-        check_fields(&message, code)?;
+        check_fields(&message, code, self.store.clock().today())?;
         let key = self.exchange.rules().check_signed(
             caller,
             &input.status_bytes,
@@ -279,19 +281,16 @@ fn check_code(message: &pb::StatusMessage, revocation: bool) -> Result<Option<Co
     }
 }
 
-fn check_fields(message: &pb::StatusMessage, code: Option<Code>) -> Result<()> {
-    let length = |s: &str| s.chars().count();
-    let description = message.description.trim();
-    if length(description) > MAX_DESCRIPTION {
-        return Err(Error::invalid(
-            "status.description",
-            format!(
-                "is {} characters; at most {MAX_DESCRIPTION}",
-                length(description)
-            ),
-        ));
-    }
-    if description.is_empty() && matches!(code, None | Some(Code::Rejected)) {
+/// The free text of a status follows the text rules of a document; a
+/// handling deadline lies at most `MAX_DUE_YEARS` after `today`.
+fn check_fields(message: &pb::StatusMessage, code: Option<Code>, today: Date) -> Result<()> {
+    document::check_text(
+        "status.description",
+        &message.description,
+        MAX_DESCRIPTION,
+        false,
+    )?;
+    if message.description.trim().is_empty() && matches!(code, None | Some(Code::Rejected)) {
         return Err(Error::invalid(
             "status.description",
             "the reason is required to reject or revoke a document",
@@ -305,15 +304,7 @@ fn check_fields(message: &pb::StatusMessage, code: Option<Code>) -> Result<()> {
         ("status.staff.email", &staff.email),
         ("status.assigned_to", &message.assigned_to),
     ] {
-        if length(value) > MAX_STAFF_FIELD {
-            return Err(Error::invalid(
-                field,
-                format!("is {} characters; at most {MAX_STAFF_FIELD}", length(value)),
-            ));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(Error::invalid(field, "contains a control character"));
-        }
+        document::check_line(field, value, MAX_STAFF_FIELD, false)?;
     }
     let assigning = code == Some(Code::Assigned);
     if assigning && message.assigned_to.trim().is_empty() {
@@ -328,11 +319,25 @@ fn check_fields(message: &pb::StatusMessage, code: Option<Code>) -> Result<()> {
             "an assignee and a handling deadline go with 04 assigned only",
         ));
     }
-    if !message.deadline.is_empty() && crate::clock::parse_date(&message.deadline).is_none() {
-        return Err(Error::invalid(
-            "status.deadline",
-            format!("{:?} is not a date YYYY-MM-DD", message.deadline),
-        ));
+    if !message.deadline.is_empty() {
+        let deadline = crate::clock::parse_date(&message.deadline).ok_or_else(|| {
+            Error::invalid(
+                "status.deadline",
+                format!("{} is not a date YYYY-MM-DD", quote(&message.deadline)),
+            )
+        })?;
+        let latest = document::years_after(today, document::MAX_DUE_YEARS);
+        if deadline > latest {
+            return Err(Error::invalid(
+                "status.deadline",
+                format!(
+                    "{} is more than {} years after today ({}); check the year",
+                    message.deadline,
+                    document::MAX_DUE_YEARS,
+                    crate::clock::format_date(today)
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod convert;
+pub mod framing;
 mod register;
 
 use std::sync::Arc;

@@ -87,7 +87,8 @@ impl Archive {
                     .map(|entry| entry.document_id);
                 if about.as_deref() != Some(view.id.to_string().as_str()) {
                     return Err(Error::not_found(format!(
-                        "leaf {index} about document {id:?}"
+                        "leaf {index} about document {}",
+                        crate::error::quote(id)
                     )));
                 }
                 index

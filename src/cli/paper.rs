@@ -65,7 +65,7 @@ pub async fn run(args: PaperArgs) -> Result {
     let record = pb::PaperRecord {
         direction: direction as i32,
         organization: org.clone(),
-        counterpart: args.counterpart,
+        counterpart: args.counterpart.trim().to_owned(),
         number: args.number,
         notation: args.notation,
         document_type: super::types::code_of("--type", &args.document_type)?.to_owned(),

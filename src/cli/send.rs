@@ -122,7 +122,9 @@ pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result 
     }
     let header = pb::Document {
         from: from.clone(),
-        to: args.to,
+        // `--to "a, b"` splits into "a" and " b": sign the names the user
+        // meant, since the server refuses blanks around a recipient.
+        to: args.to.iter().map(|t| t.trim().to_owned()).collect(),
         number: args.number,
         notation: args.notation,
         place: args.place,

@@ -5,14 +5,16 @@
 //! `document.<field>`, so the sender's software can point at it.
 
 pub mod paper;
+pub mod text;
 pub mod types;
 
 use prost::Message;
 use time::Date;
 
 use crate::clock;
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::pb;
+pub use text::{check_exact_name, check_file_name, check_line, check_text};
 pub use types::DocumentType;
 
 /// A decoded document whose fields all passed the checks.
@@ -74,6 +76,33 @@ pub fn decode(bytes: &[u8]) -> Result<pb::Document> {
     })
 }
 
+/// Decodes signed bytes that just came in as a `type_name` message, and
+/// refuses them unless they are exactly the canonical encoding of the
+/// fields they decode to. A decoder drops fields it does not know, so
+/// unknown fields (or a field written twice, or out of order) would be
+/// signed into the record yet shown to no recipient: what recipients cannot
+/// see must not be signed. Stored bytes are read with the plain decoders,
+/// so records accepted before this rule still read.
+pub fn decode_signed<M: Message + Default>(
+    bytes: &[u8],
+    field: &str,
+    type_name: &str,
+) -> Result<M> {
+    let message = M::decode(bytes)
+        .map_err(|e| Error::invalid(field, format!("not an encoded {type_name}: {e}")))?;
+    let canonical = message.encoded_len();
+    if canonical != bytes.len() || message.encode_to_vec() != bytes {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "unknown or non-canonical fields: the {} signed bytes are not the {canonical} bytes that the fields of {type_name} encode to (each known field once, in field-number order, defaults left out); recipients could not see the difference, so it must not be signed",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(message)
+}
+
 /// The header of a stored document, electronic or paper: the one way to
 /// read what a stored record says. A paper record is not a `Document`; its
 /// header is derived from it (see `paper::header`).
@@ -88,66 +117,13 @@ pub fn header(paper: bool, bytes: &[u8]) -> Result<pb::Document> {
 
 pub const MAX_NUMBER: u64 = 99_999_999_999; // edXML CodeNumber: at most 11 digits
 const MAX_ATTACHMENTS: usize = 100;
-
-/// Counts characters, not bytes: the limits of edXML are in characters, and
-/// Vietnamese letters take 2 or 3 bytes each.
-fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> Result<()> {
-    if required && value.trim().is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    let chars = value.chars().count();
-    if chars > max_chars {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {max_chars} characters (got {chars})"),
-        ));
-    }
-    if let Some(c) = value
-        .chars()
-        .find(|c| c.is_control() && *c != '\n' && *c != '\t')
-    {
-        return Err(Error::invalid(
-            field,
-            format!("must not contain the control character U+{:04X}", c as u32),
-        ));
-    }
-    Ok(())
-}
-
-/// One line: no line breaks either.
-fn check_line(field: &str, value: &str, max_chars: usize, required: bool) -> Result<()> {
-    check_text(field, value, max_chars, required)?;
-    if value.contains(['\n', '\t']) {
-        return Err(Error::invalid(field, "must be a single line"));
-    }
-    Ok(())
-}
-
-/// A file name that is safe to create in any directory on any system: the
-/// recipient's `show --save` writes attachments under these names.
-pub fn check_file_name(field: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    if name.len() > 255 {
-        return Err(Error::invalid(field, "must be at most 255 bytes"));
-    }
-    if name == "." || name == ".." || name.starts_with(' ') || name.ends_with([' ', '.']) {
-        return Err(Error::invalid(
-            field,
-            format!("{name:?} is not a usable file name"),
-        ));
-    }
-    if let Some(c) = name.chars().find(|c| {
-        c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-    }) {
-        return Err(Error::invalid(
-            field,
-            format!("must not contain {c:?} (a file name, not a path)"),
-        ));
-    }
-    Ok(())
-}
+/// The printed recipient list ("nơi nhận") has a line per recipient; the
+/// district directory has fewer than 200 organisations.
+pub const MAX_TO_PLACES: usize = 200;
+/// How far after the date of issue a handling deadline may lie: a plan of
+/// five years is the longest horizon of a district's documents; 9999-12-31
+/// is a typing error or worse.
+pub const MAX_DUE_YEARS: i32 = 5;
 
 fn check_media_type(field: &str, value: &str) -> Result<()> {
     let token = |s: &str| {
@@ -159,14 +135,45 @@ fn check_media_type(field: &str, value: &str) -> Result<()> {
         Some((kind, sub)) if value.len() <= 127 && token(kind) && token(sub) => Ok(()),
         _ => Err(Error::invalid(
             field,
-            format!("{value:?} is not a media type such as application/pdf"),
+            format!(
+                "{} is not a media type such as application/pdf",
+                quote(value)
+            ),
         )),
     }
 }
 
 fn check_date(field: &str, value: &str) -> Result<Date> {
     clock::parse_date(value)
-        .ok_or_else(|| Error::invalid(field, format!("{value:?} is not a date YYYY-MM-DD")))
+        .ok_or_else(|| Error::invalid(field, format!("{} is not a date YYYY-MM-DD", quote(value))))
+}
+
+/// The same day `years` later (28 February for 29 February in a common
+/// year); `years` may be negative.
+pub fn years_after(date: Date, years: i32) -> Date {
+    let year = date.year() + years;
+    Date::from_calendar_date(year, date.month(), date.day())
+        .or_else(|_| Date::from_calendar_date(year, date.month(), 28))
+        .unwrap_or(date)
+}
+
+/// A handling deadline (`due` in `field`) within its window: not before
+/// `from` (`from_name`, e.g. "the date of issue") and at most
+/// [`MAX_DUE_YEARS`] years after it.
+pub fn check_deadline(field: &str, due: Date, from: Date, from_name: &str) -> Result<()> {
+    let latest = years_after(from, MAX_DUE_YEARS);
+    if due < from || due > latest {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} must lie from {from_name} ({}) to {MAX_DUE_YEARS} years after it ({})",
+                clock::format_date(due),
+                clock::format_date(from),
+                clock::format_date(latest)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 const COMPETENCES: [&str; 6] = ["", "TM.", "KT.", "TL.", "TUQ.", "Q."];
@@ -177,6 +184,7 @@ const COMPETENCES: [&str; 6] = ["", "TM.", "KT.", "TL.", "TUQ.", "Q."];
 pub fn check(document: pb::Document) -> Result<CheckedDocument> {
     let d = &document;
     check_line("document.from", &d.from, 64, true)?;
+    check_exact_name("document.from", &d.from)?;
     if d.to.is_empty() {
         return Err(Error::invalid(
             "document.to",
@@ -184,7 +192,9 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
         ));
     }
     for (i, to) in d.to.iter().enumerate() {
-        check_line(&format!("document.to[{i}]"), to, 64, true)?;
+        let field = format!("document.to[{i}]");
+        check_line(&field, to, 64, true)?;
+        check_exact_name(&field, to)?;
     }
 
     if d.number > MAX_NUMBER {
@@ -210,8 +220,8 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
         return Err(Error::invalid(
             "document.notation",
             format!(
-                "is parts joined by single hyphens, without spaces (e.g. \"QĐ-UBND\" or \"UBND-VX\"), got {:?}",
-                d.notation
+                "is parts joined by single hyphens, without spaces (e.g. \"QĐ-UBND\" or \"UBND-VX\"), got {}",
+                quote(&d.notation)
             ),
         ));
     }
@@ -219,8 +229,8 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
         Error::invalid(
             "document.document_type",
             format!(
-                "{:?} is not one of the 29 types of Decree 30 (a code such as \"chi-thi\" or an abbreviation such as \"CT\")",
-                d.document_type
+                "{} is not one of the 29 types of Decree 30 (a code such as \"chi-thi\" or an abbreviation such as \"CT\")",
+                quote(&d.document_type)
             ),
         )
     })?;
@@ -230,8 +240,9 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
             return Err(Error::invalid(
                 "document.notation",
                 format!(
-                    "a {}'s notation begins with {prefix:?} (Decree 30), got {:?}",
-                    document_type.name, d.notation
+                    "a {}'s notation begins with {prefix:?} (Decree 30), got {}",
+                    document_type.name,
+                    quote(&d.notation)
                 ),
             ));
         }
@@ -255,8 +266,8 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
             return Err(Error::invalid(
                 "document.signer.competence",
                 format!(
-                    "{:?} is not one of TM., KT., TL., TUQ., Q. or empty",
-                    signer.competence
+                    "{} is not one of TM., KT., TL., TUQ., Q. or empty",
+                    quote(&signer.competence)
                 ),
             ));
         }
@@ -265,16 +276,12 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
     }
     if !d.due_date.is_empty() {
         let due = check_date("document.due_date", &d.due_date)?;
-        if due < promulgation_date {
-            return Err(Error::invalid(
-                "document.due_date",
-                format!(
-                    "{} is before the date of issue {}",
-                    d.due_date,
-                    clock::format_date(promulgation_date)
-                ),
-            ));
-        }
+        check_deadline(
+            "document.due_date",
+            due,
+            promulgation_date,
+            "the date of issue",
+        )?;
     }
     if pb::Urgency::try_from(d.urgency).is_err() {
         return Err(Error::invalid(
@@ -288,9 +295,7 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
             format!("{} is not a secrecy level (0 to 3)", d.secrecy),
         ));
     }
-    for (i, place) in d.to_places.iter().enumerate() {
-        check_line(&format!("document.to_places[{i}]"), place, 150, true)?;
-    }
+    check_to_places(&d.to_places)?;
 
     if d.attachments.len() > MAX_ATTACHMENTS {
         return Err(Error::exhausted(
@@ -301,14 +306,10 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
             ),
         ));
     }
+    text::check_file_names(d.attachments.iter().map(|a| a.name.as_str()), |i| {
+        format!("document.attachments[{i}].name")
+    })?;
     for (i, a) in d.attachments.iter().enumerate() {
-        check_file_name(&format!("document.attachments[{i}].name"), &a.name)?;
-        if d.attachments[..i].iter().any(|b| b.name == a.name) {
-            return Err(Error::invalid(
-                format!("document.attachments[{i}].name"),
-                format!("{:?} is used by another attachment", a.name),
-            ));
-        }
         check_media_type(
             &format!("document.attachments[{i}].media_type"),
             &a.media_type,
@@ -328,6 +329,28 @@ pub fn check(document: pb::Document) -> Result<CheckedDocument> {
     })
 }
 
+/// The printed recipient list: at most [`MAX_TO_PLACES`] lines, each one
+/// line of up to 150 characters, none empty, none twice.
+fn check_to_places(places: &[String]) -> Result<()> {
+    if places.len() > MAX_TO_PLACES {
+        return Err(Error::invalid(
+            "document.to_places",
+            format!("at most {MAX_TO_PLACES} lines (got {})", places.len()),
+        ));
+    }
+    for (i, place) in places.iter().enumerate() {
+        let field = format!("document.to_places[{i}]");
+        check_line(&field, place, 150, true)?;
+        if let Some(j) = places[..i].iter().position(|p| p == place) {
+            return Err(Error::invalid(
+                field,
+                format!("{} is document.to_places[{j}] again", quote(place)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A công văn's summary line says what it is about: "V/v …" ("về việc").
 fn check_official_letter_subject(subject: &str) -> Result<()> {
     match subject.trim_start().strip_prefix("V/v") {
@@ -335,7 +358,8 @@ fn check_official_letter_subject(subject: &str) -> Result<()> {
         _ => Err(Error::invalid(
             "document.subject",
             format!(
-                "a Công văn's subject starts with \"V/v\" and says what it is about (Decree 30), e.g. \"V/v triển khai kế hoạch\"; got {subject:?}"
+                "a Công văn's subject starts with \"V/v\" and says what it is about (Decree 30), e.g. \"V/v triển khai kế hoạch\"; got {}",
+                quote(subject)
             ),
         )),
     }
@@ -374,8 +398,9 @@ pub fn check_issuer(
     Err(Error::invalid(
         "document.notation",
         format!(
-            "{issuer} issues as {abbreviation:?}, so a {}'s notation is {expected:?}, optionally followed by \"-UNIT\" (got {notation:?}){hint}",
-            kind.name
+            "{issuer} issues as {abbreviation:?}, so a {}'s notation is {expected:?}, optionally followed by \"-UNIT\" (got {}){hint}",
+            kind.name,
+            quote(notation)
         ),
     ))
 }
@@ -399,10 +424,7 @@ pub fn check_date_of_issue(date: Date, today: Date) -> Result<()> {
             ),
         ));
     }
-    let year = today.year() - MAX_YEARS_BACK;
-    let earliest = Date::from_calendar_date(year, today.month(), today.day())
-        .or_else(|_| Date::from_calendar_date(year, today.month(), 28))
-        .unwrap_or(today);
+    let earliest = years_after(today, -MAX_YEARS_BACK);
     if date < earliest {
         return Err(Error::invalid(
             field,
@@ -575,12 +597,222 @@ mod tests {
         }
     }
 
-    #[test]
-    fn attachment_names_cannot_escape_the_save_directory() {
-        for bad in ["../x.pdf", "a/b.pdf", "..", "c:\\x", "x\u{0}.pdf", ""] {
-            assert!(check_file_name("n", bad).is_err(), "{bad:?}");
+    fn attachment(name: &str) -> pb::AttachmentRef {
+        pb::AttachmentRef {
+            name: name.into(),
+            media_type: "application/pdf".into(),
+            sha256: vec![0; 32],
+            size: 1,
         }
-        assert!(check_file_name("n", "Kế hoạch 2026.pdf").is_ok());
+    }
+
+    fn reason_of(doc: pb::Document) -> String {
+        match check(doc) {
+            Err(e) => e.to_string(),
+            Ok(_) => "accepted".into(),
+        }
+    }
+
+    #[test]
+    fn signed_bytes_are_exactly_the_fields_recipients_see() {
+        let bytes = valid().encode_to_vec();
+        let decoded: Result<pb::Document> = decode_signed(&bytes, "document", "D");
+        assert!(decoded.is_ok());
+        // An unknown field (99, bytes) of a megabyte: decoders drop it.
+        let mut unknown = bytes.clone();
+        unknown.extend_from_slice(&[0x9a, 0x06, 0x80, 0x80, 0x40]);
+        unknown.extend(std::iter::repeat_n(0u8, 1 << 20));
+        // The subject written twice: the last one wins, the first is hidden.
+        let mut twice = bytes.clone();
+        twice.extend(
+            pb::Document {
+                subject: "Khác".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        // The number as a varint with a needless continuation byte.
+        let padded = {
+            let mut b = pb::Document {
+                number: 0,
+                ..valid()
+            }
+            .encode_to_vec();
+            b.extend_from_slice(&[0x18, 0x8c, 0x00]);
+            b
+        };
+        for bad in [unknown, twice, padded] {
+            let error = decode_signed::<pb::Document>(&bad, "document", "D").err();
+            let message = error.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                message.starts_with("document: unknown or non-canonical fields"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn recipients_are_written_exactly() {
+        for bad in [" xa-van-nham", "xa-van-nham ", "xa-van-nham\u{a0}"] {
+            let mut d = valid();
+            d.to.push(bad.into());
+            assert_eq!(field_of(d), "document.to[1]", "{bad:?}");
+        }
+        let mut d = valid();
+        d.from = "phong-noi-vu ".into();
+        assert_eq!(field_of(d), "document.from");
+    }
+
+    #[test]
+    fn the_printed_recipient_list_is_bounded() {
+        let mut d = valid();
+        d.to_places = (0..MAX_TO_PLACES)
+            .map(|i| format!("Nơi nhận {i}"))
+            .collect();
+        assert!(check(d.clone()).is_ok());
+        d.to_places.push("Lưu: VT".into());
+        assert_eq!(field_of(d), "document.to_places");
+        let mut d = valid();
+        d.to_places = vec![String::new(); 100_000];
+        assert!(reason_of(d).starts_with("document.to_places: at most 200 lines (got 100000)"));
+        let mut d = valid();
+        d.to_places = vec!["Như trên;".into(), "Lưu: VT".into(), "Như trên;".into()];
+        assert!(reason_of(d)
+            .starts_with("document.to_places[2]: \"Như trên;\" is document.to_places[0] again"));
+        let mut d = valid();
+        d.to_places = vec!["Như trên;\u{2028}Lưu: VT".into()];
+        assert_eq!(field_of(d), "document.to_places[0]");
+    }
+
+    #[test]
+    fn a_due_date_lies_within_five_years_of_issue() {
+        let due = |text: &str| {
+            let mut d = valid(); // issued 2026-11-20
+            d.due_date = text.into();
+            check(d).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert!(due("2026-11-20").is_ok());
+        assert!(due("2031-11-20").is_ok());
+        assert!(due("2031-11-21").is_err_and(|e| e.contains("5 years after")));
+        assert!(due("9999-12-31").is_err());
+        assert!(due("2026-11-19").is_err());
+        // From 29 February, five years on is 28 February.
+        let day = |t: &str| clock::parse_date(t).unwrap_or_else(|| panic!("{t}"));
+        assert_eq!(years_after(day("2028-02-29"), 5), day("2033-02-28"));
+    }
+
+    #[test]
+    fn every_text_field_refuses_hidden_and_reordering_characters() {
+        type Mutation = Box<dyn Fn(&mut pb::Document, &str)>;
+        let fields: Vec<(&str, Mutation)> = vec![
+            (
+                "document.subject",
+                Box::new(|d, t| d.subject = format!("Về {t}")),
+            ),
+            ("document.content", Box::new(|d, t| d.content = t.into())),
+            ("document.place", Box::new(|d, t| d.place = t.into())),
+            (
+                "document.notation",
+                Box::new(|d, t| d.notation = format!("CT-UBND{t}")),
+            ),
+            (
+                "document.to[0]",
+                Box::new(|d, t| d.to = vec![format!("xa{t}")]),
+            ),
+            (
+                "document.to_places[0]",
+                Box::new(|d, t| d.to_places = vec![t.into()]),
+            ),
+            (
+                "document.signer.full_name",
+                Box::new(|d, t| {
+                    d.signer = Some(pb::Signer {
+                        full_name: t.into(),
+                        ..Default::default()
+                    })
+                }),
+            ),
+            (
+                "document.attachments[0].name",
+                Box::new(|d, t| d.attachments = vec![attachment(&format!("{t}.pdf"))]),
+            ),
+        ];
+        for (field, set) in &fields {
+            for hidden in [
+                "a\u{202e}b",
+                "a\u{200b}b",
+                "a\u{feff}b",
+                "a\u{ad}b",
+                "a\u{2066}b",
+            ] {
+                let mut d = valid();
+                set(&mut d, hidden);
+                let reason = reason_of(d);
+                assert!(
+                    reason.starts_with(&format!("{field}: contains ")),
+                    "{hidden:?}: {reason}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attachments_are_named_apart_and_never_as_the_proof_folder() {
+        let mut d = valid();
+        d.attachments = vec![attachment("Kế hoạch.pdf"), attachment("KẾ HOẠCH.PDF")];
+        assert_eq!(field_of(d), "document.attachments[1].name");
+        let mut d = valid();
+        d.attachments = vec![attachment("a.pdf"), attachment("Lienthong-Proof")];
+        assert!(reason_of(d).contains("reserved"));
+        let mut d = valid();
+        d.attachments = vec![attachment("a\u{202e}fdp.exe")];
+        assert_eq!(
+            reason_of(d),
+            "document.attachments[0].name: contains a right-to-left override (U+202E), which can disguise a file's type"
+        );
+    }
+
+    #[test]
+    fn refusals_quote_a_short_prefix_of_a_long_value() {
+        let long = "x".repeat(100_000);
+        type Mutation = Box<dyn Fn(&mut pb::Document, &str)>;
+        let fields: Vec<(&str, Mutation)> = vec![
+            (
+                "document.document_type",
+                Box::new(|d, t| d.document_type = t.into()),
+            ),
+            (
+                "document.promulgation_date",
+                Box::new(|d, t| d.promulgation_date = t.into()),
+            ),
+            ("document.due_date", Box::new(|d, t| d.due_date = t.into())),
+            (
+                "document.signer.competence",
+                Box::new(|d, t| {
+                    d.signer = Some(pb::Signer {
+                        competence: t.into(),
+                        ..Default::default()
+                    })
+                }),
+            ),
+            (
+                "document.attachments[0].media_type",
+                Box::new(|d, t| {
+                    d.attachments = vec![pb::AttachmentRef {
+                        media_type: t.into(),
+                        ..attachment("a.pdf")
+                    }]
+                }),
+            ),
+        ];
+        for (field, set) in &fields {
+            let mut d = valid();
+            set(&mut d, &long);
+            let reason = reason_of(d);
+            assert!(reason.starts_with(&format!("{field}: ")), "{reason}");
+            assert!(reason.contains("(100000 characters)"), "{field}");
+            assert!(reason.len() < 300, "{field}: {} bytes", reason.len());
+        }
     }
 
     #[test]

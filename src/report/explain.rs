@@ -211,7 +211,10 @@ impl Reports {
             .ok_or_else(|| {
                 Error::invalid(
                     "organization",
-                    format!("{org:?} is not an organisation of the directory (a code or an alias)"),
+                    format!(
+                        "{} is not an organisation of the directory (a code or an alias)",
+                        crate::error::quote(org)
+                    ),
                 )
             })?
             .clone();

@@ -141,3 +141,55 @@ async fn the_same_ca_cannot_vouch_for_an_organisation_outside_the_directory() {
     );
     running.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_naming_two_organisations_is_refused_as_such() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, SanType,
+    };
+    let server = TestServer::start().await;
+    // The development CA signs it: the certificate itself is valid.
+    let pki = server.pki();
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(pki.ca_key()).expect("ca key")).expect("ca key");
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "lienthong development CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "000.32.09.H37");
+    params.subject_alt_names = ["000.32.09.H37", "000.00.04.H37"]
+        .iter()
+        .map(|code| {
+            SanType::URI(
+                format!("{}{code}", pki::ORG_URI_PREFIX)
+                    .try_into()
+                    .expect("uri"),
+            )
+        })
+        .collect();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &issuer).expect("certificate");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(ca(&server))
+        .identity(Identity::from_pem(cert.pem(), key.serialize_pem()));
+    let ch = channel(&server, tls)
+        .await
+        .expect("the certificate is valid");
+    let err = pb::exchange_client::ExchangeClient::new(ch)
+        .list_inbox(pb::ListMailboxRequest::default())
+        .await
+        .expect_err("two organisations");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        err.message(),
+        "the client certificate names 2 organisations (SAN URIs urn:lienthong:org:<code>); exactly one is required"
+    );
+}

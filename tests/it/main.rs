@@ -24,6 +24,7 @@ mod layout;
 mod lifecycle;
 mod notifications;
 mod numbering;
+mod outside;
 mod paper;
 mod registers;
 mod report;
