@@ -251,14 +251,20 @@ impl Exchange {
         }
     }
 
-    /// The document `id`, if `caller` sent or received it. Unknown ids and
-    /// other organisations' documents give the same NOT_FOUND, so the answer
-    /// reveals nothing about documents the caller may not see.
-    pub(crate) fn readable(&self, caller: &Organization, id: &str) -> Result<DocumentView> {
+    /// The document `id` (the request's field `field`), if `caller` sent or
+    /// received it. Unknown ids and other organisations' documents give the
+    /// same NOT_FOUND, so the answer reveals nothing about documents the
+    /// caller may not see.
+    pub(crate) fn readable(
+        &self,
+        caller: &Organization,
+        field: &'static str,
+        id: &str,
+    ) -> Result<DocumentView> {
         let not_found = || Error::not_found(format!("document {}", quote(id)));
         let doc_id = DocId::parse(id).ok_or_else(|| {
             Error::invalid(
-                "id",
+                field,
                 format!(
                     "{} is not a document id (32 hexadecimal characters)",
                     quote(id)
@@ -274,7 +280,7 @@ impl Exchange {
 
     /// One document and, if asked, its attachments' contents.
     pub fn get(&self, caller: &Organization, id: &str, include_content: bool) -> Result<Fetched> {
-        let view = self.readable(caller, id)?;
+        let view = self.readable(caller, "id", id)?;
         let mut contents = Vec::with_capacity(view.header.attachments.len());
         for (index, declared) in view.header.attachments.iter().enumerate() {
             contents.push(if include_content {
@@ -301,7 +307,7 @@ impl Exchange {
             let id = DocId(reply.as_slice().try_into().map_err(|_| {
                 Error::storage(format!("a reply id of {} is not 16 bytes", view.id))
             })?);
-            if self.readable(caller, &id.to_string()).is_ok() {
+            if self.readable(caller, "id", &id.to_string()).is_ok() {
                 replies.push(id);
             }
         }

@@ -219,7 +219,7 @@ impl Tracking {
     /// a recipient's own changes (and the revocation) for a recipient.
     /// Oldest first.
     pub fn history(&self, caller: &Organization, id: &str) -> Result<Vec<HistoryEntry>> {
-        let view = self.exchange.readable(caller, id)?;
+        let view = self.exchange.readable(caller, "document_id", id)?;
         let me = caller.code.as_str();
         let sender = view.stored.sender == me;
         let mut entries: Vec<HistoryEntry> = view

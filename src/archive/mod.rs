@@ -70,7 +70,7 @@ impl Archive {
         tree_size: u64,
         leaf_index: Option<u64>,
     ) -> Result<pb::InclusionProof> {
-        let view = self.exchange.readable(caller, id)?;
+        let view = self.exchange.readable(caller, "document_id", id)?;
         let index = match leaf_index {
             None => self
                 .store

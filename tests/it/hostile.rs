@@ -166,7 +166,7 @@ async fn long_values_are_refused_naming_the_field_and_quoted_short() {
     assert_names(
         client.get_inclusion_proof(proof).await,
         Grpc::InvalidArgument,
-        "id",
+        "document_id",
     );
     let history = pb::GetHistoryRequest {
         document_id: long(),
@@ -174,7 +174,7 @@ async fn long_values_are_refused_naming_the_field_and_quoted_short() {
     assert_names(
         client.get_history(history).await,
         Grpc::InvalidArgument,
-        "id",
+        "document_id",
     );
     let report = pb::GetReportRequest {
         period: long(),
