@@ -21,6 +21,7 @@ mod explain;
 mod identity;
 mod layout;
 mod lifecycle;
+mod limits;
 mod notifications;
 mod numbering;
 mod paper;
