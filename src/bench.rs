@@ -274,7 +274,8 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
                 .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
             let exe =
                 std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-            let spawned = ServeProcess::start(&exe, data.path(), &[])?;
+            // It measures the server, not the send rate per organisation.
+            let spawned = ServeProcess::start(&exe, data.path(), &["--org-sends-per-minute", "0"])?;
             (Some(data), Some(spawned))
         }
         Some(_) => (None, None),

@@ -885,6 +885,8 @@ pub async fn demo(
     let mut config = ServerConfig::new(data_dir);
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     config.store.clock = clock.clone();
+    // A year of sends in minutes: far above any organisation's real rate.
+    config.network.org_sends_per_minute = 0;
     let server = server::start(config).await.map_err(|e| e.to_string())?;
     let url = format!("https://{}", server.addr);
     let mut clients = Vec::new();

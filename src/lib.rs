@@ -27,6 +27,9 @@
 //!   line, tests and benchmarks.
 //! - [`server`]: assembles directory, certificates, store and gRPC service,
 //!   and shuts them down in order.
+//! - [`admission`]: what the server lets in: connection caps, handshake and
+//!   idle deadlines before authentication; byte budgets and a send rate per
+//!   organisation after it; warnings when a limit bites.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
 //!   certificate, unpack, call the domain, map errors.
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
@@ -80,6 +83,7 @@
 //! - [`error`]: the one error type, mapped to gRPC statuses in one place.
 //! - [`pb`]: code generated from `proto/lienthong/v1/exchange.proto`.
 
+pub mod admission;
 pub mod api;
 pub mod archive;
 pub mod bench;

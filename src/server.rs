@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::admission::{self, AdmissionLayer, NetworkLimits, Warnings};
 use crate::api::{ExchangeApi, ExchangeServer};
 use crate::archive::Archive;
 use crate::calendar::Calendar;
@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// The report's target: percent of documents exchanged electronically.
     pub target_percent: f64,
     pub limits: Limits,
+    /// Connections, HTTP/2, request budgets and the send rate.
+    pub network: NetworkLimits,
     pub store: StoreOptions,
     pub notify: NotifyOptions,
     /// A checkpoint of the archive is signed at least this often when
@@ -68,6 +70,7 @@ impl ServerConfig {
             calendar: Arc::new(Calendar::builtin()),
             target_percent: crate::report::DEFAULT_TARGET_PERCENT,
             limits: Limits::default(),
+            network: NetworkLimits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
             checkpoint_interval: std::time::Duration::from_secs(
@@ -87,6 +90,12 @@ const REQUEST_MARGIN: usize = 64 * 1024;
 /// Room on top of the document limit for the rest of a response: the
 /// receipts, signatures and keys beside a document and its attachments.
 const RESPONSE_MARGIN: usize = 1024 * 1024;
+
+/// An HTTP/2 PING this often on a connection, closed if unanswered within
+/// the timeout: finds a peer that vanished (a cut line, a machine turned
+/// off) even while it has a request open, which the idle time does not.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -138,12 +147,45 @@ impl RunningServer {
     }
 }
 
+/// The server's TLS: a client certificate that chains to the client CA is
+/// required (a connection without one never gets past the handshake), and
+/// HTTP/2 is the only protocol offered.
+fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, StartError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let pem_error =
+        |path: &Path, e: &dyn std::fmt::Display| StartError(format!("{}: {e}", path.display()));
+    let chain = CertificateDer::pem_slice_iter(&read_file(&files.cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(&files.cert, &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&read_file(&files.key)?)
+        .map_err(|e| pem_error(&files.key, &e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&read_file(&files.client_ca)?) {
+        let ca = ca.map_err(|e| pem_error(&files.client_ca, &e))?;
+        roots.add(ca).map_err(|e| pem_error(&files.client_ca, &e))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| fail("client CA")(&e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| fail("TLS configuration")(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Starts the service and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // tonic is built with ring; say so explicitly in case another crate in
     // the build enabled a second provider, which would make rustls refuse to
     // pick one. An error here only means a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let message_limit = config.limits.max_document_bytes + REQUEST_MARGIN;
+    config
+        .network
+        .check(message_limit)
+        .map_err(|e| fail("limits")(&e))?;
 
     let directory =
         Arc::new(Directory::load(config.directory.as_deref()).map_err(|e| fail("directory")(&e))?);
@@ -213,13 +255,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .publish(&PkiPaths::new(dir).service_key())
             .map_err(|e| fail("service key")(&e))?;
     }
-    let identity = Identity::from_pem(read_file(&tls_files.cert)?, read_file(&tls_files.key)?);
-    let client_ca = Certificate::from_pem(read_file(&tls_files.client_ca)?);
-    // No client_auth_optional: a connection without a certificate that
-    // chains to the client CA never gets past the handshake.
-    let tls = ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(client_ca);
+    let tls = tls_config(&tls_files)?;
 
     let (listener, committed) = notify::listener();
     let engine =
@@ -247,7 +283,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     ));
     let exchange = Arc::new(Exchange::new(
         store.clone(),
-        directory,
+        directory.clone(),
         keys,
         service_key,
         config.limits.clone(),
@@ -275,6 +311,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             }
         }
     });
+    let mut network = config.network.clone();
+    let descriptors = admission::descriptors::raise_limit();
+    let fitting =
+        admission::descriptors::connections_that_fit(network.max_connections, descriptors);
+    if fitting < network.max_connections {
+        tracing::warn!(
+            "at most {fitting} connections: the process may open {} descriptors and keeps {} for its files; raise LimitNOFILE (ulimit -n) to allow --max-connections {}",
+            descriptors.unwrap_or_default(),
+            admission::descriptors::RESERVED,
+            network.max_connections
+        );
+        network.max_connections = fitting;
+    }
+    let warnings = Arc::new(Warnings::default());
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
     let tracking = Arc::new(Tracking::new(
         store.clone(),
@@ -299,21 +349,30 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
     let max_document_bytes = config.limits.max_document_bytes;
+    // Every HTTP/2 setting given, rather than left to the libraries'
+    // defaults (tonic's advertise no limit on streams).
     let router = tonic::transport::Server::builder()
-        .tls_config(tls)
-        .map_err(|e| fail("TLS configuration")(&e))?
+        .max_concurrent_streams(network.max_streams_per_connection)
+        .initial_stream_window_size(network.stream_window)
+        .initial_connection_window_size(network.connection_window)
+        .http2_max_header_list_size(network.max_header_list)
+        .max_frame_size(network.max_frame)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(AdmissionLayer::new(
+            &network,
+            directory.clone(),
+            warnings.clone(),
+        ))
         // Broken framing is the caller's error: say so precisely.
         .layer(tower::util::MapResponseLayer::new(move |response| {
             crate::api::framing::precise(response, max_document_bytes)
         }))
         .add_service(service);
 
-    // Replies are small and latency matters: no Nagle delay (which, against
-    // the peer's delayed ACK, adds 40 ms to some replies). The builder's own
-    // tcp_nodelay does not apply to a listener we hand it, so set it here.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    // TLS is ours, not tonic's: the connection caps apply before it, and
+    // the handshake deadline runs on to the HTTP/2 preface.
+    let incoming = admission::incoming(listener, tls, &network, warnings);
     let (shutdown, stop) = oneshot::channel::<()>();
     let tasks = notifier.clone();
     let task = tokio::spawn(async move {

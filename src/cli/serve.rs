@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -10,6 +11,7 @@ use tonic::Code;
 
 use super::error::{CliError, Result};
 use super::output;
+use crate::admission::NetworkLimits;
 use crate::calendar::Calendar;
 use crate::defaults;
 use crate::exchange::Limits;
@@ -74,6 +76,85 @@ pub struct ServeArgs {
     /// Events held for a subscriber that reads slowly before it is cut off.
     #[arg(long, default_value_t = defaults::EVENT_BUFFER)]
     pub event_buffer: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// The limits against hostile or broken clients (README, "Security
+/// limits"); the defaults say why each is what it is.
+#[derive(Args)]
+#[command(next_help_heading = "Connection and request limits")]
+pub struct LimitArgs {
+    /// Connections open at once, in all; more are closed at once, before TLS.
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub max_connections: usize,
+    /// Connections open at once from one source address (an IPv6 /64 is one).
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS_PER_ADDRESS, value_parser = at_least_one)]
+    pub max_connections_per_address: usize,
+    /// Seconds for a new connection to complete its TLS handshake and start
+    /// HTTP/2, else it is closed.
+    #[arg(long, default_value_t = defaults::HANDSHAKE_SECONDS as f64, value_parser = seconds)]
+    pub handshake_seconds: f64,
+    /// Seconds a connection may stay open with no request in progress.
+    #[arg(long, default_value_t = defaults::IDLE_SECONDS as f64, value_parser = seconds)]
+    pub idle_seconds: f64,
+    /// Seconds a request's body may send nothing before the request is
+    /// refused and its memory freed.
+    #[arg(long, default_value_t = defaults::STALL_SECONDS as f64, value_parser = seconds)]
+    pub stall_seconds: f64,
+    /// HTTP/2: requests in progress at once on one connection.
+    #[arg(long, default_value_t = defaults::MAX_STREAMS_PER_CONNECTION, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
+    /// HTTP/2: KiB one request may send before the server takes them in.
+    #[arg(long, default_value_t = defaults::STREAM_WINDOW_KIB, value_parser = clap::value_parser!(u32).range(1..=2_097_151))]
+    pub stream_window_kib: u32,
+    /// HTTP/2: KiB one connection may send before the server takes them in.
+    #[arg(long, default_value_t = defaults::CONNECTION_WINDOW_KIB, value_parser = clap::value_parser!(u32).range(1..=2_097_151))]
+    pub connection_window_kib: u32,
+    /// HTTP/2: KiB of one request's headers.
+    #[arg(long, default_value_t = defaults::MAX_HEADER_KIB, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_header_kib: u32,
+    /// HTTP/2: the largest frame accepted, in KiB (16 to 16383).
+    #[arg(long, default_value_t = defaults::MAX_FRAME_KIB, value_parser = clap::value_parser!(u32).range(16..=16_383))]
+    pub max_frame_kib: u32,
+    /// MiB of requests held in memory at once, for all callers; a request
+    /// over it is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = defaults::REQUEST_BUDGET_MIB, value_parser = at_least_one)]
+    pub request_budget_mib: usize,
+    /// MiB of requests held in memory at once for one organisation (at
+    /// least the largest document and 1 MiB).
+    #[arg(long, default_value_t = defaults::ORG_REQUEST_BUDGET_MIB, value_parser = at_least_one)]
+    pub org_request_budget_mib: usize,
+    /// Documents one organisation may send or record per minute, once its
+    /// burst is spent; 0: no limit.
+    #[arg(long, default_value_t = defaults::ORG_SENDS_PER_MINUTE)]
+    pub org_sends_per_minute: u32,
+    /// Documents one organisation may send at once before that rate applies.
+    #[arg(long, default_value_t = defaults::ORG_SEND_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    pub org_send_burst: u32,
+}
+
+impl LimitArgs {
+    fn network(&self) -> NetworkLimits {
+        const KIB: u32 = 1024;
+        const MIB: usize = 1024 * 1024;
+        NetworkLimits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            handshake: Duration::from_secs_f64(self.handshake_seconds),
+            idle: Duration::from_secs_f64(self.idle_seconds),
+            stall: Duration::from_secs_f64(self.stall_seconds),
+            max_streams_per_connection: self.max_streams_per_connection,
+            stream_window: self.stream_window_kib.saturating_mul(KIB),
+            connection_window: self.connection_window_kib.saturating_mul(KIB),
+            max_header_list: self.max_header_kib.saturating_mul(KIB),
+            max_frame: self.max_frame_kib.saturating_mul(KIB),
+            request_budget: self.request_budget_mib.saturating_mul(MIB),
+            org_request_budget: self.org_request_budget_mib.saturating_mul(MIB),
+            org_sends_per_minute: self.org_sends_per_minute,
+            org_send_burst: self.org_send_burst,
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> Result {
@@ -114,6 +195,7 @@ pub async fn run(args: ServeArgs) -> Result {
             max_document_bytes: args.max_document_bytes,
             max_recipients: args.max_recipients,
         },
+        network: args.limits.network(),
         store: StoreOptions {
             cache_bytes: args.cache_mib * 1024 * 1024,
             events_kept: args.events_kept,
@@ -188,6 +270,24 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A whole number of at least 1.
+fn at_least_one(text: &str) -> std::result::Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
+}
+
+/// A duration in seconds, more than 0 and at most a day.
+fn seconds(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most 86400"
+        )),
+    }
 }
 
 /// A target between 0 and 100.

@@ -520,7 +520,7 @@ fn ok_or_panic(output: Output) {
 }
 
 /// Groups digits by three with a space, as the README writes numbers.
-fn grouped(n: u64) -> String {
+pub(crate) fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -35,7 +35,15 @@ fn start(data: &Path) -> Server {
     // Every event kept, so that the check can replay each log from 1.
     crate::common::serve_process(
         data,
-        &["--heartbeat-seconds", "0.2", "--events-kept", "1000000"],
+        // Senders go as fast as the server takes them: no send rate.
+        &[
+            "--heartbeat-seconds",
+            "0.2",
+            "--events-kept",
+            "1000000",
+            "--org-sends-per-minute",
+            "0",
+        ],
     )
 }
 

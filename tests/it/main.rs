@@ -22,6 +22,7 @@ mod hostile;
 mod identity;
 mod layout;
 mod lifecycle;
+mod limits;
 mod notifications;
 mod numbering;
 mod outside;

@@ -35,6 +35,9 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = ServerConfig::new(dir.path());
         config.listen = "127.0.0.1:0".parse().expect("address");
+        // Tests send hundreds of documents a second from one organisation;
+        // `limits` tests the send rate on its own.
+        config.network.org_sends_per_minute = 0;
         adjust(&mut config);
         let running = server::start(config.clone()).await.expect("server starts");
         TestServer {
