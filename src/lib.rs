@@ -25,8 +25,11 @@
 //!   for `bench` and the tests.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
-//! - [`server`]: assembles directory, certificates, store and gRPC service,
-//!   and shuts them down in order.
+//! - [`server`]: assembles directory, certificates, store and gRPC service
+//!   (and the dashboard, if asked for), and shuts them down in order.
+//! - [`dashboard`]: `serve --http`: the report at a glance and each
+//!   document's page as server-rendered HTML and SVG; plain HTTP on
+//!   loopback, HTTPS with client certificates elsewhere.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
 //!   certificate, unpack, call the domain, map errors.
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
@@ -87,6 +90,7 @@ pub mod clock;
 #[cfg(feature = "jetstream")]
 pub mod compare;
 pub mod crypto;
+pub mod dashboard;
 pub mod deadlines;
 pub mod defaults;
 pub mod demo;
