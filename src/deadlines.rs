@@ -40,14 +40,21 @@ pub const SECRET_SUBJECT: &str = "(văn bản mật: trích yếu không hiển 
 fn redact_secret(entries: &mut [Deadline], viewer: &Organization) {
     for entry in entries {
         let view = &entry.view;
-        let party = view.stored.is_party(viewer.code.as_str());
-        if view.header.secrecy != 0 && !party {
-            let mut hidden = DocumentView::clone(view);
-            hidden.header.subject = SECRET_SUBJECT.to_owned();
-            hidden.header.content.clear();
-            entry.view = Arc::new(hidden);
+        if view.header.secrecy != 0 && !view.stored.is_party(viewer.code.as_str()) {
+            entry.view = Arc::new(hide_secret(DocumentView::clone(view), viewer));
         }
     }
+}
+
+/// `view` as a district viewer sees it: a secret document's subject and
+/// content stay with its parties (the rule of [`redact_secret`]), for the
+/// report's explanation and the dashboard's document view too.
+pub(crate) fn hide_secret(mut view: DocumentView, viewer: &Organization) -> DocumentView {
+    if view.header.secrecy != 0 && !view.stored.is_party(viewer.code.as_str()) {
+        view.header.subject = SECRET_SUBJECT.to_owned();
+        view.header.content.clear();
+    }
+    view
 }
 
 /// The last day an overdue deadline can be due on. Every index entry of

@@ -25,11 +25,14 @@
 //!   for `bench` and the tests.
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
-//! - [`server`]: assembles directory, certificates, store and gRPC service,
-//!   and shuts them down in order.
+//! - [`server`]: assembles directory, certificates, store and gRPC service
+//!   (and the dashboard, if asked for), and shuts them down in order.
 //! - [`admission`]: what the server lets in: connection caps, handshake and
 //!   idle deadlines before authentication; byte budgets and a send rate per
 //!   organisation after it; warnings when a limit bites.
+//! - [`dashboard`]: `serve --http`: the report at a glance and each
+//!   document's page as server-rendered HTML and SVG; plain HTTP on
+//!   loopback, HTTPS with client certificates elsewhere.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
 //!   certificate, unpack, call the domain, map errors.
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
@@ -94,6 +97,7 @@ pub mod clock;
 #[cfg(feature = "jetstream")]
 pub mod compare;
 pub mod crypto;
+pub mod dashboard;
 pub mod deadlines;
 pub mod defaults;
 pub mod demo;

@@ -10,6 +10,11 @@
 //!   sits beside the certificates so that `serve` can issue certificates for
 //!   organisations added later; a production deployment configures its own
 //!   certificates by path (see `certs/README.md`) and keeps the CA offline.
+//! - Each organisation's certificate and TLS key are also written as a
+//!   PKCS#12 file (`clients/<code>.p12`) for a browser to import, under the
+//!   published password [`P12_PASSWORD`]: the same key lies unencrypted
+//!   beside it (`clients/<code>.key`), so a secret password would protect
+//!   nothing and only be one more thing to hand out.
 
 use std::fmt;
 use std::fs;
@@ -25,11 +30,21 @@ use x509_parser::extensions::GeneralName;
 
 use crate::crypto::SigningKey;
 use crate::directory::{Directory, OrgCode, Organization};
+use crate::error::Error;
 
 /// The SAN URI prefix that names an organisation in a client certificate.
 pub const ORG_URI_PREFIX: &str = "urn:lienthong:org:";
 
 const CA_NAME: &str = "lienthong development CA";
+
+/// The password of the development PKI's `.p12` files (see the module's
+/// security decisions).
+pub const P12_PASSWORD: &str = "lienthong";
+
+/// PBKDF2 and MAC iterations of those files. The password is published, so
+/// stretching it protects nothing; few iterations keep a PKI of thirty
+/// organisations quick to make. Browsers and NSS import them as they are.
+const P12_ITERATIONS: u32 = 1;
 const CLIENT_INDEX: &str = "clients.toml";
 
 #[derive(Debug)]
@@ -38,6 +53,7 @@ pub enum PkiError {
     Generate(rcgen::Error),
     Index(String),
     UnknownClient { name: String, index: PathBuf },
+    Pkcs12(PathBuf, String),
 }
 
 impl fmt::Display for PkiError {
@@ -46,6 +62,9 @@ impl fmt::Display for PkiError {
             PkiError::Io(path, e) => write!(f, "{}: {e}", path.display()),
             PkiError::Generate(e) => write!(f, "cannot generate a certificate: {e}"),
             PkiError::Index(m) => f.write_str(m),
+            PkiError::Pkcs12(path, e) => {
+                write!(f, "cannot write the PKCS#12 file {}: {e}", path.display())
+            }
             PkiError::UnknownClient { name, index } => write!(
                 f,
                 "no client certificate for {name:?} in {} (give an organisation code or alias listed there, or --cert and --key)",
@@ -92,6 +111,10 @@ impl PkiPaths {
     pub fn signing_keys(&self) -> PathBuf {
         self.dir.join("signing-keys.toml")
     }
+    /// `code`'s certificate and TLS key as one PKCS#12 file, for a browser.
+    pub fn client_p12(&self, code: &str) -> PathBuf {
+        self.dir.join(format!("clients/{code}.p12"))
+    }
     /// The service's public key, which `serve` copies here when it makes the
     /// development PKI, so that `verify` has a trusted copy to check
     /// receipts and checkpoints with.
@@ -123,7 +146,7 @@ fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|e| PkiError::Io(path.to_owned(), e))
 }
 
-fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+fn write(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
     let io = |e| PkiError::Io(path.to_owned(), e);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io)?;
@@ -138,7 +161,7 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
     #[cfg(not(unix))]
     let _ = private;
     let mut file = options.open(path).map_err(io)?;
-    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(io)
+    std::io::Write::write_all(&mut file, contents).map_err(io)
 }
 
 fn validity(params: &mut CertificateParams, days: i64) {
@@ -174,8 +197,8 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
         let mut params = ca_params();
         validity(&mut params, 3650);
         let cert = params.self_signed(&key)?;
-        write(&paths.ca_key(), &key.serialize_pem(), true)?;
-        write(&paths.ca_cert(), &cert.pem(), false)?;
+        write(&paths.ca_key(), key.serialize_pem().as_bytes(), true)?;
+        write(&paths.ca_cert(), cert.pem().as_bytes(), false)?;
         report.created_ca = true;
         key
     };
@@ -194,8 +217,8 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
         params.use_authority_key_identifier_extension = true;
         validity(&mut params, 825);
         let cert = params.signed_by(&key, &issuer)?;
-        write(&paths.server_key(), &key.serialize_pem(), true)?;
-        write(&paths.server_cert(), &cert.pem(), false)?;
+        write(&paths.server_key(), key.serialize_pem().as_bytes(), true)?;
+        write(&paths.server_cert(), cert.pem().as_bytes(), false)?;
     }
 
     let mut index: ClientIndex = if paths.index().exists() {
@@ -226,13 +249,21 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
             .to_owned()
         };
         text.push_str(&new_keys);
-        write(&file, &text, false)?;
+        write(&file, text.as_bytes(), false)?;
+    }
+    // Every organisation's `.p12`, also for a PKI made before they were.
+    let ca_der = certificate_der(&paths.ca_cert())?;
+    for entry in &index.client {
+        let p12 = paths.client_p12(&entry.code);
+        if !p12.exists() {
+            write_p12(paths, entry, &ca_der, &p12)?;
+        }
     }
     if report.issued_clients > 0 {
         let text = toml::to_string(&index).map_err(|e| PkiError::Index(e.to_string()))?;
         let header = "# Client certificates of this PKI folder, one per organisation.\n\
                       # `lienthong <command> --as CODE-OR-ALIAS` finds its certificate here.\n\n";
-        write(&paths.index(), &format!("{header}{text}"), false)?;
+        write(&paths.index(), format!("{header}{text}").as_bytes(), false)?;
     }
     Ok(report)
 }
@@ -270,17 +301,62 @@ fn issue_client(
         key: format!("clients/{}.key", org.code),
         signing_key: Some(format!("clients/{}.signing.pem", org.code)),
     };
-    write(&paths.dir.join(&entry.key), &key.serialize_pem(), true)?;
-    write(&paths.dir.join(&entry.cert), &cert.pem(), false)?;
+    write(
+        &paths.dir.join(&entry.key),
+        key.serialize_pem().as_bytes(),
+        true,
+    )?;
+    write(&paths.dir.join(&entry.cert), cert.pem().as_bytes(), false)?;
     write(
         &paths.dir.join(format!("clients/{}.signing.pem", org.code)),
-        &signing_pem,
+        signing_pem.as_bytes(),
         true,
     )?;
     let now = crate::clock::now_ms();
     let day = 86_400_000;
     let row = crate::keys::key_row(&org.code, signing.spki_der(), now - day, now + 825 * day);
     Ok((entry, row))
+}
+
+/// The DER of the (first) certificate of a PEM file.
+fn certificate_der(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let text = read(path)?;
+    pem::parse(&text)
+        .map(|block| block.into_contents())
+        .map_err(|e| PkiError::Index(format!("{}: {e}", path.display())))
+}
+
+/// `entry`'s certificate, with the CA's after it, and its TLS key as a
+/// PKCS#12 file at `out`, under [`P12_PASSWORD`].
+fn write_p12(
+    paths: &PkiPaths,
+    entry: &ClientEntry,
+    ca_der: &[u8],
+    out: &Path,
+) -> Result<(), PkiError> {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let failed = |e: &dyn fmt::Display| PkiError::Pkcs12(out.to_owned(), e.to_string());
+    let key = KeyPair::from_pem(&read(&paths.dir.join(&entry.key))?)?;
+    let key = PrivateKey::from_der(&key.serialize_der()).map_err(|e| failed(&e))?;
+    let cert = certificate_der(&paths.dir.join(&entry.cert))?;
+    let chain = [cert.as_slice(), ca_der]
+        .into_iter()
+        .map(Certificate::from_der)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(&e))?;
+    let mut store = KeyStore::new();
+    // The alias is the name a browser lists the certificate under.
+    store.add_entry(
+        &format!("{} ({})", entry.alias, entry.code),
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(entry.code.as_bytes(), key, chain)),
+    );
+    let bytes = store
+        .writer(P12_PASSWORD)
+        .encryption_iterations(P12_ITERATIONS)
+        .mac_iterations(P12_ITERATIONS)
+        .write()
+        .map_err(|e| failed(&e))?;
+    write(out, &bytes, true)
 }
 
 /// An organisation's document signing key from a PKI folder's
@@ -321,6 +397,20 @@ pub fn find_client(paths: &PkiPaths, name: &str) -> Result<(PathBuf, PathBuf), P
             name: name.into(),
             index: paths.index(),
         })
+}
+
+/// The caller's organisation, from the leaf of the client certificate
+/// chain that TLS verified against the client CA (gRPC and the dashboard
+/// alike): nothing else can say who the caller is.
+pub fn caller(directory: &Directory, leaf: Option<&[u8]>) -> Result<Organization, Error> {
+    let leaf =
+        leaf.ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
+    let code = org_from_certificate(leaf).map_err(|e| Error::Unauthenticated(e.to_string()))?;
+    directory.org_by_code(&code).cloned().ok_or_else(|| {
+        Error::PermissionDenied(format!(
+            "the client certificate names {code}, which is not in the directory"
+        ))
+    })
 }
 
 /// Why a verified client certificate names no organisation.
@@ -411,6 +501,56 @@ mod tests {
         let again = ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
         assert!(!again.created_ca);
         assert_eq!(again.issued_clients, 0);
+
+        // A PKI made before the `.p12` files were gets them on the next run.
+        let code = code.unwrap_or_default();
+        fs::remove_file(paths.client_p12(&code)).unwrap_or_else(|e| panic!("{e}"));
+        ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
+        assert!(paths.client_p12(&code).exists());
+    }
+
+    #[test]
+    fn each_organisation_has_a_p12_with_its_certificate_key_and_the_ca() {
+        use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let paths = PkiPaths::new(dir.path());
+        let directory = Directory::builtin().unwrap_or_else(|e| panic!("{e}"));
+        ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
+        for org in directory.organizations() {
+            let code = org.code.to_string();
+            let data = fs::read(paths.client_p12(&code)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                KeyStore::from_pkcs12(&data, "wrong", Pkcs12ImportPolicy::Strict).is_err(),
+                "{code}: opened without its password"
+            );
+            let store = KeyStore::from_pkcs12(&data, P12_PASSWORD, Pkcs12ImportPolicy::Strict)
+                .unwrap_or_else(|e| panic!("{code}: {e}"));
+            let (_, chain) = store
+                .private_key_chain()
+                .unwrap_or_else(|| panic!("{code}: no key"));
+            let (cert, key) = find_client(&paths, &code).unwrap_or_else(|e| panic!("{e}"));
+            let pem_der = |path: &Path| certificate_der(path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                chain.certs()[0].as_der(),
+                pem_der(&cert).as_slice(),
+                "{code}"
+            );
+            assert_eq!(
+                chain.certs()[1].as_der(),
+                pem_der(&paths.ca_cert()).as_slice()
+            );
+            let pem_key = KeyPair::from_pem(&read(&key).unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                chain.key().as_der(),
+                pem_key.serialize_der().as_slice(),
+                "{code}"
+            );
+            assert_eq!(
+                org_from_certificate(chain.certs()[0].as_der()).ok(),
+                Some(org.code)
+            );
+        }
     }
 
     fn rustls_pem_der(pem: &str) -> Vec<u8> {

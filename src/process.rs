@@ -19,6 +19,10 @@ pub struct Ready {
     pub addr: std::net::SocketAddr,
     /// The development PKI folder, when the server uses one.
     pub pki: Option<PathBuf>,
+    /// The dashboard's address, with `serve --http` (the real port when
+    /// asked for port 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 /// How long a server may take to become ready: a store of a million
@@ -83,6 +87,7 @@ impl ServeProcess {
                 ready: false,
                 addr: crate::defaults::LISTEN,
                 pki: None,
+                http: None,
             },
             log,
             log_reader,

@@ -271,6 +271,36 @@ impl Reports {
 }
 
 impl Reports {
+    /// Month by month through `year`, the district's totals for the
+    /// committee and its office, `caller`'s own row for anyone else (the
+    /// same rule as [`Reports::report`]); without what is overdue. Reads
+    /// O(organisations × 12) counter records.
+    pub fn monthly(&self, caller: &Organization, year: u16) -> Result<Vec<((u16, u8), Row)>> {
+        let district_view = DISTRICT_KINDS.contains(&caller.kind.as_str());
+        let mut months: Vec<((u16, u8), Row)> = (1..=12)
+            .map(|month| {
+                let row = Row {
+                    organization: (!district_view).then(|| caller.clone()),
+                    ..Row::default()
+                };
+                ((year, month), row)
+            })
+            .collect();
+        for org in self.directory.organizations() {
+            if !district_view && org.code != caller.code {
+                continue;
+            }
+            for ((_, month), counts) in
+                self.store.report_months(&org.code, (year, 1), (year, 12))?
+            {
+                if let Some((_, row)) = months.get_mut(usize::from(month).saturating_sub(1)) {
+                    add(&mut row.counts, &counts);
+                }
+            }
+        }
+        Ok(months)
+    }
+
     /// `org`'s counters summed over the period, without what is overdue.
     fn row(&self, org: &Organization, period: Period) -> Result<Row> {
         let mut counts = StoredReportMonth::default();

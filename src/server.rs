@@ -1,5 +1,6 @@
 //! Assembling and running the service: directory, certificates, store, the
-//! gRPC server over mutual TLS, and an orderly shutdown.
+//! gRPC server over mutual TLS, the dashboard if asked for, and an orderly
+//! shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::admission::{self, AdmissionLayer, NetworkLimits, Warnings};
 use crate::api::{ExchangeApi, ExchangeServer};
 use crate::archive::Archive;
 use crate::calendar::Calendar;
+use crate::dashboard::{self, Access, Dashboard, Pages};
 use crate::deadlines::Deadlines;
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
@@ -36,6 +38,10 @@ pub struct TlsFiles {
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The dashboard's address (`serve --http`); `None`: no dashboard.
+    /// Plain HTTP on a loopback address, else HTTPS with client
+    /// certificates, which needs `tls` (see [`crate::dashboard`]).
+    pub http: Option<SocketAddr>,
     /// `None`: the built-in Hữu Lũng directory.
     pub directory: Option<PathBuf>,
     /// `None`: the development PKI under `DATA/pki`, created if missing.
@@ -64,6 +70,7 @@ impl ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
             listen: crate::defaults::LISTEN,
+            http: None,
             directory: None,
             tls: None,
             signing_keys: None,
@@ -119,6 +126,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>, StartError> {
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The dashboard's address, when it runs.
+    pub http: Option<SocketAddr>,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
     notifier: Arc<Notifier>,
@@ -186,6 +195,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .network
         .check(message_limit)
         .map_err(|e| fail("limits")(&e))?;
+    if let Some(http) = config.http {
+        if !http.ip().is_loopback() && config.tls.is_none() {
+            return Err(StartError(format!(
+                "--http {http} is not a loopback address: there the dashboard is HTTPS with client certificates, configured by path (--tls-cert, --tls-key, --client-ca); the development PKI is for one machine and its server certificate names only localhost. Give those three, or a loopback address such as 127.0.0.1:8080"
+            )));
+        }
+    }
 
     let directory =
         Arc::new(Directory::load(config.directory.as_deref()).map_err(|e| fail("directory")(&e))?);
@@ -256,6 +272,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .map_err(|e| fail("service key")(&e))?;
     }
     let tls = tls_config(&tls_files)?;
+    // Checked before the store opens: a dashboard that cannot start stops
+    // `serve` at once.
+    let access = match config.http {
+        None => None,
+        Some(http) if http.ip().is_loopback() => Some(Access::Local(
+            dashboard::local_viewer(&directory).map_err(StartError)?,
+        )),
+        Some(_) => Some(Access::Certificate(
+            dashboard::tls_config(
+                &read_file(&tls_files.cert)?,
+                &read_file(&tls_files.key)?,
+                &read_file(&tls_files.client_ca)?,
+            )
+            .map_err(|e| fail("the dashboard's TLS")(&e))?,
+        )),
+    };
 
     let (listener, committed) = notify::listener();
     let engine =
@@ -331,6 +363,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         exchange.clone(),
         config.calendar.clone(),
     ));
+    let pages = Arc::new(Pages::new(
+        reports.clone(),
+        deadlines.clone(),
+        tracking.clone(),
+        directory.clone(),
+    ));
     let service = ExchangeServer::new(ExchangeApi::new(
         exchange,
         tracking,
@@ -348,6 +386,29 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    let dashboard = match (access, config.http) {
+        (Some(access), Some(http)) => {
+            let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| {
+                StartError(format!(
+                    "cannot listen for the dashboard (--http) on {http}: {e}"
+                ))
+            })?;
+            let running =
+                Dashboard::start(listener, access, pages).map_err(|e| fail("the dashboard")(&e))?;
+            tracing::info!(
+                "dashboard on {}://{}",
+                if http.ip().is_loopback() {
+                    "http"
+                } else {
+                    "https"
+                },
+                running.addr
+            );
+            Some(running)
+        }
+        _ => None,
+    };
+    let http_addr = dashboard.as_ref().map(|d| d.addr);
     let max_document_bytes = config.limits.max_document_bytes;
     // Every HTTP/2 setting given, rather than left to the libraries'
     // defaults (tonic's advertise no limit on streams).
@@ -381,6 +442,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 let _ = stop.await;
             })
             .await;
+        // The dashboard's pages read the store too: finish them first.
+        if let Some(dashboard) = dashboard {
+            dashboard.stop().await;
+        }
         // Every request has finished: flush and close the store, then wait
         // for the tasks that hold it, so its files are released on return.
         tasks.close();
@@ -395,6 +460,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     tracing::info!("listening on {addr}");
     Ok(RunningServer {
         addr,
+        http: http_addr,
         dev_pki,
         notifier,
         shutdown: Some(shutdown),

@@ -14,10 +14,11 @@ use time::Date;
 
 use crate::calendar::Calendar;
 use crate::crypto;
+use crate::deadlines::{hide_secret, DISTRICT_KINDS};
 use crate::directory::Organization;
 use crate::document;
 use crate::error::{quote, Error, Result};
-use crate::exchange::Exchange;
+use crate::exchange::{DocumentView, Exchange};
 use crate::lifecycle::Code;
 use crate::pb;
 use crate::store::{DocId, NewStatus, StatusOutcome, Store, StoredStatus};
@@ -57,6 +58,15 @@ impl HistoryEntry {
             stored: Some(stored),
         }
     }
+}
+
+/// A document, its history, and how much of it the viewer may see.
+#[derive(Debug)]
+pub struct Followed {
+    pub view: DocumentView,
+    pub history: Vec<HistoryEntry>,
+    /// Every recipient's status is shown, not only the viewer's own.
+    pub every_recipient: bool,
 }
 
 pub struct Tracking {
@@ -220,13 +230,48 @@ impl Tracking {
     /// Oldest first.
     pub fn history(&self, caller: &Organization, id: &str) -> Result<Vec<HistoryEntry>> {
         let view = self.exchange.readable(caller, "document_id", id)?;
+        let sender = view.stored.sender == caller.code.as_str();
+        self.history_of(&view, caller, sender)
+    }
+
+    /// A document as the dashboard shows it to `viewer`: to its parties,
+    /// what `show` and `history` show them; to the district committee and
+    /// its office, any document, with every recipient's status and change,
+    /// a secret one without its subject — what their district deadline list
+    /// and the report's explanation already show of it. Anyone else gets
+    /// NOT_FOUND, as for an unknown id.
+    pub fn follow(&self, viewer: &Organization, id: &str) -> Result<Followed> {
+        let district = DISTRICT_KINDS.contains(&viewer.kind.as_str());
+        let view = match self.exchange.readable(viewer, "id", id) {
+            Ok(view) => view,
+            Err(Error::NotFound { .. }) if district => {
+                hide_secret(self.exchange.stored("id", id)?, viewer)
+            }
+            Err(e) => return Err(e),
+        };
+        let every_recipient = district || view.stored.sender == viewer.code.as_str();
+        let history = self.history_of(&view, viewer, every_recipient)?;
+        Ok(Followed {
+            view,
+            history,
+            every_recipient,
+        })
+    }
+
+    /// `view`'s history: every recipient's with `everything`, else
+    /// `caller`'s own changes and the revocation. Oldest first.
+    fn history_of(
+        &self,
+        view: &DocumentView,
+        caller: &Organization,
+        everything: bool,
+    ) -> Result<Vec<HistoryEntry>> {
         let me = caller.code.as_str();
-        let sender = view.stored.sender == me;
         let mut entries: Vec<HistoryEntry> = view
             .stored
             .deliveries
             .iter()
-            .filter(|d| sender || d.recipient == me)
+            .filter(|d| everything || d.recipient == me)
             .map(|d| HistoryEntry {
                 document: view.id,
                 by: d.recipient.clone(),
@@ -239,7 +284,7 @@ impl Tracking {
             self.store
                 .statuses(&view.id)?
                 .into_iter()
-                .filter(|s| sender || s.org == me || s.revocation)
+                .filter(|s| everything || s.org == me || s.revocation)
                 .map(|s| HistoryEntry::of(view.id, s)),
         );
         entries.sort_by(|a, b| (a.at_ms, &a.by).cmp(&(b.at_ms, &b.by)));

@@ -82,23 +82,9 @@ impl ExchangeApi {
     /// The caller's organisation, from the client certificate that TLS
     /// verified against the client CA. Nothing in the request can change it.
     fn caller<T>(&self, request: &Request<T>) -> Result<Organization, Error> {
-        let certs = request
-            .peer_certs()
-            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
-        let code =
-            pki::org_from_certificate(leaf).map_err(|e| Error::Unauthenticated(e.to_string()))?;
-        self.exchange
-            .directory()
-            .org_by_code(&code)
-            .cloned()
-            .ok_or_else(|| {
-                Error::PermissionDenied(format!(
-                    "the client certificate names {code}, which is not in the directory"
-                ))
-            })
+        let certs = request.peer_certs();
+        let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
+        pki::caller(self.exchange.directory(), leaf)
     }
 }
 

@@ -59,7 +59,10 @@ pub async fn run(args: DemoArgs) -> Result {
             report.revoked,
             report.seconds
         );
-        outln!("Now: lienthong serve --data {}", args.data.display());
+        outln!(
+            "Now: lienthong serve --data {} --http 127.0.0.1:8080, and open http://127.0.0.1:8080/",
+            args.data.display()
+        );
     }
     Ok(())
 }

@@ -1,14 +1,19 @@
 //! `report`: the electronic-exchange report of a period, as a table sorted
 //! by rate with a bar per organisation and the target marked, as CSV, or as
 //! one JSON document; with `--explain ORG`, the documents behind one
-//! organisation's row.
+//! organisation's row; with `--svg FILE`, also the dashboard's bar chart of
+//! the rates, drawn by the same function as the page.
+
+use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::{json, Value};
 
 use super::connection::{connect, Connection};
 use super::error::Result;
+use super::files;
 use super::output::{self, outln, print_json};
+use crate::dashboard::chart::{self, Bar};
 use crate::pb;
 
 #[derive(Args)]
@@ -41,6 +46,13 @@ pub struct ReportArgs {
     /// number.
     #[arg(long, value_name = "N", requires = "explain")]
     pub limit: Option<u32>,
+    /// Also write the electronic rate per organisation as an SVG bar chart
+    /// against the target to FILE: the dashboard's chart.
+    #[arg(long, value_name = "FILE", conflicts_with = "explain")]
+    pub svg: Option<PathBuf>,
+    /// Overwrite the --svg FILE if it exists.
+    #[arg(long, requires = "svg")]
+    pub force: bool,
 }
 
 /// Width of the bar, in characters, for 100%.
@@ -66,6 +78,9 @@ const COLUMNS: [&str; 16] = [
 ];
 
 pub async fn run(args: ReportArgs) -> Result {
+    if let Some(file) = &args.svg {
+        files::refuse_to_overwrite(std::slice::from_ref(file), args.force)?;
+    }
     let mut client = connect(&args.conn).await?;
     if let Some(organization) = &args.explain {
         let response = client
@@ -90,6 +105,9 @@ pub async fn run(args: ReportArgs) -> Result {
         })
         .await?
         .into_inner();
+    if let Some(file) = &args.svg {
+        write_svg(file, &response)?;
+    }
     if args.conn.json {
         print_json(&json!({
             "from_month": response.from_month,
@@ -112,6 +130,37 @@ pub async fn run(args: ReportArgs) -> Result {
         return Ok(());
     }
     print_table(&response);
+    Ok(())
+}
+
+/// The report's chart, as the dashboard draws it, into `file`.
+fn write_svg(file: &std::path::Path, response: &pb::GetReportResponse) -> Result {
+    let bars: Vec<Bar> = response
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let org = row.organization.as_ref()?;
+            Some(Bar {
+                code: org.code.clone(),
+                name: org.name.clone(),
+                percent: row.electronic_percent,
+                documents: row.sent_electronic
+                    + row.sent_paper
+                    + row.received_electronic
+                    + row.received_paper,
+            })
+        })
+        .collect();
+    let svg = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        chart::rate_chart(&bars, response.target_percent)
+    );
+    std::fs::write(file, svg).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    output::note(&format!(
+        "the chart of {} organisations written to {}",
+        bars.len(),
+        file.display()
+    ));
     Ok(())
 }
 

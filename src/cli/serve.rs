@@ -26,6 +26,12 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "LIENTHONG_LISTEN", default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
+    /// Serve the dashboard on ADDR (off by default): plain HTTP on a
+    /// loopback address (127.0.0.1:8080), where it shows the whole
+    /// district; HTTPS with client certificates anywhere else, which needs
+    /// --tls-cert, --tls-key and --client-ca.
+    #[arg(long, value_name = "ADDR", env = "LIENTHONG_HTTP")]
+    pub http: Option<SocketAddr>,
     /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
     #[arg(long, env = "LIENTHONG_DIRECTORY")]
     pub directory: Option<PathBuf>,
@@ -186,6 +192,7 @@ pub async fn run(args: ServeArgs) -> Result {
     let config = ServerConfig {
         data_dir: args.data,
         listen: args.listen,
+        http: args.http,
         directory: args.directory,
         tls,
         signing_keys: args.signing_keys,
@@ -226,6 +233,7 @@ pub async fn run(args: ServeArgs) -> Result {
         ready: true,
         addr: running.addr,
         pki: running.dev_pki.clone(),
+        http: running.http,
     };
     output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
     wait_for_signal().await;
@@ -248,6 +256,11 @@ fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr
             "another `lienthong serve` is running on {}; stop it first, or give another --data",
             data.display()
         ));
+    }
+    if message.contains("for the dashboard (--http)") {
+        return CliError::new(Code::Unavailable, message).with_hint(
+            "something else is listening there; stop it, or give another --http (port 0 picks a free one)",
+        );
     }
     if message.contains("cannot listen on") {
         return CliError::new(Code::Unavailable, message).with_hint(format!(

@@ -17,7 +17,7 @@ use time::Date;
 
 use super::{Period, Reports, Row};
 use crate::clock;
-use crate::deadlines::{DISTRICT_KINDS, SECRET_SUBJECT};
+use crate::deadlines::{hide_secret, DISTRICT_KINDS};
 use crate::directory::{OrgCode, Organization};
 use crate::error::{Error, Result};
 use crate::exchange::DocumentView;
@@ -227,7 +227,7 @@ impl Reports {
         }
         let (today, overdue) = self.deadlines.overdue_of(&org.code)?;
         let mut lists = Lists::new(window);
-        let redact = |view: DocumentView| redact(view, caller);
+        let redact = |view: DocumentView| hide_secret(view, caller);
         self.explain_sent(&org.code, period, &mut lists, &redact)?;
         self.explain_received(&org.code, period, &mut lists, &redact)?;
         for candidate in overdue {
@@ -409,15 +409,4 @@ fn entry(
         changed_at_ms: None,
         due: None,
     })
-}
-
-/// A secret document's subject and content stay with its parties: the
-/// committee explaining another organisation's row sees that it is there,
-/// not what it says.
-fn redact(mut view: DocumentView, viewer: &Organization) -> DocumentView {
-    if view.header.secrecy != 0 && !view.stored.is_party(viewer.code.as_str()) {
-        view.header.subject = SECRET_SUBJECT.to_owned();
-        view.header.content.clear();
-    }
-    view
 }

@@ -14,6 +14,7 @@ mod archive;
 mod calendar;
 mod cli;
 mod crash;
+mod dashboard;
 mod deadlines;
 mod demo;
 mod exchange;

@@ -26,8 +26,20 @@ const TENTH_OF_MARCH_NOON: i64 = 1_773_118_800_000;
 /// signing keys from yesterday by the machine's clock, which may be after
 /// `at_ms`: their `not_before` is dropped, so they are valid from any time.
 pub(crate) async fn server_at(at_ms: i64) -> (TestServer, Clock) {
+    server_at_with(at_ms, |_| {}).await
+}
+
+/// [`server_at`], its configuration changed by `adjust` first.
+pub(crate) async fn server_at_with(
+    at_ms: i64,
+    adjust: impl FnOnce(&mut lienthong::server::ServerConfig),
+) -> (TestServer, Clock) {
     let clock = Clock::starting_at(at_ms);
-    let mut server = TestServer::with_config(|c| c.store.clock = clock.clone()).await;
+    let mut server = TestServer::with_config(|c| {
+        c.store.clock = clock.clone();
+        adjust(c);
+    })
+    .await;
     let registry = server.pki().signing_keys();
     let text = std::fs::read_to_string(&registry).expect("key registry");
     let rows: Vec<&str> = text

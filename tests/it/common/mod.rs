@@ -51,6 +51,14 @@ impl TestServer {
         self.running.as_ref().expect("server running").addr
     }
 
+    /// The dashboard's address, when the configuration asked for one.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.running
+            .as_ref()
+            .and_then(|r| r.http)
+            .expect("a server with a dashboard (config.http)")
+    }
+
     pub fn url(&self) -> String {
         format!("https://{}", self.addr())
     }
