@@ -181,7 +181,13 @@ impl Deadlines {
             .checked_add(Duration::days(i64::from(within_days)))
             .unwrap_or(Date::MAX);
         let me = caller.code;
-        let candidates = self.candidates(until, |org| district || *org == me)?;
+        // A later page needs only the index entries that can be due on or
+        // after the last one shown: not every entry from the first again.
+        let from = match after {
+            Some(after) => earliest_entry_due_by(&self.calendar, after.due),
+            None => Date::MIN,
+        };
+        let candidates = self.candidates(from, until, |org| district || *org == me)?;
         let rest = match after {
             Some(after) => &candidates[candidates.partition_point(|c| *c <= after)..],
             None => &candidates[..],
@@ -203,10 +209,16 @@ impl Deadlines {
     }
 
     /// The open deadlines due by `until` of the organisations `wanted`
-    /// picks, sorted, from the index's keys alone.
-    fn candidates(&self, until: Date, wanted: impl Fn(&OrgCode) -> bool) -> Result<Vec<Candidate>> {
+    /// picks, from index entries dated `from` on, sorted, from the index's
+    /// keys alone.
+    fn candidates(
+        &self,
+        from: Date,
+        until: Date,
+        wanted: impl Fn(&OrgCode) -> bool,
+    ) -> Result<Vec<Candidate>> {
         let mut out = Vec::new();
-        for entry in self.store.deadline_entries(until)? {
+        for entry in self.store.deadline_entries(from, until)? {
             if !wanted(&entry.org) {
                 continue;
             }
@@ -274,7 +286,7 @@ impl Deadlines {
     pub fn overdue_now(&self) -> Result<(Date, OverdueCounts)> {
         let today = self.store.clock().today();
         let mut out: HashMap<OrgCode, (u64, u64)> = HashMap::new();
-        for candidate in self.candidates(yesterday(today), |_| true)? {
+        for candidate in self.candidates(Date::MIN, yesterday(today), |_| true)? {
             if candidate.due >= today {
                 continue;
             }
@@ -292,7 +304,7 @@ impl Deadlines {
     /// check): [`Deadlines::deadline`] reads the ones it shows.
     pub fn overdue_of(&self, org: &OrgCode) -> Result<(Date, Vec<Candidate>)> {
         let today = self.store.clock().today();
-        let mut entries = self.candidates(yesterday(today), |o| o == org)?;
+        let mut entries = self.candidates(Date::MIN, yesterday(today), |o| o == org)?;
         entries.retain(|c| c.due < today);
         entries.sort_by_key(|c| (c.due, c.kind, c.id));
         Ok((today, entries))
@@ -351,6 +363,22 @@ impl Deadlines {
     }
 }
 
+/// The earliest index date of an entry that can be due on `due` or
+/// later: a handling entry is dated by its due day, a registration entry
+/// by its arrival, which is due the next working day, so arrivals back
+/// to the last working day before `due` (over a weekend or Tết) can be.
+fn earliest_entry_due_by(calendar: &Calendar, due: Date) -> Date {
+    let mut day = due;
+    // A year back at the most, whatever the holidays file says.
+    for _ in 0..366 {
+        match day.previous_day() {
+            Some(before) if calendar.registration_due(before) >= due => day = before,
+            _ => break,
+        }
+    }
+    day
+}
+
 /// A page token: the last deadline of the page, as
 /// `YYYY-MM-DD_org_kind_document` (organisation codes hold dots), so the
 /// next page starts after it even if deadlines came or went in between.
@@ -387,4 +415,44 @@ fn parse_token(token: &str) -> Result<Candidate> {
         },
         id: DocId::parse(id).ok_or_else(bad)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(text: &str) -> Date {
+        crate::clock::parse_date(text).unwrap_or_else(|| panic!("{text} is a date"))
+    }
+
+    #[test]
+    fn a_later_page_reads_back_to_the_arrivals_that_can_fall_due_on_it() {
+        let calendar = Calendar::builtin();
+        // 30 April and 1 May 2026 are holidays, then a weekend: what arrived
+        // on Wednesday 29 April is due for registration on Monday 4 May.
+        assert_eq!(calendar.registration_due(d("2026-04-29")), d("2026-05-04"));
+        assert_eq!(
+            earliest_entry_due_by(&calendar, d("2026-05-04")),
+            d("2026-04-29")
+        );
+        // An ordinary Wednesday: Tuesday's arrivals.
+        assert_eq!(
+            earliest_entry_due_by(&calendar, d("2026-06-10")),
+            d("2026-06-09")
+        );
+    }
+
+    #[test]
+    fn page_tokens_read_back_and_refuse_anything_else() {
+        let last = Candidate {
+            due: d("2026-05-04"),
+            recipient: OrgCode::parse("000.00.31.H37").unwrap_or_else(|| panic!("a code")),
+            kind: DeadlineKind::Registration,
+            id: DocId([7; 16]),
+        };
+        assert_eq!(parse_token(&token(&last)).ok(), Some(last));
+        for bad in ["", "2026-05-04", "2026-13-01_000.00.31.H37_2_00", "x_y_z_w"] {
+            assert!(parse_token(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -35,7 +35,8 @@ pub async fn run(args: OverdueArgs) -> Result {
             .list_deadlines(pb::ListDeadlinesRequest {
                 within_days: args.within,
                 district: args.district,
-                page_size: 0,
+                // The largest page: each page walks the index's keys.
+                page_size: crate::deadlines::MAX_PAGE as u32,
                 page_token: page_token.clone(),
             })
             .await?

@@ -210,17 +210,18 @@ pub(super) fn build_index_once(engine: &dyn Engine) -> Result<()> {
 }
 
 impl Store {
-    /// The entries of the index dated up to and including `until`, by date,
-    /// then organisation, then document. Committed entries, some perhaps
+    /// The entries of the index dated from `from` up to and including
+    /// `until`, by date, then organisation, then document. Committed entries, some perhaps
     /// not yet synced: judge each against [`Store::document`], which hides
     /// pending documents and shows changed ones as they stand durably (an
     /// entry a pending change just removed is missing for that moment).
-    pub fn deadline_entries(&self, until: Date) -> Result<Vec<DeadlineEntry>> {
+    pub fn deadline_entries(&self, from: Date, until: Date) -> Result<Vec<DeadlineEntry>> {
+        let start = keys::date_number(from).to_be_bytes();
         let end = (keys::date_number(until) + 1).to_be_bytes();
         self.engine
             .scan(
                 Space::Deadlines,
-                &[],
+                &start,
                 Some(&end),
                 Order::Ascending,
                 usize::MAX,
