@@ -9,7 +9,8 @@
 //! bottom. The test `layout` in `tests/it` reads this list and every
 //! `crate::` path in `src/`, and fails on an arrow that points up.
 //!
-//! - [`cli`]: the `lienthong` command, one file per command group: `serve`,
+//! - [`cli`]: the `lienthong` command, one file per command group: `serve`
+//!   and `config` (its configuration: flags, environment, file),
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
 //!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
 //!   `report`, `demo`).
@@ -27,6 +28,8 @@
 //!   line, tests and benchmarks.
 //! - [`server`]: assembles directory, certificates, store and gRPC service
 //!   (and the dashboard, if asked for), and shuts them down in order.
+//! - [`health`]: the standard gRPC health service over the server's life,
+//!   and the plain-text health port for probes without a certificate.
 //! - [`admission`]: what the server lets in: connection caps, handshake and
 //!   idle deadlines before authentication; byte budgets and a send rate per
 //!   organisation after it; warnings when a limit bites.
@@ -107,6 +110,7 @@ pub mod error;
 pub mod evidence;
 pub mod exchange;
 pub mod fill;
+pub mod health;
 pub mod keys;
 pub mod lifecycle;
 pub mod merkle;
@@ -125,4 +129,8 @@ pub mod tracking;
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
     tonic::include_proto!("lienthong.v1");
+
+    /// The compiled `proto/` (with source comments), for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/lienthong_descriptor.bin"));
 }

@@ -1,5 +1,6 @@
 //! Assembling and running the service: directory, certificates, store, the
-//! gRPC server over mutual TLS, the dashboard if asked for, and an orderly
+//! gRPC server over mutual TLS (the API, health checking and reflection),
+//! the dashboard and the plain health port if asked for, and an orderly
 //! shutdown.
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use crate::dashboard::{self, Access, Dashboard, Pages};
 use crate::deadlines::Deadlines;
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
+use crate::health::{self, HealthPort, HealthState};
 use crate::keys::KeyRegistry;
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
@@ -42,6 +44,9 @@ pub struct ServerConfig {
     /// Plain HTTP on a loopback address, else HTTPS with client
     /// certificates, which needs `tls` (see [`crate::dashboard`]).
     pub http: Option<SocketAddr>,
+    /// The plain-text health port (`serve --health`); `None`: none, health
+    /// is asked on the API's port only (see [`crate::health`]).
+    pub health: Option<SocketAddr>,
     /// `None`: the built-in Hữu Lũng directory.
     pub directory: Option<PathBuf>,
     /// `None`: the development PKI under `DATA/pki`, created if missing.
@@ -71,6 +76,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             listen: crate::defaults::LISTEN,
             http: None,
+            health: None,
             directory: None,
             tls: None,
             signing_keys: None,
@@ -128,8 +134,11 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The dashboard's address, when it runs.
     pub http: Option<SocketAddr>,
+    /// The plain health port's address, when it runs.
+    pub health: Option<SocketAddr>,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
+    state: HealthState,
     notifier: Arc<Notifier>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
@@ -139,7 +148,10 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish, flushes the store and
     /// returns when all of it is done.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
-        // Streams first: graceful shutdown waits for every open request,
+        // Probes first, so that load balancers stop sending here while
+        // requests in flight finish.
+        self.state.stopping();
+        // Streams next: graceful shutdown waits for every open request,
         // and a subscription never ends by itself.
         self.notifier.close();
         if let Some(tx) = self.shutdown.take() {
@@ -184,25 +196,94 @@ fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, StartError>
     Ok(Arc::new(config))
 }
 
+impl ServerConfig {
+    /// The checks that need nothing but the configuration: limits HTTP/2
+    /// allows and that let the largest document in, a dashboard off
+    /// loopback only with production certificates, and production
+    /// certificates only with their signing-key registry.
+    pub fn check(&self) -> Result<(), StartError> {
+        let message_limit = self.limits.max_document_bytes + REQUEST_MARGIN;
+        self.network
+            .check(message_limit)
+            .map_err(|e| fail("limits")(&e))?;
+        if let Some(http) = self.http {
+            if !http.ip().is_loopback() && self.tls.is_none() {
+                return Err(StartError(format!(
+                    "--http {http} is not a loopback address: there the dashboard is HTTPS with client certificates, configured by path (--tls-cert, --tls-key, --client-ca); the development PKI is for one machine and its server certificate names only localhost. Give those three, or a loopback address such as 127.0.0.1:8080"
+                )));
+            }
+        }
+        if self.tls.is_some() && self.signing_keys.is_none() {
+            return Err(StartError(
+                "with --tls-cert, give --signing-keys FILE: the registry of organisations' signing keys (see certs/README.md)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Starts the service and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    prepare(config).await?.open().await
+}
+
+/// A server on its way up: its configuration checked, its plain health port
+/// (if asked for) answering NOT_SERVING, and its store not open yet, which
+/// can take a while.
+pub struct Starting {
+    config: ServerConfig,
+    state: HealthState,
+    health_port: Option<HealthPort>,
+}
+
+/// Checks the configuration and opens the plain health port, if any.
+pub async fn prepare(config: ServerConfig) -> Result<Starting, StartError> {
     // tonic is built with ring; say so explicitly in case another crate in
     // the build enabled a second provider, which would make rustls refuse to
     // pick one. An error here only means a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let message_limit = config.limits.max_document_bytes + REQUEST_MARGIN;
-    config
-        .network
-        .check(message_limit)
-        .map_err(|e| fail("limits")(&e))?;
-    if let Some(http) = config.http {
-        if !http.ip().is_loopback() && config.tls.is_none() {
-            return Err(StartError(format!(
-                "--http {http} is not a loopback address: there the dashboard is HTTPS with client certificates, configured by path (--tls-cert, --tls-key, --client-ca); the development PKI is for one machine and its server certificate names only localhost. Give those three, or a loopback address such as 127.0.0.1:8080"
-            )));
+    config.check()?;
+    let state = HealthState::new();
+    let health_port = match config.health {
+        None => None,
+        Some(addr) => {
+            let cannot = |e: std::io::Error| {
+                StartError(format!(
+                    "cannot listen for health checks (--health) on {addr}: {e}"
+                ))
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(cannot)?;
+            let port = health::serve_plain(listener, &state).map_err(cannot)?;
+            tracing::info!("health checks (plain text) on {}", port.addr);
+            Some(port)
         }
+    };
+    Ok(Starting {
+        config,
+        state,
+        health_port,
+    })
+}
+
+impl Starting {
+    /// The plain health port's address, when there is one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_port.as_ref().map(|p| p.addr)
     }
 
+    /// Opens the store and everything on it, serves, and returns once the
+    /// API accepts connections (and health says SERVING).
+    pub async fn open(self) -> Result<RunningServer, StartError> {
+        serve(self.config, self.state, self.health_port).await
+    }
+}
+
+async fn serve(
+    config: ServerConfig,
+    state: HealthState,
+    health_port: Option<HealthPort>,
+) -> Result<RunningServer, StartError> {
+    let health_addr = health_port.as_ref().map(|p| p.addr);
     let directory =
         Arc::new(Directory::load(config.directory.as_deref()).map_err(|e| fail("directory")(&e))?);
     if let Some(warning) = config
@@ -247,11 +328,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let keys_file = match (&config.signing_keys, &dev_pki) {
         (Some(file), _) => file.clone(),
         (None, Some(dir)) => PkiPaths::new(dir).signing_keys(),
-        (None, None) => {
-            return Err(StartError(
-                "with --tls-cert, give --signing-keys FILE: the registry of organisations' signing keys (see certs/README.md)".into(),
-            ))
-        }
+        // Refused by `ServerConfig::check`.
+        (None, None) => return Err(StartError("no --signing-keys".into())),
     };
     let keys = KeyRegistry::load(&keys_file).map_err(|e| StartError(e.to_string()))?;
     for key in keys.orphans(&directory) {
@@ -380,6 +458,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     .max_decoding_message_size(config.limits.max_document_bytes + REQUEST_MARGIN)
     .max_encoding_message_size(config.limits.max_document_bytes + RESPONSE_MARGIN);
 
+    let reflection = reflection()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -429,19 +508,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .layer(tower::util::MapResponseLayer::new(move |response| {
             crate::api::framing::precise(response, max_document_bytes)
         }))
-        .add_service(service);
+        .add_service(service)
+        .add_service(state.service())
+        .add_service(reflection.0)
+        .add_service(reflection.1);
 
     // TLS is ours, not tonic's: the connection caps apply before it, and
     // the handshake deadline runs on to the HTTP/2 preface.
     let incoming = admission::incoming(listener, tls, &network, warnings);
     let (shutdown, stop) = oneshot::channel::<()>();
     let tasks = notifier.clone();
+    let stopping = state.clone();
     let task = tokio::spawn(async move {
         let served = router
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop.await;
             })
             .await;
+        // Said already when asked to stop; said here if the server failed.
+        stopping.stopping();
         // The dashboard's pages read the store too: finish them first.
         if let Some(dashboard) = dashboard {
             dashboard.stop().await;
@@ -454,16 +539,55 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tasks.join_subscriptions().await;
         let closed = store.close().await;
         tasks.join_publisher().await;
+        // Probes hear NOT_SERVING until the very end.
+        if let Some(port) = health_port {
+            port.stop().await;
+        }
         served.map_err(|e| fail("server")(&e))?;
         closed.map_err(|e| fail("closing the store")(&e))
     });
+    state.serving();
     tracing::info!("listening on {addr}");
     Ok(RunningServer {
         addr,
         http: http_addr,
+        health: health_addr,
         dev_pki,
+        state,
         notifier,
         shutdown: Some(shutdown),
         task,
     })
+}
+
+/// Server reflection, v1 and v1alpha (`grpcurl` asks v1 first), each
+/// listing every service on the port: the API, health, and both
+/// reflections.
+fn reflection() -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    StartError,
+> {
+    use tonic_reflection::{pb, server::Builder};
+    let every_service = || {
+        Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = every_service()
+        .register_encoded_file_descriptor_set(pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let v1alpha = every_service()
+        .register_encoded_file_descriptor_set(pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha();
+    match (v1, v1alpha) {
+        (Ok(v1), Ok(v1alpha)) => Ok((v1, v1alpha)),
+        (Err(e), _) | (_, Err(e)) => Err(fail("server reflection")(&e)),
+    }
 }

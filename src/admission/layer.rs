@@ -3,6 +3,12 @@
 //! (once per connection), refuses a send over the organisation's rate,
 //! charges the body to the byte budgets as it arrives, and counts the
 //! request as in progress on its connection until the answer is sent.
+//!
+//! It also opens the request's log span, here because this is the one
+//! place that sees every call with its caller: `request{org, rpc,
+//! document_id}`, the document id recorded by the handler once it knows it
+//! ([`crate::api`]). Every event logged while the request is handled
+//! carries them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +23,7 @@ use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::budget::{Budgets, Charge, ChargedBody};
 use super::connection::{ConnectionInfo, OpenStream};
@@ -118,6 +125,24 @@ impl Shared {
     }
 }
 
+/// The span of one request: the caller's organisation (when its
+/// certificate names one), the call as `Service/Method` (the package left
+/// out for the API's own), and an empty `document_id` for the handler.
+fn request_span(path: &str, org: Option<&str>) -> tracing::Span {
+    let rpc = path.trim_start_matches('/');
+    let rpc = rpc.strip_prefix("lienthong.v1.").unwrap_or(rpc);
+    let span = tracing::info_span!(
+        "request",
+        org = tracing::field::Empty,
+        rpc,
+        document_id = tracing::field::Empty
+    );
+    if let Some(org) = org {
+        span.record("org", org);
+    }
+    span
+}
+
 /// The organisation a connection's client certificate names.
 fn org_of(tls: &TlsConnectInfo<TcpConnectInfo>) -> Option<OrgCode> {
     let certs = tls.peer_certs()?;
@@ -153,6 +178,8 @@ where
             None => (None, None),
         };
         let who = shared.name(org);
+        let span = request_span(request.uri().path(), org.map(|_| who.as_str()));
+        let _in_span = span.enter();
         if Shared::is_send(request.uri().path()) {
             if let Err(wait) = shared.rate.take(org) {
                 let refused = shared.too_many_sends(&who, wait);
@@ -167,15 +194,19 @@ where
         let fresh = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, fresh);
         let answer = ready.call(request);
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(response.map(|body| {
-                Body::new(Answering {
-                    body,
-                    _held: (stream, charge),
-                })
-            }))
-        })
+        drop(_in_span);
+        Box::pin(
+            async move {
+                let response = answer.await?;
+                Ok(response.map(|body| {
+                    Body::new(Answering {
+                        body,
+                        _held: (stream, charge),
+                    })
+                }))
+            }
+            .instrument(span),
+        )
     }
 }
 

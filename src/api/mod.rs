@@ -73,10 +73,9 @@ impl ExchangeApi {
         } else {
             self.tracking.change_status(caller, input).await?
         };
-        Ok(Response::new(convert::status_change(
-            self.exchange.directory(),
-            &entry,
-        )))
+        let change = convert::status_change(self.exchange.directory(), &entry);
+        on_document(&change.document_id);
+        Ok(Response::new(change))
     }
 
     /// The caller's organisation, from the client certificate that TLS
@@ -85,6 +84,15 @@ impl ExchangeApi {
         let certs = request.peer_certs();
         let leaf = certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref());
         pki::caller(self.exchange.directory(), leaf)
+    }
+}
+
+/// Names the document a request is about in its log span (opened by
+/// [`crate::admission::layer`]); an id that is no well-formed document id
+/// is left out, since it is only the caller's text.
+fn on_document(id: &str) {
+    if crate::store::DocId::parse(id).is_some() {
+        tracing::Span::current().record("document_id", id);
     }
 }
 
@@ -103,9 +111,8 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             signature: req.signature,
         };
         let sent = self.exchange.send(&caller, input).await?;
+        on_document(&sent.view.id.to_string());
         tracing::info!(
-            id = %sent.view.id,
-            sender = %caller.alias,
             recipients = sent.view.stored.deliveries.len(),
             duplicate = sent.duplicate,
             "document accepted"
@@ -128,7 +135,8 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             scan: req.scan.into_iter().map(|a| a.content).collect(),
         };
         let recorded = self.exchange.record_paper(&caller, input).await?;
-        tracing::info!(id = %recorded.view.id, by = %caller.alias, "paper document recorded");
+        on_document(&recorded.view.id.to_string());
+        tracing::info!("paper document recorded");
         Ok(Response::new(convert::send_response(
             self.exchange.directory(),
             &recorded,
@@ -177,6 +185,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
+        on_document(&req.id);
         let exchange = self.exchange.clone();
         let who = caller.clone();
         // Attachments can be tens of megabytes read from disk: off the
@@ -242,6 +251,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::InclusionProof>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
+        on_document(&req.document_id);
         Ok(Response::new(
             self.archive
                 .inclusion_proof(&caller, &req.document_id, req.tree_size, req.leaf_index)
@@ -287,6 +297,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
+        on_document(&req.document_id);
         let directory = self.exchange.directory();
         let changes = self
             .tracking

@@ -12,6 +12,7 @@
 mod archive;
 mod bench;
 mod completions;
+mod config;
 mod connection;
 mod demo;
 mod directory;
@@ -19,6 +20,7 @@ mod error;
 mod explain;
 mod files;
 mod fill;
+mod layers;
 mod lifecycle;
 mod login;
 mod mailbox;
@@ -37,7 +39,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -52,8 +54,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service.
-    Serve(serve::ServeArgs),
+    /// Run the service. Every option may also come from the environment
+    /// (LIENTHONG_ and the option's name) or a configuration file
+    /// (--config); a flag wins over the environment, which wins over the
+    /// file.
+    Serve(Box<serve::ServeArgs>),
+    /// The configuration of `serve`: what it would run with and why, and a
+    /// file checked without starting.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Send a document as the organisation of --as.
     Send(Box<send::SendArgs>),
     /// List the documents received, newest first; --unread: those not yet
@@ -131,13 +140,20 @@ enum Command {
     Man,
 }
 
-/// The command tree, for completions, the man page and tests.
+/// The command tree, for completions, the man page and tests: as declared,
+/// with the environment variable of each option of `serve`.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    layers::with_variables(<Cli as clap::CommandFactory>::command())
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, parsed) = match parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            output::error(&e);
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,7 +166,8 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Config(command) => config::run(command, &parsed),
             Command::Send(args) => send::run(*args).await,
             Command::Inbox(args) => mailbox::inbox(args).await,
             Command::Outbox(args) => mailbox::outbox(args).await,
@@ -190,5 +207,15 @@ pub fn main() -> ExitCode {
             output::error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The command line, with the environment and configuration file of
+/// `serve` (see [`layers`]).
+fn parse() -> Result<(Cli, layers::Parsed), error::CliError> {
+    let parsed = layers::parse(command())?;
+    match Cli::from_arg_matches(&parsed.matches) {
+        Ok(cli) => Ok((cli, parsed)),
+        Err(e) => e.exit(),
     }
 }

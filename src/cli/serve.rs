@@ -1,4 +1,9 @@
 //! `lienthong serve`: runs the service until SIGTERM or Ctrl-C.
+//!
+//! Every option here is also a key of the configuration file (`--config`)
+//! and an environment variable (`LIENTHONG_` and the key): adding a field
+//! to [`ServeArgs`] adds all three (see `layers.rs`), and its line to
+//! `deploy/lienthong.toml`, which a test holds to this list.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,36 +23,54 @@ use crate::exchange::Limits;
 use crate::server::{self, ServerConfig, TlsFiles};
 use crate::store::StoreOptions;
 
+/// The options of `serve`. Each `--KEY` is also `KEY = …` in the
+/// configuration file and `LIENTHONG_KEY` in the environment; a flag wins
+/// over the environment, which wins over the file.
 #[derive(Args)]
 pub struct ServeArgs {
+    /// Read the configuration from FILE (TOML: the long names of these
+    /// options as keys, e.g. `max-connections = 4096`; see
+    /// deploy/lienthong.toml). The environment and flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Data directory: the store, and the development PKI if no --tls-cert.
-    #[arg(long, env = "LIENTHONG_DATA", default_value = defaults::DATA_DIR)]
+    #[arg(long, default_value = defaults::DATA_DIR)]
     pub data: PathBuf,
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "LIENTHONG_LISTEN", default_value_t = defaults::LISTEN)]
+    #[arg(long, default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
     /// Serve the dashboard on ADDR (off by default): plain HTTP on a
     /// loopback address (127.0.0.1:8080), where it shows the whole
     /// district; HTTPS with client certificates anywhere else, which needs
     /// --tls-cert, --tls-key and --client-ca.
-    #[arg(long, value_name = "ADDR", env = "LIENTHONG_HTTP")]
+    #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Answer gRPC health checks on ADDR too (off by default), in plain
+    /// text and without a client certificate, for probes that have none
+    /// (Kubernetes): a loopback address, or the pod's own; never one the
+    /// outside reaches. The API's port answers them with a certificate.
+    #[arg(long, value_name = "ADDR")]
+    pub health: Option<SocketAddr>,
+    /// The log on stderr: `human` (one readable line per event) or `json`
+    /// (one JSON object per line). RUST_LOG sets the level (default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
-    #[arg(long, env = "LIENTHONG_DIRECTORY")]
+    #[arg(long, value_name = "FILE")]
     pub directory: Option<PathBuf>,
     /// Server certificate (PEM). With --tls-key and --client-ca, replaces
     /// the development PKI.
-    #[arg(long, requires_all = ["tls_key", "client_ca"])]
+    #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// Server private key (PEM).
-    #[arg(long, requires_all = ["tls_cert", "client_ca"])]
+    #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// CA certificate (PEM) that client certificates must chain to.
-    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long, value_name = "FILE")]
     pub client_ca: Option<PathBuf>,
     /// Public holidays and working Saturdays by year (TOML), for counting
     /// working days; default: the built-in ones (deploy/holidays.toml).
-    #[arg(long, env = "LIENTHONG_HOLIDAYS")]
+    #[arg(long, value_name = "FILE")]
     pub holidays: Option<PathBuf>,
     /// The report's target: percent of documents exchanged electronically
     /// (rows below it are flagged).
@@ -55,7 +78,7 @@ pub struct ServeArgs {
     pub target_percent: f64,
     /// Registry of the organisations' public signing keys (TOML); default,
     /// with the development PKI: DATA/pki/signing-keys.toml.
-    #[arg(long, env = "LIENTHONG_SIGNING_KEYS")]
+    #[arg(long, value_name = "FILE")]
     pub signing_keys: Option<PathBuf>,
     /// Largest document, attachments included, in bytes.
     #[arg(long, default_value_t = defaults::MAX_DOCUMENT_BYTES)]
@@ -163,58 +186,97 @@ impl LimitArgs {
     }
 }
 
-pub async fn run(args: ServeArgs) -> Result {
+/// How the log is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the
+    /// event's fields, and `span` with the request's `org`, `rpc` and
+    /// `document_id`.
+    Json,
+}
+
+impl ServeArgs {
+    /// The server's configuration. Reads the holidays file, so that a bad
+    /// one stops `serve` (and `config check`) at once.
+    pub fn server_config(self) -> Result<ServerConfig> {
+        let tls = match (self.tls_cert, self.tls_key, self.client_ca) {
+            (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(CliError::from(
+                    "production certificates need all three of --tls-cert, --tls-key and --client-ca (or tls-cert, tls-key and client-ca in the configuration file); without any of them, the development PKI is used",
+                ))
+            }
+        };
+        let calendar = Calendar::load(self.holidays.as_deref()).map_err(|e| {
+            CliError::new(Code::FailedPrecondition, e.to_string())
+                .with_hint("deploy/holidays.toml shows the format; without --holidays, the built-in holidays apply")
+        })?;
+        Ok(ServerConfig {
+            data_dir: self.data,
+            listen: self.listen,
+            http: self.http,
+            health: self.health,
+            directory: self.directory,
+            tls,
+            signing_keys: self.signing_keys,
+            calendar: Arc::new(calendar),
+            target_percent: self.target_percent,
+            limits: Limits {
+                max_document_bytes: self.max_document_bytes,
+                max_recipients: self.max_recipients,
+            },
+            network: self.limits.network(),
+            store: StoreOptions {
+                cache_bytes: self.cache_mib * 1024 * 1024,
+                events_kept: self.events_kept,
+                checkpoint_every: self.checkpoint_every,
+                ..StoreOptions::default()
+            },
+            checkpoint_interval: Duration::from_secs_f64(self.checkpoint_seconds.max(0.1)),
+            notify: crate::notify::NotifyOptions {
+                heartbeat: Duration::from_secs_f64(self.heartbeat_seconds.max(0.01)),
+                buffer: self.event_buffer,
+            },
+        })
+    }
+}
+
+/// The log on stderr, in `format`, at the level of RUST_LOG (default info).
+fn start_log(format: LogFormat) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         // A log line that cannot be written (stderr closed) is dropped; the
         // default would report it with eprintln!, which panics.
         .log_internal_errors(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let tls = match (args.tls_cert, args.tls_key, args.client_ca) {
-        (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles {
-            cert,
-            key,
-            client_ca,
-        }),
-        _ => None,
-    };
-    // Read before anything starts, so that a bad file stops `serve` at once.
-    let calendar = Calendar::load(args.holidays.as_deref()).map_err(|e| {
-        CliError::new(Code::FailedPrecondition, e.to_string())
-            .with_hint("deploy/holidays.toml shows the format; without --holidays, the built-in holidays apply")
-    })?;
-    let config = ServerConfig {
-        data_dir: args.data,
-        listen: args.listen,
-        http: args.http,
-        directory: args.directory,
-        tls,
-        signing_keys: args.signing_keys,
-        calendar: Arc::new(calendar),
-        target_percent: args.target_percent,
-        limits: Limits {
-            max_document_bytes: args.max_document_bytes,
-            max_recipients: args.max_recipients,
-        },
-        network: args.limits.network(),
-        store: StoreOptions {
-            cache_bytes: args.cache_mib * 1024 * 1024,
-            events_kept: args.events_kept,
-            checkpoint_every: args.checkpoint_every,
-            ..StoreOptions::default()
-        },
-        checkpoint_interval: std::time::Duration::from_secs_f64(args.checkpoint_seconds.max(0.1)),
-        notify: crate::notify::NotifyOptions {
-            heartbeat: std::time::Duration::from_secs_f64(args.heartbeat_seconds.max(0.01)),
-            buffer: args.event_buffer,
-        },
-    };
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Human => log.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The request's span alone, not the list of every span around the
+        // event: there is only ever the one.
+        LogFormat::Json => log
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result {
+    start_log(args.log_format);
+    if let Some(file) = &args.config {
+        tracing::info!("configuration from {}", file.display());
+    }
+    let config = args.server_config()?;
     let data = config.data_dir.clone();
     let listen = config.listen;
     let running = server::start(config)
@@ -234,6 +296,7 @@ pub async fn run(args: ServeArgs) -> Result {
         addr: running.addr,
         pki: running.dev_pki.clone(),
         http: running.http,
+        health: running.health,
     };
     output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
     wait_for_signal().await;
@@ -260,6 +323,11 @@ fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr
     if message.contains("for the dashboard (--http)") {
         return CliError::new(Code::Unavailable, message).with_hint(
             "something else is listening there; stop it, or give another --http (port 0 picks a free one)",
+        );
+    }
+    if message.contains("for health checks (--health)") {
+        return CliError::new(Code::Unavailable, message).with_hint(
+            "something else is listening there; stop it, or give another --health (port 0 picks a free one)",
         );
     }
     if message.contains("cannot listen on") {

@@ -41,7 +41,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn ok_json(output: Output) -> serde_json::Value {
+pub(crate) fn ok_json(output: Output) -> serde_json::Value {
     assert!(
         output.status.success(),
         "exit {:?}: {}",

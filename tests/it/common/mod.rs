@@ -123,22 +123,7 @@ impl TestServer {
     /// A channel to the server with `org`'s certificate, optionally with
     /// HTTP/2 windows of `window` bytes.
     pub async fn channel(&self, org: &str, window: Option<u32>) -> tonic::transport::Channel {
-        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-        let (cert, key) = pki::find_client(&self.pki(), org).expect("client certificate");
-        let read = |p: PathBuf| std::fs::read(p).expect("read");
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(self.pki().ca_cert())))
-            .identity(Identity::from_pem(read(cert), read(key)));
-        let channel = Endpoint::from_shared(self.url())
-            .expect("url")
-            .tls_config(tls)
-            .expect("tls")
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(window)
-            .connect()
-            .await
-            .expect("connect");
-        channel
+        channel_to(&self.url(), &self.pki(), org, window).await
     }
 
     /// Stops the server cleanly and starts a new one on the same data.
@@ -156,6 +141,31 @@ impl TestServer {
             running.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// A channel to the server at `url` with `org`'s certificate from `pki`,
+/// optionally with HTTP/2 windows of `window` bytes.
+pub async fn channel_to(
+    url: &str,
+    pki: &PkiPaths,
+    org: &str,
+    window: Option<u32>,
+) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let (cert, key) = pki::find_client(pki, org).expect("client certificate");
+    let read = |p: PathBuf| std::fs::read(p).expect("read");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(pki.ca_cert())))
+        .identity(Identity::from_pem(read(cert), read(key)));
+    Endpoint::from_shared(url.to_owned())
+        .expect("url")
+        .tls_config(tls)
+        .expect("tls")
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .connect()
+        .await
+        .expect("connect")
 }
 
 /// The issuer part of `org`'s notations in the built-in directory
