@@ -23,6 +23,9 @@ pub struct Ready {
     /// asked for port 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<std::net::SocketAddr>,
+    /// The metrics endpoint's address, with `serve --metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How long a server may take to become ready: a store of a million
@@ -88,6 +91,7 @@ impl ServeProcess {
                 addr: crate::defaults::LISTEN,
                 pki: None,
                 http: None,
+                metrics: None,
             },
             log,
             log_reader,

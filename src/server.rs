@@ -1,6 +1,6 @@
 //! Assembling and running the service: directory, certificates, store, the
-//! gRPC server over mutual TLS, the dashboard if asked for, and an orderly
-//! shutdown.
+//! gRPC server over mutual TLS, the dashboard and the metrics if asked for,
+//! and an orderly shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use crate::deadlines::Deadlines;
 use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
 use crate::keys::KeyRegistry;
+use crate::metrics::{Metrics, MetricsEndpoint, Sources};
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
@@ -42,6 +43,9 @@ pub struct ServerConfig {
     /// Plain HTTP on a loopback address, else HTTPS with client
     /// certificates, which needs `tls` (see [`crate::dashboard`]).
     pub http: Option<SocketAddr>,
+    /// The metrics' address (`serve --metrics`): plain HTTP, `GET
+    /// /metrics`; `None`: no metrics (see [`crate::metrics`]).
+    pub metrics: Option<SocketAddr>,
     /// `None`: the built-in Hữu Lũng directory.
     pub directory: Option<PathBuf>,
     /// `None`: the development PKI under `DATA/pki`, created if missing.
@@ -71,6 +75,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             listen: crate::defaults::LISTEN,
             http: None,
+            metrics: None,
             directory: None,
             tls: None,
             signing_keys: None,
@@ -128,6 +133,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The dashboard's address, when it runs.
     pub http: Option<SocketAddr>,
+    /// The metrics endpoint's address, when it runs.
+    pub metrics: Option<SocketAddr>,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
     notifier: Arc<Notifier>,
@@ -289,7 +296,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         )),
     };
 
+    let metrics = config.metrics.map(|_| Metrics::new());
     let (listener, committed) = notify::listener();
+    let listener: Arc<dyn store::CommitListener> = match &metrics {
+        Some(metrics) => Arc::new(metrics.observe(listener)),
+        None => Arc::new(listener),
+    };
     let engine =
         store::open_engine(&config.data_dir, &config.store).map_err(|e| fail("store")(&e))?;
     let store = Store::open(
@@ -297,7 +309,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         &config.data_dir.join("attachments"),
         &config.store,
         Arc::new(Notary::new(service_key.clone())),
-        Arc::new(listener),
+        listener,
     );
     let store = Arc::new(store.map_err(|e| fail("store")(&e))?);
     let notifier = Notifier::start(store.clone(), committed, config.notify.clone())
@@ -356,8 +368,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         );
         network.max_connections = fitting;
     }
-    let warnings = Arc::new(Warnings::default());
+    let warnings = Arc::new(Warnings::counted_in(metrics.clone()));
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
+    let metrics_sources = Sources {
+        store: store.clone(),
+        archive: archive.clone(),
+        notifier: notifier.clone(),
+        data_dir: config.data_dir.clone(),
+        server_cert: tls_files.cert.clone(),
+        client_ca: tls_files.client_ca.clone(),
+    };
     let tracking = Arc::new(Tracking::new(
         store.clone(),
         exchange.clone(),
@@ -386,6 +406,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    // Bound before the dashboard starts, so that a port in use stops
+    // `serve` with nothing left running.
+    let metrics_listener = match config.metrics {
+        Some(at) => Some((
+            at,
+            tokio::net::TcpListener::bind(at).await.map_err(|e| {
+                StartError(format!(
+                    "cannot listen for the metrics (--metrics) on {at}: {e}"
+                ))
+            })?,
+        )),
+        None => None,
+    };
     let dashboard = match (access, config.http) {
         (Some(access), Some(http)) => {
             let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| {
@@ -409,10 +442,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         _ => None,
     };
     let http_addr = dashboard.as_ref().map(|d| d.addr);
+    let metrics_endpoint = match (&metrics, metrics_listener) {
+        (Some(metrics), Some((at, listener))) => {
+            let running = MetricsEndpoint::start(listener, metrics.clone(), metrics_sources)
+                .map_err(|e| fail("the metrics")(&e))?;
+            tracing::info!("metrics on http://{}/metrics", running.addr);
+            if !at.ip().is_loopback() {
+                tracing::info!(
+                    "the metrics are plain HTTP without authentication: counts per organisation, no content; keep {at} reachable by Prometheus only"
+                );
+            }
+            Some(running)
+        }
+        _ => None,
+    };
+    let metrics_addr = metrics_endpoint.as_ref().map(|m| m.addr);
     let max_document_bytes = config.limits.max_document_bytes;
     // Every HTTP/2 setting given, rather than left to the libraries'
     // defaults (tonic's advertise no limit on streams).
     let router = tonic::transport::Server::builder()
+        // Outermost: it sees every call, those the admission layer refuses
+        // too, and reads the caller that layer found from the answer.
+        .layer(tower::util::option_layer(metrics.map(|m| m.layer())))
         .max_concurrent_streams(network.max_streams_per_connection)
         .initial_stream_window_size(network.stream_window)
         .initial_connection_window_size(network.connection_window)
@@ -446,6 +497,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         if let Some(dashboard) = dashboard {
             dashboard.stop().await;
         }
+        if let Some(endpoint) = metrics_endpoint {
+            endpoint.stop().await;
+        }
         // Every request has finished: flush and close the store, then wait
         // for the tasks that hold it, so its files are released on return.
         tasks.close();
@@ -461,6 +515,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         http: http_addr,
+        metrics: metrics_addr,
         dev_pki,
         notifier,
         shutdown: Some(shutdown),

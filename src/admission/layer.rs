@@ -2,7 +2,8 @@
 //! the caller's organisation from the connection's client certificate
 //! (once per connection), refuses a send over the organisation's rate,
 //! charges the body to the byte budgets as it arrives, and counts the
-//! request as in progress on its connection until the answer is sent.
+//! request as in progress on its connection until the answer is sent. The
+//! answer carries the organisation for the metrics layer ([`Caller`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ use super::connection::{ConnectionInfo, OpenStream};
 use super::rate::SendRate;
 use super::{NetworkLimits, Warnings};
 use crate::directory::{Directory, OrgCode};
+use crate::metrics::Caller;
 use crate::pb::exchange_server::SERVICE_NAME;
 use crate::pki;
 
@@ -155,7 +157,8 @@ where
         let who = shared.name(org);
         if Shared::is_send(request.uri().path()) {
             if let Err(wait) = shared.rate.take(org) {
-                let refused = shared.too_many_sends(&who, wait);
+                let mut refused = shared.too_many_sends(&who, wait);
+                refused.extensions_mut().insert(Caller(org));
                 return Box::pin(async move { Ok(refused) });
             }
         }
@@ -168,7 +171,9 @@ where
         let mut ready = std::mem::replace(&mut self.inner, fresh);
         let answer = ready.call(request);
         Box::pin(async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
+            // Who asked, for the metrics layer outside this one.
+            response.extensions_mut().insert(Caller(org));
             Ok(response.map(|body| {
                 Body::new(Answering {
                     body,

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// --tls-cert, --tls-key and --client-ca.
     #[arg(long, value_name = "ADDR", env = "LIENTHONG_HTTP")]
     pub http: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default):
+    /// plain HTTP without authentication, counts and organisation codes
+    /// only; bind it to loopback or a network only Prometheus reaches.
+    #[arg(long, value_name = "ADDR", env = "LIENTHONG_METRICS")]
+    pub metrics: Option<SocketAddr>,
     /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
     #[arg(long, env = "LIENTHONG_DIRECTORY")]
     pub directory: Option<PathBuf>,
@@ -193,6 +198,7 @@ pub async fn run(args: ServeArgs) -> Result {
         data_dir: args.data,
         listen: args.listen,
         http: args.http,
+        metrics: args.metrics,
         directory: args.directory,
         tls,
         signing_keys: args.signing_keys,
@@ -234,6 +240,7 @@ pub async fn run(args: ServeArgs) -> Result {
         addr: running.addr,
         pki: running.dev_pki.clone(),
         http: running.http,
+        metrics: running.metrics,
     };
     output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
     wait_for_signal().await;
@@ -256,6 +263,11 @@ fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr
             "another `lienthong serve` is running on {}; stop it first, or give another --data",
             data.display()
         ));
+    }
+    if message.contains("for the metrics (--metrics)") {
+        return CliError::new(Code::Unavailable, message).with_hint(
+            "something else is listening there; stop it, or give another --metrics (port 0 picks a free one)",
+        );
     }
     if message.contains("for the dashboard (--http)") {
         return CliError::new(Code::Unavailable, message).with_hint(
