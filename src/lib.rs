@@ -27,15 +27,22 @@
 //! - [`client`]: connecting and building requests, shared by the command
 //!   line, tests and benchmarks.
 //! - [`server`]: assembles directory, certificates, store and gRPC service
-//!   (and the dashboard, if asked for), and shuts them down in order.
+//!   (and the dashboard and the metrics, if asked for), and shuts them down
+//!   in order.
 //! - [`health`]: the standard gRPC health service over the server's life,
 //!   and the plain-text health port for probes without a certificate.
 //! - [`admission`]: what the server lets in: connection caps, handshake and
 //!   idle deadlines before authentication; byte budgets and a send rate per
 //!   organisation after it; warnings when a limit bites.
+//! - [`metrics`]: `serve --metrics`: Prometheus metrics — a layer that
+//!   times and counts each gRPC call, the group commit's batches and syncs,
+//!   deliveries, admission refusals, and gauges read at each scrape — on
+//!   plain HTTP.
 //! - [`dashboard`]: `serve --http`: the report at a glance and each
 //!   document's page as server-rendered HTML and SVG; plain HTTP on
 //!   loopback, HTTPS with client certificates elsewhere.
+//! - [`http_server`]: the small HTTP/1.1 server under the dashboard and
+//!   the metrics: accept loop, header deadline, graceful stop.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
 //!   certificate, unpack, call the domain, map errors.
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
@@ -111,9 +118,11 @@ pub mod evidence;
 pub mod exchange;
 pub mod fill;
 pub mod health;
+pub mod http_server;
 pub mod keys;
 pub mod lifecycle;
 pub mod merkle;
+pub mod metrics;
 pub mod notify;
 pub mod paper;
 pub mod pki;

@@ -129,6 +129,13 @@ impl Notifier {
         Ok(notifier)
     }
 
+    /// How many event streams are open now (for the metrics).
+    pub fn open_streams(&self) -> usize {
+        let mut tasks = lock(&self.subscriptions);
+        while tasks.try_join_next().is_some() {} // reap the finished
+        tasks.len()
+    }
+
     /// Waits for every subscription task to end (after [`Notifier::close`]).
     pub async fn join_subscriptions(&self) {
         let mut tasks = std::mem::take(&mut *lock(&self.subscriptions));

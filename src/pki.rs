@@ -475,6 +475,22 @@ pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, IdentityError> {
     from_cn.ok_or(IdentityError::NoOrganization)
 }
 
+/// When the first of the certificates in a PEM file expires, in seconds
+/// since the Unix epoch: for a chain or a bundle of CAs, the day something
+/// in it stops working.
+pub fn first_expiry(pem: &[u8]) -> Result<i64, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut first: Option<i64> = None;
+    for der in CertificateDer::pem_slice_iter(pem) {
+        let der = der.map_err(|e| e.to_string())?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| format!("a certificate does not parse: {e}"))?;
+        let not_after = cert.validity().not_after.timestamp();
+        first = Some(first.map_or(not_after, |f| f.min(not_after)));
+    }
+    first.ok_or_else(|| "no certificate in the file".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,9 @@ pub struct Ready {
     /// The plain health port's address, with `serve --health`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<std::net::SocketAddr>,
+    /// The metrics endpoint's address, with `serve --metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// How long a server may take to become ready: a store of a million
@@ -92,6 +95,7 @@ impl ServeProcess {
                 pki: None,
                 http: None,
                 health: None,
+                metrics: None,
             },
             log,
             log_reader,

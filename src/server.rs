@@ -1,7 +1,7 @@
 //! Assembling and running the service: directory, certificates, store, the
 //! gRPC server over mutual TLS (the API, health checking and reflection),
-//! the dashboard and the plain health port if asked for, and an orderly
-//! shutdown.
+//! the dashboard, the metrics and the plain health port if asked for, and
+//! an orderly shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use crate::directory::Directory;
 use crate::exchange::{Exchange, Limits};
 use crate::health::{self, HealthPort, HealthState};
 use crate::keys::KeyRegistry;
+use crate::metrics::{Metrics, MetricsEndpoint, Sources};
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
@@ -47,6 +48,9 @@ pub struct ServerConfig {
     /// The plain-text health port (`serve --health`); `None`: none, health
     /// is asked on the API's port only (see [`crate::health`]).
     pub health: Option<SocketAddr>,
+    /// The metrics' address (`serve --metrics`): plain HTTP, `GET
+    /// /metrics`; `None`: no metrics (see [`crate::metrics`]).
+    pub metrics: Option<SocketAddr>,
     /// `None`: the built-in Hữu Lũng directory.
     pub directory: Option<PathBuf>,
     /// `None`: the development PKI under `DATA/pki`, created if missing.
@@ -77,6 +81,7 @@ impl ServerConfig {
             listen: crate::defaults::LISTEN,
             http: None,
             health: None,
+            metrics: None,
             directory: None,
             tls: None,
             signing_keys: None,
@@ -136,6 +141,8 @@ pub struct RunningServer {
     pub http: Option<SocketAddr>,
     /// The plain health port's address, when it runs.
     pub health: Option<SocketAddr>,
+    /// The metrics endpoint's address, when it runs.
+    pub metrics: Option<SocketAddr>,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
     state: HealthState,
@@ -367,7 +374,12 @@ async fn serve(
         )),
     };
 
+    let metrics = config.metrics.map(|_| Metrics::new());
     let (listener, committed) = notify::listener();
+    let listener: Arc<dyn store::CommitListener> = match &metrics {
+        Some(metrics) => Arc::new(metrics.observe(listener)),
+        None => Arc::new(listener),
+    };
     let engine =
         store::open_engine(&config.data_dir, &config.store).map_err(|e| fail("store")(&e))?;
     let store = Store::open(
@@ -375,7 +387,7 @@ async fn serve(
         &config.data_dir.join("attachments"),
         &config.store,
         Arc::new(Notary::new(service_key.clone())),
-        Arc::new(listener),
+        listener,
     );
     let store = Arc::new(store.map_err(|e| fail("store")(&e))?);
     let notifier = Notifier::start(store.clone(), committed, config.notify.clone())
@@ -434,8 +446,16 @@ async fn serve(
         );
         network.max_connections = fitting;
     }
-    let warnings = Arc::new(Warnings::default());
+    let warnings = Arc::new(Warnings::counted_in(metrics.clone()));
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
+    let metrics_sources = Sources {
+        store: store.clone(),
+        archive: archive.clone(),
+        notifier: notifier.clone(),
+        data_dir: config.data_dir.clone(),
+        server_cert: tls_files.cert.clone(),
+        client_ca: tls_files.client_ca.clone(),
+    };
     let tracking = Arc::new(Tracking::new(
         store.clone(),
         exchange.clone(),
@@ -465,6 +485,19 @@ async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
+    // Bound before the dashboard starts, so that a port in use stops
+    // `serve` with nothing left running.
+    let metrics_listener = match config.metrics {
+        Some(at) => Some((
+            at,
+            tokio::net::TcpListener::bind(at).await.map_err(|e| {
+                StartError(format!(
+                    "cannot listen for the metrics (--metrics) on {at}: {e}"
+                ))
+            })?,
+        )),
+        None => None,
+    };
     let dashboard = match (access, config.http) {
         (Some(access), Some(http)) => {
             let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| {
@@ -488,10 +521,28 @@ async fn serve(
         _ => None,
     };
     let http_addr = dashboard.as_ref().map(|d| d.addr);
+    let metrics_endpoint = match (&metrics, metrics_listener) {
+        (Some(metrics), Some((at, listener))) => {
+            let running = MetricsEndpoint::start(listener, metrics.clone(), metrics_sources)
+                .map_err(|e| fail("the metrics")(&e))?;
+            tracing::info!("metrics on http://{}/metrics", running.addr);
+            if !at.ip().is_loopback() {
+                tracing::info!(
+                    "the metrics are plain HTTP without authentication: counts per organisation, no content; keep {at} reachable by Prometheus only"
+                );
+            }
+            Some(running)
+        }
+        _ => None,
+    };
+    let metrics_addr = metrics_endpoint.as_ref().map(|m| m.addr);
     let max_document_bytes = config.limits.max_document_bytes;
     // Every HTTP/2 setting given, rather than left to the libraries'
     // defaults (tonic's advertise no limit on streams).
     let router = tonic::transport::Server::builder()
+        // Outermost: it sees every call, those the admission layer refuses
+        // too, and reads the caller that layer found from the answer.
+        .layer(tower::util::option_layer(metrics.map(|m| m.layer())))
         .max_concurrent_streams(network.max_streams_per_connection)
         .initial_stream_window_size(network.stream_window)
         .initial_connection_window_size(network.connection_window)
@@ -531,6 +582,9 @@ async fn serve(
         if let Some(dashboard) = dashboard {
             dashboard.stop().await;
         }
+        if let Some(endpoint) = metrics_endpoint {
+            endpoint.stop().await;
+        }
         // Every request has finished: flush and close the store, then wait
         // for the tasks that hold it, so its files are released on return.
         tasks.close();
@@ -552,6 +606,7 @@ async fn serve(
         addr,
         http: http_addr,
         health: health_addr,
+        metrics: metrics_addr,
         dev_pki,
         state,
         notifier,

@@ -9,6 +9,8 @@
 //! document_id}`, the document id recorded by the handler once it knows it
 //! ([`crate::api`]). Every event logged while the request is handled
 //! carries them.
+//!
+//! The answer carries the organisation for the metrics layer ([`Caller`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +32,7 @@ use super::connection::{ConnectionInfo, OpenStream};
 use super::rate::SendRate;
 use super::{NetworkLimits, Warnings};
 use crate::directory::{Directory, OrgCode};
+use crate::metrics::Caller;
 use crate::pb::exchange_server::SERVICE_NAME;
 use crate::pki;
 
@@ -182,7 +185,8 @@ where
         let _in_span = span.enter();
         if Shared::is_send(request.uri().path()) {
             if let Err(wait) = shared.rate.take(org) {
-                let refused = shared.too_many_sends(&who, wait);
+                let mut refused = shared.too_many_sends(&who, wait);
+                refused.extensions_mut().insert(Caller(org));
                 return Box::pin(async move { Ok(refused) });
             }
         }
@@ -197,7 +201,9 @@ where
         drop(_in_span);
         Box::pin(
             async move {
-                let response = answer.await?;
+                let mut response = answer.await?;
+                // Who asked, for the metrics layer outside this one.
+                response.extensions_mut().insert(Caller(org));
                 Ok(response.map(|body| {
                     Body::new(Answering {
                         body,

@@ -61,6 +61,14 @@ impl Archive {
         signed(bytes)
     }
 
+    /// The latest checkpoint made, if any, without making one.
+    pub fn latest(&self) -> Result<Option<pb::Checkpoint>> {
+        let Some((_, bytes)) = self.store.latest_checkpoint()? else {
+            return Ok(None);
+        };
+        signed(bytes)?.decoded().map(Some)
+    }
+
     /// That the document `id`, which the caller sent or received, is leaf
     /// `i` of the log, up to a signed checkpoint.
     pub async fn inclusion_proof(
@@ -153,10 +161,14 @@ impl Archive {
 }
 
 impl pb::SignedCheckpoint {
+    /// The checkpoint inside the signed bytes.
+    pub fn decoded(&self) -> Result<pb::Checkpoint> {
+        pb::Checkpoint::decode(self.checkpoint.as_slice())
+            .map_err(|e| Error::storage_from("a checkpoint does not decode", e))
+    }
+
     /// The tree size inside the signed bytes.
     pub fn checkpoint_size(&self) -> Result<u64> {
-        pb::Checkpoint::decode(self.checkpoint.as_slice())
-            .map(|c| c.tree_size)
-            .map_err(|e| Error::storage_from("a checkpoint does not decode", e))
+        self.decoded().map(|c| c.tree_size)
     }
 }

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// (one JSON object per line). RUST_LOG sets the level (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default):
+    /// plain HTTP without authentication, counts and organisation codes
+    /// only; bind it to loopback or a network only Prometheus reaches.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Directory of organisations (TOML); default: the built-in Hữu Lũng one.
     #[arg(long, value_name = "FILE")]
     pub directory: Option<PathBuf>,
@@ -222,6 +227,7 @@ impl ServeArgs {
             data_dir: self.data,
             listen: self.listen,
             http: self.http,
+            metrics: self.metrics,
             health: self.health,
             directory: self.directory,
             tls,
@@ -297,6 +303,7 @@ pub async fn run(args: ServeArgs) -> Result {
         pki: running.dev_pki.clone(),
         http: running.http,
         health: running.health,
+        metrics: running.metrics,
     };
     output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
     wait_for_signal().await;
@@ -319,6 +326,11 @@ fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr
             "another `lienthong serve` is running on {}; stop it first, or give another --data",
             data.display()
         ));
+    }
+    if message.contains("for the metrics (--metrics)") {
+        return CliError::new(Code::Unavailable, message).with_hint(
+            "something else is listening there; stop it, or give another --metrics (port 0 picks a free one)",
+        );
     }
     if message.contains("for the dashboard (--http)") {
         return CliError::new(Code::Unavailable, message).with_hint(

@@ -21,9 +21,10 @@
 //!   applies: the committee and its office see every row, anyone else its
 //!   own.
 //!
-//! HTTP/1.1 with hyper and TLS with tokio-rustls, both already built for
-//! tonic; no web framework. Pages are built off the async workers, since
-//! they read the store. Stopping waits for the requests in flight.
+//! HTTP/1.1 from [`crate::http_server`] and TLS with tokio-rustls, both
+//! already built for tonic; no web framework. Pages are built off the async
+//! workers, since they read the store. Stopping waits for the requests in
+//! flight.
 
 pub mod chart;
 mod document;
@@ -31,7 +32,6 @@ pub mod html;
 mod overview;
 mod pages;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,22 +41,19 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
 
 pub use pages::{Page, Pages};
 
 use crate::deadlines::DISTRICT_KINDS;
 use crate::directory::{Directory, Organization};
 use crate::error::Error;
+use crate::http_server::{self, HttpServer, Stop};
 use crate::pki;
 
-/// A client that has not sent its request headers by then is dropped, so
-/// that idle or slow connections cannot hold the server.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// The same for a TLS handshake.
+/// A client that has not completed its TLS handshake by then is dropped
+/// (the request headers have their own deadline, in [`crate::http_server`]).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything but markup and inline style is refused: no script, no
@@ -129,8 +126,7 @@ pub fn tls_config(
 /// A running dashboard.
 pub struct Dashboard {
     pub addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    server: HttpServer,
 }
 
 impl Dashboard {
@@ -140,58 +136,24 @@ impl Dashboard {
         access: Access,
         pages: Arc<Pages>,
     ) -> std::io::Result<Dashboard> {
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept(listener, Arc::new(access), pages, stopped));
-        Ok(Dashboard { addr, stop, task })
+        let access = Arc::new(access);
+        let server = HttpServer::start(listener, "dashboard", move |stream, stop| {
+            connection(stream, access.clone(), pages.clone(), stop)
+        })?;
+        Ok(Dashboard {
+            addr: server.addr,
+            server,
+        })
     }
 
     /// Stops accepting, lets the requests in flight finish, closes every
     /// connection, and returns when all of that is done.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.server.stop().await
     }
 }
 
-/// Returns once the dashboard is told to stop (or its handle is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // The guard wait_for returns is not Send: drop it here.
-    let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
-}
-
-async fn accept(
-    listener: TcpListener,
-    access: Arc<Access>,
-    pages: Arc<Pages>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stopped(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(connection(stream, access.clone(), pages.clone(), stop.clone()));
-                }
-                // Out of file descriptors and the like: the next accept
-                // may succeed; the log says why this one did not.
-                Err(e) => tracing::warn!(error = %e, "dashboard: accepting a connection"),
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
-}
-
-async fn connection(
-    stream: TcpStream,
-    access: Arc<Access>,
-    pages: Arc<Pages>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+async fn connection(stream: TcpStream, access: Arc<Access>, pages: Arc<Pages>, mut stop: Stop) {
     match access.as_ref() {
         Access::Local(viewer) => {
             http(
@@ -215,7 +177,7 @@ async fn connection(
                     }
                     Err(_) => return,
                 },
-                _ = stopped(&mut stop) => return,
+                _ = stop.stopped() => return,
             };
             let leaf = tls
                 .get_ref()
@@ -229,37 +191,16 @@ async fn connection(
     }
 }
 
-/// Serves HTTP/1.1 on one connection for `viewer` until the client closes
-/// it or the dashboard stops.
-async fn http<I>(
-    io: I,
-    viewer: Arc<Result<Organization, Error>>,
-    pages: Arc<Pages>,
-    mut stop: watch::Receiver<bool>,
-) where
+/// Serves the pages on one connection for `viewer`.
+async fn http<I>(io: I, viewer: Arc<Result<Organization, Error>>, pages: Arc<Pages>, stop: Stop)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
+    let service = move |request| {
         let (pages, viewer) = (pages.clone(), viewer.clone());
-        async move { Ok::<_, Infallible>(respond(&pages, &viewer, request).await) }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    let served = builder.serve_connection(io, service);
-    tokio::pin!(served);
-    tokio::select! {
-        done = served.as_mut() => {
-            if let Err(e) = done {
-                tracing::debug!(error = %e, "dashboard: connection");
-            }
-        }
-        _ = stopped(&mut stop) => {
-            served.as_mut().graceful_shutdown();
-            let _ = served.await;
-        }
-    }
+        async move { respond(&pages, &viewer, request).await }
+    };
+    http_server::serve(io, "dashboard", service, stop).await
 }
 
 async fn respond(

@@ -297,8 +297,10 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
         if let Err(e) = setup.checkpoint(false) {
             tracing::error!(error = %e, "cannot make the periodic checkpoint");
         }
+        let syncing = std::time::Instant::now();
         match setup.engine.sync() {
             Ok(()) => {
+                setup.listener.synced(answers.len(), syncing.elapsed());
                 setup.pending.remove(&ids);
                 // Durable now: first tell the listener, so that a sender who
                 // subscribes right after its acknowledgement finds the event.

@@ -342,6 +342,12 @@ pub struct Sealed {
 /// order. Called on the committer thread: it must not block.
 pub trait CommitListener: Send + Sync {
     fn committed(&self, events: Vec<StoredEvent>);
+
+    /// A batch of `jobs` writes was made durable by one sync that took
+    /// `sync` (for the metrics; before [`CommitListener::committed`]).
+    fn synced(&self, jobs: usize, sync: std::time::Duration) {
+        let _ = (jobs, sync);
+    }
 }
 
 /// Makes the signed receipt of an accepted document and its archive leaf,

@@ -198,41 +198,20 @@ async fn unknown_ids_and_other_peoples_documents_look_the_same() {
     .await;
     monday_then_thursday(&server, &clock).await;
     let addr = server.http_addr();
-    let unknown = get(addr, "/document/0123456789abcdef0123456789abcdef").await;
-    let no_id = get(addr, "/document/nope").await;
+    let unknown = http_get(addr, "/document/0123456789abcdef0123456789abcdef").await;
+    let no_id = http_get(addr, "/document/nope").await;
     assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
-    assert_eq!(body(&unknown), body(&no_id));
-    let bad = get(addr, "/?period=2026-13").await;
+    assert_eq!(http_body(&unknown), http_body(&no_id));
+    let bad = http_get(addr, "/?period=2026-13").await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     assert!(bad.contains("period"), "the error names the field: {bad}");
-    let posted = request(
+    let posted = http_request(
         addr,
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(posted.starts_with("HTTP/1.1 405"), "{posted}");
     assert!(posted.to_ascii_lowercase().contains("allow: get, head"));
-}
-
-/// Plain HTTP on loopback, `Connection: close`.
-async fn get(addr: SocketAddr, path: &str) -> String {
-    request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
-    .await
-}
-
-async fn request(addr: SocketAddr, text: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(text.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    stream.read_to_end(&mut out).await.expect("read");
-    String::from_utf8(out).expect("UTF-8")
-}
-
-fn body(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
 
 /// The TLS files of a development PKI made in the server's data folder
@@ -367,7 +346,7 @@ async fn elsewhere_https_requires_a_client_certificate_which_says_whose_row_show
     };
     assert!(own.starts_with("HTTP/1.1 200"), "{own}");
     assert!(other.starts_with("HTTP/1.1 404"), "{other}");
-    assert_eq!(body(other), body(unknown));
+    assert_eq!(http_body(other), http_body(unknown));
 
     // The committee's certificate: every organisation.
     let page = https_get(&pki, addr, Some("ubnd-huyen"), "/")

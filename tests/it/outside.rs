@@ -8,13 +8,13 @@ use std::process::Command;
 use crate::common::TestServer;
 
 /// The Python of the virtual environment `bash tests/run` installs.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("target/test-python/bin/python");
     assert!(
         python.is_file(),
-        "the hostile-input suite needs the Python environment at {}: run `bash tests/run` \
-         (it installs grpcio, grpcio-tools and cryptography there, then runs cargo test)",
+        "this test needs the Python environment at {}: run `bash tests/run` \
+         (it installs grpcio, grpcio-tools, cryptography and prometheus_client there, then runs cargo test)",
         python.display()
     );
     python

@@ -59,6 +59,14 @@ impl TestServer {
             .expect("a server with a dashboard (config.http)")
     }
 
+    /// The metrics endpoint's address, when the configuration asked for one.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.running
+            .as_ref()
+            .and_then(|r| r.metrics)
+            .expect("a server with metrics (config.metrics)")
+    }
+
     pub fn url(&self) -> String {
         format!("https://{}", self.addr())
     }
@@ -237,4 +245,30 @@ pub fn serve_process(data: &std::path::Path, extra: &[&str]) -> ServeProcess {
         extra,
     )
     .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A plain HTTP/1.1 GET of `path` on `addr`, `Connection: close`: the
+/// whole response, head and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    http_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends `text` as it is to `addr` and reads the answer until the server
+/// closes the connection.
+pub async fn http_request(addr: std::net::SocketAddr, text: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(text.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.expect("read");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// The body of an HTTP response.
+pub fn http_body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
