@@ -2,16 +2,16 @@
 //! gRPC server over mutual TLS, and an orderly shutdown.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::api::{ExchangeApi, ExchangeServer};
+use crate::api::{ExchangeApi, ExchangeServer, OperationsApi, OperationsServer};
 use crate::archive::Archive;
+use crate::backup::BackupSource;
 use crate::calendar::Calendar;
 use crate::deadlines::Deadlines;
 use crate::directory::Directory;
@@ -20,8 +20,10 @@ use crate::keys::KeyRegistry;
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
+use crate::reload::{ReloadError, Reloaded, Reloader};
 use crate::report::Reports;
 use crate::store::{self, Store, StoreOptions};
+use crate::tls::{self, CertFiles, LiveTls};
 use crate::tracking::Tracking;
 
 /// Certificates configured by path, for production.
@@ -55,6 +57,10 @@ pub struct ServerConfig {
     /// A checkpoint of the archive is signed at least this often when
     /// documents came in (and every `store.checkpoint_every` documents).
     pub checkpoint_interval: std::time::Duration,
+    /// The operators the `Operations` service accepts, by the name in
+    /// their certificate. Empty: with the development PKI, its `admin`;
+    /// with production certificates, nobody.
+    pub operators: Vec<String>,
 }
 
 impl ServerConfig {
@@ -74,6 +80,7 @@ impl ServerConfig {
             checkpoint_interval: std::time::Duration::from_secs(
                 crate::defaults::CHECKPOINT_SECONDS,
             ),
+            operators: Vec::new(),
         }
     }
 }
@@ -97,16 +104,13 @@ fn fail(context: &str) -> impl FnOnce(&dyn std::fmt::Display) -> StartError + '_
     move |e| StartError(format!("{context}: {e}"))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, StartError> {
-    std::fs::read(path).map_err(|e| StartError(format!("cannot read {}: {e}", path.display())))
-}
-
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
     notifier: Arc<Notifier>,
+    reloader: Arc<Reloader>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -122,6 +126,13 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.wait().await
+    }
+
+    /// Reads the TLS certificate and key, the client CA and the signing-key
+    /// registry again (on SIGHUP); all or nothing, and logged either way.
+    /// Blocking (reads files).
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload()
     }
 
     /// Waits until the server stops on its own (it does not, unless it fails).
@@ -187,10 +198,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 pki::ensure_dev_pki(&paths, &directory).map_err(|e| fail("development PKI")(&e))?;
             if report.created_ca {
                 tracing::info!(
-                    "created a development PKI in {} (CA, server certificate, one client certificate per organisation)",
+                    "created a development PKI in {} (CA, server certificate, one client certificate per organisation, and the operator's)",
                     paths.dir.display()
                 );
-            } else if report.issued_clients > 0 {
+            } else if report.issued_operator {
+                tracing::info!(
+                    "issued the operator certificate {} in {}",
+                    pki::DEV_OPERATOR,
+                    paths.dir.display()
+                );
+            }
+            if !report.created_ca && report.issued_clients > 0 {
                 tracing::info!(
                     "issued {} client certificates for new organisations in {}",
                     report.issued_clients,
@@ -223,6 +241,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         );
     }
     let keys = Arc::new(keys);
+    // A public key without its private half: a data directory restored
+    // from a backup without secrets. A new key would sign receipts that no
+    // one holding the old public key could check: refuse instead.
+    let private = config.data_dir.join(crate::receipt::PRIVATE_FILE);
+    if !private.exists() && config.data_dir.join(crate::receipt::PUBLIC_FILE).exists() {
+        return Err(StartError(format!(
+            "{} is missing, but its public half is there: put the service's key back (a backup taken without --include-secrets does not hold it), or remove the public half too to start with a new key",
+            private.display()
+        )));
+    }
     let service_key = Arc::new(
         ServiceKey::load_or_create(&config.data_dir).map_err(|e| fail("service key")(&e))?,
     );
@@ -232,13 +260,18 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             .publish(&PkiPaths::new(dir).service_key())
             .map_err(|e| fail("service key")(&e))?;
     }
-    let identity = Identity::from_pem(read_file(&tls_files.cert)?, read_file(&tls_files.key)?);
-    let client_ca = Certificate::from_pem(read_file(&tls_files.client_ca)?);
-    // No client_auth_optional: a connection without a certificate that
-    // chains to the client CA never gets past the handshake.
-    let tls = ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(client_ca);
+    let cert_files = CertFiles {
+        cert: tls_files.cert.clone(),
+        key: tls_files.key.clone(),
+        client_ca: tls_files.client_ca.clone(),
+    };
+    // A connection without a certificate that chains to the client CA
+    // never gets past the handshake (see `tls`).
+    let live_tls = Arc::new(LiveTls::new(
+        tls::load(&cert_files)
+            .map_err(|e| fail("TLS configuration")(&e))?
+            .config,
+    ));
 
     let (listener, committed) = notify::listener();
     let engine =
@@ -271,6 +304,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         service_key,
         config.limits.clone(),
     ));
+    let reloader = Arc::new(Reloader::new(
+        cert_files,
+        keys_file.clone(),
+        live_tls.clone(),
+        exchange.clone(),
+    ));
+    let operations = operations(&config, &tls_files, keys_file, &dev_pki, &store, &reloader);
     // Checkpoints by time; the committer makes one only if the log grew.
     let ticking = store.clone();
     let interval = config.checkpoint_interval;
@@ -320,19 +360,19 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError(format!("cannot read the listening address: {e}")))?;
     let max_document_bytes = config.limits.max_document_bytes;
     let router = tonic::transport::Server::builder()
-        .tls_config(tls)
-        .map_err(|e| fail("TLS configuration")(&e))?
         .layer(tower::util::MapResponseLayer::new(move |response| {
             oversize_is_resource_exhausted(response, max_document_bytes)
         }))
-        .add_service(service);
+        .add_service(service)
+        .add_service(operations);
 
     // Replies are small and latency matters: no Nagle delay (which, against
     // the peer's delayed ACK, adds 40 ms to some replies). The builder's own
     // tcp_nodelay does not apply to a listener we hand it, so set it here.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+    let tcp = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(60)));
+    let incoming = tls::incoming(tcp, live_tls);
     let (shutdown, stop) = oneshot::channel::<()>();
     let tasks = notifier.clone();
     let task = tokio::spawn(async move {
@@ -357,7 +397,54 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         addr,
         dev_pki,
         notifier,
+        reloader,
         shutdown: Some(shutdown),
         task,
     })
+}
+
+/// The `Operations` service: who may call it, and what a backup takes.
+fn operations(
+    config: &ServerConfig,
+    tls_files: &TlsFiles,
+    keys_file: PathBuf,
+    dev_pki: &Option<PathBuf>,
+    store: &Arc<Store>,
+    reloader: &Arc<Reloader>,
+) -> OperationsServer<OperationsApi> {
+    let operators = match (&config.operators[..], dev_pki) {
+        ([], Some(_)) => vec![pki::DEV_OPERATOR.to_owned()],
+        (named, _) => named.to_vec(),
+    };
+    if operators.is_empty() {
+        tracing::info!("no operators configured (serve --operator NAME): backups and reloads over the API are refused");
+    }
+    // In a restored data directory: the service key where it was, and the
+    // certificates and registry in use under pki/, as the development PKI
+    // keeps them (and, with it, the rest of its folder).
+    let files = vec![
+        (
+            crate::receipt::PUBLIC_FILE.to_owned(),
+            config.data_dir.join(crate::receipt::PUBLIC_FILE),
+        ),
+        (
+            crate::receipt::PRIVATE_FILE.to_owned(),
+            config.data_dir.join(crate::receipt::PRIVATE_FILE),
+        ),
+        ("pki/ca.crt".to_owned(), tls_files.client_ca.clone()),
+        ("pki/server.crt".to_owned(), tls_files.cert.clone()),
+        ("pki/server.key".to_owned(), tls_files.key.clone()),
+        ("pki/signing-keys.toml".to_owned(), keys_file),
+    ];
+    let source = BackupSource::new(
+        store.clone(),
+        config.data_dir.clone(),
+        files,
+        dev_pki.clone(),
+    );
+    OperationsServer::new(OperationsApi::new(
+        operators,
+        Arc::new(source),
+        reloader.clone(),
+    ))
 }

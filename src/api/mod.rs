@@ -4,6 +4,7 @@
 
 pub mod codec;
 mod convert;
+mod operations;
 mod register;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::register::Registers;
 use crate::report::{Period, Reports};
 use crate::tracking::{StatusInput, Tracking};
 
+pub use operations::{OperationsApi, OperationsServer};
 pub use pb::exchange_server::ExchangeServer;
 
 pub struct ExchangeApi {
@@ -81,14 +83,14 @@ impl ExchangeApi {
     /// The caller's organisation, from the client certificate that TLS
     /// verified against the client CA. Nothing in the request can change it.
     fn caller<T>(&self, request: &Request<T>) -> Result<Organization, Error> {
-        let certs = request
-            .peer_certs()
-            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
-        let leaf = certs
-            .first()
-            .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
+        // An operator is known, but may not act for an organisation.
         let code =
-            pki::org_from_certificate(leaf).map_err(|e| Error::Unauthenticated(e.to_string()))?;
+            pki::org_from_certificate(&client_certificate(request)?).map_err(|e| match e {
+                pki::IdentityError::Operator(_) | pki::IdentityError::Both => {
+                    Error::PermissionDenied(e.to_string())
+                }
+                _ => Error::Unauthenticated(e.to_string()),
+            })?;
         self.exchange
             .directory()
             .org_by_code(&code)
@@ -99,6 +101,15 @@ impl ExchangeApi {
                 ))
             })
     }
+}
+
+/// The caller's certificate (DER), which TLS verified against the client
+/// CA: the only thing that says who the caller is.
+fn client_certificate<T>(request: &Request<T>) -> Result<Vec<u8>, Error> {
+    request
+        .peer_certs()
+        .and_then(|certs| certs.first().map(|c| c.to_vec()))
+        .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))
 }
 
 #[tonic::async_trait]

@@ -221,5 +221,9 @@ async fn lists_come_in_windows_of_the_whole() {
     assert!(ids(&window(5, 2).await.expect("past the end")).is_empty());
     let refused = window(0, 10_001).await.expect_err("too large a window");
     assert_eq!(refused.code(), Grpc::InvalidArgument);
-    assert!(refused.message().starts_with("limit:"), "{}", refused.message());
+    assert!(
+        refused.message().starts_with("limit:"),
+        "{}",
+        refused.message()
+    );
 }

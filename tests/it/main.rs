@@ -11,6 +11,7 @@
 mod common;
 
 mod archive;
+mod backup;
 mod calendar;
 mod cli;
 mod crash;
@@ -25,6 +26,7 @@ mod notifications;
 mod numbering;
 mod paper;
 mod registers;
+mod reload;
 mod report;
 mod signatures;
 mod store;
