@@ -8,7 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler
         .include_source_info(true)
         .include_imports(true)
-        .open_files(["lienthong/v1/exchange.proto"])?;
+        .open_files([
+            "lienthong/v1/exchange.proto",
+            "lienthong/v1/operations.proto",
+        ])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("lienthong_descriptor.bin"),

@@ -4,14 +4,18 @@
 #   certs/issue.sh ca     DIR                  a CA (keep DIR/ca.key offline)
 #   certs/issue.sh server DIR HOST [HOST...]   the server's certificate
 #   certs/issue.sh client DIR CODE [NAME]      one organisation's certificate
+#   certs/issue.sh operator DIR NAME           an operator's (backup, reload)
 #
 # A client certificate names its organisation in a SAN URI
 # urn:lienthong:org:<CODE> (and in its CN); the server reads the
-# organisation from there and from nowhere else. Keys are ECDSA P-256.
+# organisation from there and from nowhere else. An operator's names it in
+# urn:lienthong:operator:<NAME> (give `serve --operator NAME`), and no
+# organisation. Issuing again replaces the files: that is how a certificate
+# is rotated (then reload the server). Keys are ECDSA P-256.
 set -euo pipefail
 
 die() { echo "error: $*" >&2; exit 2; }
-[ $# -ge 2 ] || die "usage: $0 ca|server|client DIR ..."
+[ $# -ge 2 ] || die "usage: $0 ca|server|client|operator DIR ..."
 kind=$1 dir=$2; shift 2
 mkdir -p "$dir"
 days=${LIENTHONG_CERT_DAYS:-825}
@@ -56,5 +60,18 @@ client)
   rm -f "$dir/clients/$code.csr"
   echo "client $code: $dir/clients/$code.crt"
   ;;
-*) die "unknown kind $kind (ca, server or client)" ;;
+operator)
+  [ $# -ge 1 ] || die "usage: $0 operator DIR NAME"
+  name=$1
+  [[ $name =~ ^[a-z0-9][a-z0-9._-]{0,62}$ ]] || die "$name: an operator's name is lowercase letters, digits, '.', '_' and '-'"
+  mkdir -p "$dir/operators"
+  newkey "$dir/operators/$name.key"
+  openssl req -new -key "$dir/operators/$name.key" -subj "/CN=lienthong operator $name" -out "$dir/operators/$name.csr"
+  openssl x509 -req -in "$dir/operators/$name.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+    -sha256 -days "$days" -CAcreateserial -out "$dir/operators/$name.crt" \
+    -extfile <(printf 'subjectAltName=URI:urn:lienthong:operator:%s\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n' "$name")
+  rm -f "$dir/operators/$name.csr"
+  echo "operator $name: $dir/operators/$name.crt (serve --operator $name)"
+  ;;
+*) die "unknown kind $kind (ca, server, client or operator)" ;;
 esac

@@ -97,6 +97,14 @@ fn transport_detail(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Opens a channel to the server, presenting the client certificate.
 pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, ConnectError> {
+    Ok(ExchangeClient::new(channel(config).await?)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES))
+}
+
+/// A channel to the server with the client certificate, for any service
+/// (`Exchange`, `Operations`).
+pub async fn channel(config: &ClientConfig) -> Result<Channel, ConnectError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read_pem(&config.ca_cert)?))
@@ -109,16 +117,13 @@ pub async fn connect(config: &ClientConfig) -> Result<ExchangeClient<Channel>, C
         .tls_config(tls)
         .map_err(|e| ConnectError::Tls(format!("TLS configuration: {e}")))?
         .tcp_nodelay(true);
-    let channel = endpoint
+    endpoint
         .connect()
         .await
         .map_err(|e| ConnectError::Unreachable {
             server: config.server.clone(),
             detail: transport_detail(&e),
-        })?;
-    Ok(ExchangeClient::new(channel)
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES))
+        })
 }
 
 /// Connects to `server` as `org`, with its client certificate from the

@@ -13,7 +13,7 @@ use crate::crypto;
 use crate::directory::{Directory, Organization, UnknownName};
 use crate::document::{self, CheckedDocument};
 use crate::error::{quote, Error, Result};
-use crate::keys::{KeyRegistry, RegisteredKey};
+use crate::keys::{KeyRegistry, RegisteredKey, SharedKeys};
 use crate::pb;
 use crate::receipt::ServiceKey;
 use crate::store::{
@@ -113,7 +113,7 @@ pub struct Fetched {
 /// no clock but the key validity, so it can be fuzzed on its own.
 pub struct Rules {
     pub directory: Arc<Directory>,
-    pub keys: Arc<KeyRegistry>,
+    pub keys: SharedKeys,
     pub limits: Limits,
     /// Key validity, and later the plausibility of dates, are judged by it.
     pub clock: crate::clock::Clock,
@@ -148,7 +148,7 @@ impl Exchange {
             rules: Rules {
                 clock: clock.clone(),
                 directory,
-                keys,
+                keys: SharedKeys::new(keys),
                 limits,
             },
             service_key,
@@ -163,8 +163,15 @@ impl Exchange {
         &self.rules
     }
 
-    pub fn keys(&self) -> &KeyRegistry {
-        &self.rules.keys
+    /// The registry of signing keys as it stands now.
+    pub fn keys(&self) -> Arc<KeyRegistry> {
+        self.rules.keys.current()
+    }
+
+    /// Replaces the registry of signing keys (on a reload): checks that
+    /// start after this see the new one.
+    pub fn replace_keys(&self, keys: KeyRegistry) {
+        self.rules.keys.replace(keys);
     }
 
     pub fn service_key(&self) -> &ServiceKey {
@@ -457,7 +464,7 @@ impl Rules {
         caller: &Organization,
         document_bytes: &[u8],
         signature: Option<&pb::DocumentSignature>,
-    ) -> Result<&RegisteredKey> {
+    ) -> Result<RegisteredKey> {
         self.check_signed(
             caller,
             document_bytes,
@@ -478,7 +485,7 @@ impl Rules {
         signature: Option<&pb::DocumentSignature>,
         message: fn(&str, &[u8]) -> Vec<u8>,
         what: &str,
-    ) -> Result<&RegisteredKey> {
+    ) -> Result<RegisteredKey> {
         let signature = signature.ok_or_else(|| {
             Error::invalid(
                 "signature",
@@ -487,8 +494,10 @@ impl Rules {
         })?;
         let key = self
             .keys
+            .current()
             .check(&signature.key_id, &caller.code, self.clock.now_ms())
-            .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?;
+            .map_err(|problem| Error::invalid("signature.key_id", problem.to_string()))?
+            .clone();
         let message = message(&signature.key_id, document_bytes);
         if !key.public.verify(&message, &signature.signature) {
             return Err(Error::invalid(

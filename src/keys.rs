@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -261,6 +262,34 @@ impl KeyRegistry {
         }
         key.usable_at(at_ms)?;
         Ok(key)
+    }
+}
+
+/// The registry a running server judges signatures by, replaced whole when
+/// it reloads its files (SIGHUP, `lienthong reload`): a check sees the old
+/// registry or the new one, never a mix.
+#[derive(Debug)]
+pub struct SharedKeys(RwLock<Arc<KeyRegistry>>);
+
+impl SharedKeys {
+    pub fn new(registry: Arc<KeyRegistry>) -> SharedKeys {
+        SharedKeys(RwLock::new(registry))
+    }
+
+    /// The registry as it stands. A panic cannot leave the lock's content
+    /// half changed (it is one `Arc`), so a poisoned lock is taken over.
+    pub fn current(&self) -> Arc<KeyRegistry> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, registry: KeyRegistry) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(registry);
     }
 }
 

@@ -13,7 +13,7 @@
 //!   and `config` (its configuration: flags, environment, file),
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
 //!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
-//!   `report`, `demo`).
+//!   `report`, `demo`), and the operator's (`backup`, `restore`, `reload`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
@@ -44,7 +44,14 @@
 //! - [`http_server`]: the small HTTP/1.1 server under the dashboard and
 //!   the metrics: accept loop, header deadline, graceful stop.
 //! - [`api`]: the tonic handlers. Thin: authenticate the caller from its
-//!   certificate, unpack, call the domain, map errors.
+//!   certificate, unpack, call the domain, map errors. `Exchange` for
+//!   organisations, `Operations` for operators.
+//! - [`backup`]: the online backup of a running server from a snapshot of
+//!   its store, the backup file's format, and the offline restore.
+//! - [`reload`]: reading the TLS certificate, client CA and signing-key
+//!   registry again in a running server (SIGHUP, `lienthong reload`).
+//! - [`tls`]: the server's TLS configuration from its files, replaceable
+//!   while it runs, and the listener that does the handshakes.
 //! - [`archive`]: the archive's read side — checkpoints, inclusion and
 //!   consistency proofs for a document's parties, proof files — and the
 //!   offline audit.
@@ -99,6 +106,7 @@
 pub mod admission;
 pub mod api;
 pub mod archive;
+pub mod backup;
 pub mod bench;
 pub mod calendar;
 pub mod cli;
@@ -129,9 +137,11 @@ pub mod pki;
 pub mod process;
 pub mod receipt;
 pub mod register;
+pub mod reload;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod tracking;
 
 /// The `lienthong.v1` protobuf messages and gRPC stubs.

@@ -6,6 +6,13 @@
 //! - Identity is the client certificate, verified by TLS against the
 //!   configured client CA, and nothing else: the organisation is the SAN URI
 //!   `urn:lienthong:org:<code>` or, failing that, a subject CN that is a code.
+//! - An operator (who takes backups and reloads certificates) is a separate
+//!   kind of identity, the SAN URI `urn:lienthong:operator:<name>`, in its
+//!   own namespace so that no organisation's certificate can be one by
+//!   accident; the server also needs the name in its list of operators
+//!   (`serve --operator`). A certificate naming both is refused for both:
+//!   an operator reads no mailbox and sends nothing, and an organisation
+//!   takes no backup (a backup holds every organisation's documents).
 //! - The development PKI is for trying the service on one machine. Its CA key
 //!   sits beside the certificates so that `serve` can issue certificates for
 //!   organisations added later; a production deployment configures its own
@@ -35,6 +42,14 @@ use crate::error::Error;
 /// The SAN URI prefix that names an organisation in a client certificate.
 pub const ORG_URI_PREFIX: &str = "urn:lienthong:org:";
 
+/// The SAN URI prefix that names an operator in a client certificate.
+pub const OPERATOR_URI_PREFIX: &str = "urn:lienthong:operator:";
+
+/// The operator the development PKI issues a certificate for, listed in
+/// `clients.toml` like an organisation (`--as admin`), and the operator a
+/// server on the development PKI accepts unless told otherwise.
+pub const DEV_OPERATOR: &str = "admin";
+
 const CA_NAME: &str = "lienthong development CA";
 
 /// The password of the development PKI's `.p12` files (see the module's
@@ -52,7 +67,12 @@ pub enum PkiError {
     Io(PathBuf, std::io::Error),
     Generate(rcgen::Error),
     Index(String),
-    UnknownClient { name: String, index: PathBuf },
+    UnknownClient {
+        name: String,
+        index: PathBuf,
+    },
+    /// `reissue` needs the CA's key, which only the development PKI keeps.
+    NoCaKey(PathBuf),
     Pkcs12(PathBuf, String),
 }
 
@@ -69,6 +89,11 @@ impl fmt::Display for PkiError {
                 f,
                 "no client certificate for {name:?} in {} (give an organisation code or alias listed there, or --cert and --key)",
                 index.display()
+            ),
+            PkiError::NoCaKey(path) => write!(
+                f,
+                "{} does not exist: only a development PKI keeps its CA key; issue production certificates with certs/issue.sh",
+                path.display()
             ),
         }
     }
@@ -146,7 +171,8 @@ fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|e| PkiError::Io(path.to_owned(), e))
 }
 
-fn write(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
+fn write(path: &Path, contents: impl AsRef<[u8]>, private: bool) -> Result<(), PkiError> {
+    let contents = contents.as_ref();
     let io = |e| PkiError::Io(path.to_owned(), e);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io)?;
@@ -183,11 +209,14 @@ fn ca_params() -> CertificateParams {
 pub struct DevPkiReport {
     pub created_ca: bool,
     pub issued_clients: usize,
+    /// The operator certificate ([`DEV_OPERATOR`]) was issued.
+    pub issued_operator: bool,
 }
 
 /// Makes sure `paths.dir` holds a development PKI for `directory`: creates
-/// the CA and the server certificate if there are none, and a client
-/// certificate for every organisation that has none yet.
+/// the CA and the server certificate if there are none, a client
+/// certificate for every organisation that has none yet, and the operator
+/// certificate ([`DEV_OPERATOR`]) if there is none.
 pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiReport, PkiError> {
     let mut report = DevPkiReport::default();
     let ca_key = if paths.ca_cert().exists() {
@@ -207,18 +236,9 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
     let issuer = Issuer::new(ca_params(), ca_key);
 
     if !paths.server_cert().exists() {
-        let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "lienthong server");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        validity(&mut params, 825);
-        let cert = params.signed_by(&key, &issuer)?;
-        write(&paths.server_key(), key.serialize_pem().as_bytes(), true)?;
-        write(&paths.server_cert(), cert.pem().as_bytes(), false)?;
+        let (cert, key) = issue(server_params()?, &issuer)?;
+        write(&paths.server_key(), &key, true)?;
+        write(&paths.server_cert(), &cert, false)?;
     }
 
     let mut index: ClientIndex = if paths.index().exists() {
@@ -236,6 +256,20 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
         index.client.push(entry);
         new_keys.push_str(&key_row);
         report.issued_clients += 1;
+    }
+    if !index.client.iter().any(|c| c.code == DEV_OPERATOR) {
+        let entry = ClientEntry {
+            code: DEV_OPERATOR.into(),
+            alias: DEV_OPERATOR.into(),
+            cert: format!("clients/{DEV_OPERATOR}.crt"),
+            key: format!("clients/{DEV_OPERATOR}.key"),
+            signing_key: None,
+        };
+        let (cert, key) = issue(operator_params(DEV_OPERATOR)?, &issuer)?;
+        write(&paths.dir.join(&entry.key), &key, true)?;
+        write(&paths.dir.join(&entry.cert), &cert, false)?;
+        index.client.push(entry);
+        report.issued_operator = true;
     }
     if !new_keys.is_empty() {
         let file = paths.signing_keys();
@@ -259,11 +293,12 @@ pub fn ensure_dev_pki(paths: &PkiPaths, directory: &Directory) -> Result<DevPkiR
             write_p12(paths, entry, &ca_der, &p12)?;
         }
     }
-    if report.issued_clients > 0 {
+    if report.issued_clients > 0 || report.issued_operator {
         let text = toml::to_string(&index).map_err(|e| PkiError::Index(e.to_string()))?;
         let header = "# Client certificates of this PKI folder, one per organisation.\n\
-                      # `lienthong <command> --as CODE-OR-ALIAS` finds its certificate here.\n\n";
-        write(&paths.index(), format!("{header}{text}").as_bytes(), false)?;
+                      # `lienthong <command> --as CODE-OR-ALIAS` finds its certificate here;\n\
+                      # `admin` is the operator (backup, reload), not an organisation.\n\n";
+        write(&paths.index(), format!("{header}{text}"), false)?;
     }
     Ok(report)
 }
@@ -275,22 +310,7 @@ fn issue_client(
     issuer: &Issuer<'_, KeyPair>,
     org: &Organization,
 ) -> Result<(ClientEntry, String), PkiError> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::default();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, org.code.as_str());
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, org.name.as_str());
-    params.subject_alt_names = vec![SanType::URI(
-        format!("{ORG_URI_PREFIX}{}", org.code).try_into()?,
-    )];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.use_authority_key_identifier_extension = true;
-    validity(&mut params, 825);
-    let cert = params.signed_by(&key, issuer)?;
+    let (cert, key) = issue(org_params(org)?, issuer)?;
     let signing_pem =
         SigningKey::generate_ed25519_pem().map_err(|e| PkiError::Index(e.to_string()))?;
     let signing = SigningKey::from_pem(&signing_pem).map_err(|e| PkiError::Index(e.to_string()))?;
@@ -301,12 +321,8 @@ fn issue_client(
         key: format!("clients/{}.key", org.code),
         signing_key: Some(format!("clients/{}.signing.pem", org.code)),
     };
-    write(
-        &paths.dir.join(&entry.key),
-        key.serialize_pem().as_bytes(),
-        true,
-    )?;
-    write(&paths.dir.join(&entry.cert), cert.pem().as_bytes(), false)?;
+    write(&paths.dir.join(&entry.key), &key, true)?;
+    write(&paths.dir.join(&entry.cert), &cert, false)?;
     write(
         &paths.dir.join(format!("clients/{}.signing.pem", org.code)),
         signing_pem.as_bytes(),
@@ -359,6 +375,114 @@ fn write_p12(
     write(out, &bytes, true)
 }
 
+/// The server's certificate: for this machine's loopback names.
+fn server_params() -> Result<CertificateParams, PkiError> {
+    let mut params =
+        CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "lienthong server");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
+}
+
+/// A client certificate named by the SAN URI `uri` and the CN `cn`.
+fn client_params(cn: &str, uri: String) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    Ok(params)
+}
+
+/// An organisation's client certificate: its code in the SAN URI and CN.
+fn org_params(org: &Organization) -> Result<CertificateParams, PkiError> {
+    let mut params = client_params(org.code.as_str(), format!("{ORG_URI_PREFIX}{}", org.code))?;
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org.name.as_str());
+    Ok(params)
+}
+
+/// An operator's client certificate: its name in the SAN URI only (the CN
+/// is not an organisation code, so it can never be read as one).
+fn operator_params(name: &str) -> Result<CertificateParams, PkiError> {
+    client_params(
+        &format!("lienthong operator {name}"),
+        format!("{OPERATOR_URI_PREFIX}{name}"),
+    )
+}
+
+/// A new key and a certificate for it, valid 825 days from yesterday,
+/// signed by `issuer`: (certificate, key) as PEM.
+fn issue(
+    mut params: CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+) -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate()?;
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, 825);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// What [`reissue`] replaced.
+#[derive(Debug)]
+pub struct Reissued {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub not_after: OffsetDateTime,
+}
+
+/// Replaces one certificate of a development PKI with a new key and a new
+/// certificate from its CA: `name` is `server`, [`DEV_OPERATOR`], or an
+/// organisation (code or alias) that has a certificate in `clients.toml`.
+/// The organisation's document signing key is kept. Each file is replaced
+/// by a rename, so a server reloading meanwhile reads an old file or a new
+/// one, never half of one (between the two renames, a new key with the old
+/// certificate, which the reload refuses, keeping the certificate it has).
+pub fn reissue(paths: &PkiPaths, directory: &Directory, name: &str) -> Result<Reissued, PkiError> {
+    if !paths.ca_key().exists() {
+        return Err(PkiError::NoCaKey(paths.ca_key()));
+    }
+    let issuer = Issuer::new(ca_params(), KeyPair::from_pem(&read(&paths.ca_key())?)?);
+    let (params, cert, key) = if name == "server" {
+        (server_params()?, paths.server_cert(), paths.server_key())
+    } else {
+        let (cert, key) = find_client(paths, name)?;
+        let params = match directory.org(name) {
+            Some(org) => org_params(org)?,
+            None if name == DEV_OPERATOR => operator_params(DEV_OPERATOR)?,
+            None => {
+                return Err(PkiError::Index(format!(
+                    "{name} is listed in {} but is not in the directory",
+                    paths.index().display()
+                )))
+            }
+        };
+        (params, cert, key)
+    };
+    let (cert_pem, key_pem) = issue(params, &issuer)?;
+    replace(&key, &key_pem, true)?;
+    replace(&cert, &cert_pem, false)?;
+    let not_after = OffsetDateTime::now_utc() + Duration::days(825);
+    Ok(Reissued {
+        cert,
+        key,
+        not_after,
+    })
+}
+
+/// Writes `path` whole through a temporary file and a rename.
+fn replace(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    write(&tmp, contents, private)?;
+    fs::rename(&tmp, path).map_err(|e| PkiError::Io(path.to_owned(), e))
+}
+
 /// An organisation's document signing key from a PKI folder's
 /// `clients.toml`.
 pub fn find_signing_key(paths: &PkiPaths, name: &str) -> Result<SigningKey, PkiError> {
@@ -405,7 +529,11 @@ pub fn find_client(paths: &PkiPaths, name: &str) -> Result<(PathBuf, PathBuf), P
 pub fn caller(directory: &Directory, leaf: Option<&[u8]>) -> Result<Organization, Error> {
     let leaf =
         leaf.ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))?;
-    let code = org_from_certificate(leaf).map_err(|e| Error::Unauthenticated(e.to_string()))?;
+    // An operator is known, but may not act for an organisation.
+    let code = org_from_certificate(leaf).map_err(|e| match e {
+        IdentityError::Operator(_) | IdentityError::Both => Error::PermissionDenied(e.to_string()),
+        _ => Error::Unauthenticated(e.to_string()),
+    })?;
     directory.org_by_code(&code).cloned().ok_or_else(|| {
         Error::PermissionDenied(format!(
             "the client certificate names {code}, which is not in the directory"
@@ -421,6 +549,10 @@ pub enum IdentityError {
     BadUri(String),
     /// More than one SAN URI names an organisation: how many.
     SeveralOrganizations(usize),
+    /// The certificate names an operator, who acts for no organisation.
+    Operator(String),
+    /// The certificate names both an operator and an organisation.
+    Both,
 }
 
 impl fmt::Display for IdentityError {
@@ -440,6 +572,13 @@ impl fmt::Display for IdentityError {
                 f,
                 "the client certificate names {n} organisations (SAN URIs {ORG_URI_PREFIX}<code>); exactly one is required"
             ),
+            IdentityError::Operator(name) => write!(
+                f,
+                "the client certificate is operator {name:?}'s: an operator may call only the Operations service (backup, reload), never act for an organisation"
+            ),
+            IdentityError::Both => f.write_str(
+                "the client certificate names both an organisation and an operator; a certificate stands for exactly one of them",
+            ),
         }
     }
 }
@@ -450,6 +589,9 @@ impl fmt::Display for IdentityError {
 pub fn org_from_certificate(der: &[u8]) -> Result<OrgCode, IdentityError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::Unparsable)?;
+    if let Some(name) = operator_uris(&cert).next() {
+        return Err(IdentityError::Operator(name.to_owned()));
+    }
     let mut org_uris = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -491,6 +633,54 @@ pub fn first_expiry(pem: &[u8]) -> Result<i64, String> {
     first.ok_or_else(|| "no certificate in the file".to_owned())
 }
 
+/// The names of the operator SAN URIs of a certificate.
+fn operator_uris<'a>(
+    cert: &'a x509_parser::certificate::X509Certificate<'_>,
+) -> impl Iterator<Item = &'a str> {
+    let names = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san.value.general_names.as_slice(),
+        _ => &[],
+    };
+    names.iter().filter_map(|name| match name {
+        GeneralName::URI(uri) => uri.strip_prefix(OPERATOR_URI_PREFIX),
+        _ => None,
+    })
+}
+
+/// The operator a (TLS-verified) client certificate stands for, or `None`
+/// if it names none. A certificate that also names an organisation, or two
+/// operators, is refused.
+pub fn operator_from_certificate(der: &[u8]) -> Result<Option<String>, IdentityError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::Unparsable)?;
+    let mut names = operator_uris(&cert);
+    let Some(name) = names.next() else {
+        return Ok(None);
+    };
+    if names.any(|other| other != name) {
+        return Err(IdentityError::BadUri(format!(
+            "{OPERATOR_URI_PREFIX}{name}"
+        )));
+    }
+    let names_org = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .any(|n| matches!(n, GeneralName::URI(uri) if uri.starts_with(ORG_URI_PREFIX))),
+        _ => false,
+    };
+    let cn_is_org = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .any(|cn| OrgCode::parse(cn).is_some());
+    if names_org || cn_is_org {
+        return Err(IdentityError::Both);
+    }
+    Ok(Some(name.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +693,7 @@ mod tests {
         let report = ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
         assert!(report.created_ca);
         assert_eq!(report.issued_clients, directory.organizations().len());
+        assert!(report.issued_operator);
 
         let (cert, _key) = find_client(&paths, "xa-van-nham").unwrap_or_else(|e| panic!("{e}"));
         let pem = fs::read_to_string(cert).unwrap_or_default();
@@ -517,6 +708,19 @@ mod tests {
         let again = ensure_dev_pki(&paths, &directory).unwrap_or_else(|e| panic!("{e}"));
         assert!(!again.created_ca);
         assert_eq!(again.issued_clients, 0);
+        assert!(!again.issued_operator);
+
+        // The operator's certificate names an operator and no organisation.
+        let (cert, _key) = find_client(&paths, DEV_OPERATOR).unwrap_or_else(|e| panic!("{e}"));
+        let der = rustls_pem_der(&fs::read_to_string(cert).unwrap_or_default());
+        assert_eq!(
+            operator_from_certificate(&der),
+            Ok(Some(DEV_OPERATOR.to_owned()))
+        );
+        assert_eq!(
+            org_from_certificate(&der),
+            Err(IdentityError::Operator(DEV_OPERATOR.to_owned()))
+        );
 
         // A PKI made before the `.p12` files were gets them on the next run.
         let code = code.unwrap_or_default();

@@ -8,8 +8,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// What `serve` prints on stdout once it accepts connections.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -38,13 +38,29 @@ const READY_WITHIN: Duration = Duration::from_secs(120);
 /// Lines of the server's log kept, to explain a server that did not start.
 const LOG_TAIL: usize = 40;
 
+/// The end of a server's log, and how many lines it wrote in all; the
+/// condition variable wakes whoever waits for a line.
+#[derive(Default)]
+struct Log {
+    tail: Mutex<(Vec<String>, usize)>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Vec<String>, usize)> {
+        self.tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A running `lienthong serve`; killed and reaped on drop.
 pub struct ServeProcess {
     pub child: Child,
     /// `https://ADDR`.
     pub url: String,
     pub ready: Ready,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -56,23 +72,27 @@ impl ServeProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "warn,lienthong::server=info")
+            .env(
+                "RUST_LOG",
+                "warn,lienthong::server=info,lienthong::reload=info",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(Log::default());
         // Keep draining the server's log so it never blocks on a full pipe.
         let log_reader = child.stderr.take().map(|stderr| {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut log) = log.lock() {
-                        if log.len() == LOG_TAIL {
-                            log.remove(0);
-                        }
-                        log.push(line);
+                    let mut tail = log.lock();
+                    if tail.0.len() == LOG_TAIL {
+                        tail.0.remove(0);
                     }
+                    tail.0.push(line);
+                    tail.1 += 1;
+                    log.grew.notify_all();
                 }
             })
         });
@@ -117,7 +137,51 @@ impl ServeProcess {
 
     /// The end of the server's log, for an error message.
     pub fn log_tail(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        self.log.lock().0.join("\n")
+    }
+
+    /// How many lines the server has logged so far.
+    pub fn log_lines(&self) -> usize {
+        self.log.lock().1
+    }
+
+    /// Waits for a line containing `needle` among those logged after the
+    /// first `after` lines (see [`ServeProcess::log_lines`]), and returns
+    /// it; an error after `within` (or if the lines scrolled out of the
+    /// kept tail). Blocking.
+    pub fn wait_for_log(
+        &self,
+        needle: &str,
+        after: usize,
+        within: Duration,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        let mut tail = self.log.lock();
+        loop {
+            let (lines, total) = (&tail.0, tail.1);
+            let first = total - lines.len();
+            if let Some(line) = lines
+                .iter()
+                .enumerate()
+                .find(|(i, line)| first + i >= after && line.contains(needle))
+                .map(|(_, line)| line.clone())
+            {
+                return Ok(line);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "the server logged no line with {needle:?} within {within:?}; its log ends:\n{}",
+                    tail.0.join("\n")
+                ));
+            }
+            tail = self
+                .log
+                .grew
+                .wait_timeout(tail, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Stops it, waits for it, and explains why it failed with its log.

@@ -4,15 +4,16 @@
 //! an orderly shutdown.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::admission::{self, AdmissionLayer, NetworkLimits, Warnings};
-use crate::api::{ExchangeApi, ExchangeServer};
+use crate::api::{ExchangeApi, ExchangeServer, OperationsApi, OperationsServer};
 use crate::archive::Archive;
+use crate::backup::BackupSource;
 use crate::calendar::Calendar;
 use crate::dashboard::{self, Access, Dashboard, Pages};
 use crate::deadlines::Deadlines;
@@ -24,8 +25,10 @@ use crate::metrics::{Metrics, MetricsEndpoint, Sources};
 use crate::notify::{self, Notifier, NotifyOptions};
 use crate::pki::{self, PkiPaths};
 use crate::receipt::{Notary, ServiceKey};
+use crate::reload::{ReloadError, Reloaded, Reloader};
 use crate::report::Reports;
 use crate::store::{self, Store, StoreOptions};
+use crate::tls::{self, CertFiles, LiveTls};
 use crate::tracking::Tracking;
 
 /// Certificates configured by path, for production.
@@ -71,6 +74,10 @@ pub struct ServerConfig {
     /// A checkpoint of the archive is signed at least this often when
     /// documents came in (and every `store.checkpoint_every` documents).
     pub checkpoint_interval: std::time::Duration,
+    /// The operators the `Operations` service accepts, by the name in
+    /// their certificate. Empty: with the development PKI, its `admin`;
+    /// with production certificates, nobody.
+    pub operators: Vec<String>,
 }
 
 impl ServerConfig {
@@ -94,6 +101,7 @@ impl ServerConfig {
             checkpoint_interval: std::time::Duration::from_secs(
                 crate::defaults::CHECKPOINT_SECONDS,
             ),
+            operators: Vec::new(),
         }
     }
 }
@@ -130,7 +138,7 @@ fn fail(context: &str) -> impl FnOnce(&dyn std::fmt::Display) -> StartError + '_
     move |e| StartError(format!("{context}: {e}"))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, StartError> {
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     std::fs::read(path).map_err(|e| StartError(format!("cannot read {}: {e}", path.display())))
 }
 
@@ -147,6 +155,7 @@ pub struct RunningServer {
     pub dev_pki: Option<PathBuf>,
     state: HealthState,
     notifier: Arc<Notifier>,
+    reloader: Arc<Reloader>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -167,40 +176,19 @@ impl RunningServer {
         self.wait().await
     }
 
+    /// Reads the TLS certificate and key, the client CA and the signing-key
+    /// registry again (on SIGHUP); all or nothing, and logged either way.
+    /// Blocking (reads files).
+    pub fn reload(&self) -> Result<Reloaded, ReloadError> {
+        self.reloader.reload()
+    }
+
     /// Waits until the server stops on its own (it does not, unless it fails).
     pub async fn wait(&mut self) -> Result<(), StartError> {
         (&mut self.task)
             .await
             .map_err(|e| StartError(format!("the server task failed: {e}")))?
     }
-}
-
-/// The server's TLS: a client certificate that chains to the client CA is
-/// required (a connection without one never gets past the handshake), and
-/// HTTP/2 is the only protocol offered.
-fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, StartError> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    let pem_error =
-        |path: &Path, e: &dyn std::fmt::Display| StartError(format!("{}: {e}", path.display()));
-    let chain = CertificateDer::pem_slice_iter(&read_file(&files.cert)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(&files.cert, &e))?;
-    let key = PrivateKeyDer::from_pem_slice(&read_file(&files.key)?)
-        .map_err(|e| pem_error(&files.key, &e))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(&read_file(&files.client_ca)?) {
-        let ca = ca.map_err(|e| pem_error(&files.client_ca, &e))?;
-        roots.add(ca).map_err(|e| pem_error(&files.client_ca, &e))?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-        .build()
-        .map_err(|e| fail("client CA")(&e))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| fail("TLS configuration")(&e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
 }
 
 impl ServerConfig {
@@ -314,10 +302,17 @@ async fn serve(
                 pki::ensure_dev_pki(&paths, &directory).map_err(|e| fail("development PKI")(&e))?;
             if report.created_ca {
                 tracing::info!(
-                    "created a development PKI in {} (CA, server certificate, one client certificate per organisation)",
+                    "created a development PKI in {} (CA, server certificate, one client certificate per organisation, and the operator's)",
                     paths.dir.display()
                 );
-            } else if report.issued_clients > 0 {
+            } else if report.issued_operator {
+                tracing::info!(
+                    "issued the operator certificate {} in {}",
+                    pki::DEV_OPERATOR,
+                    paths.dir.display()
+                );
+            }
+            if !report.created_ca && report.issued_clients > 0 {
                 tracing::info!(
                     "issued {} client certificates for new organisations in {}",
                     report.issued_clients,
@@ -347,6 +342,16 @@ async fn serve(
         );
     }
     let keys = Arc::new(keys);
+    // A public key without its private half: a data directory restored
+    // from a backup without secrets. A new key would sign receipts that no
+    // one holding the old public key could check: refuse instead.
+    let private = config.data_dir.join(crate::receipt::PRIVATE_FILE);
+    if !private.exists() && config.data_dir.join(crate::receipt::PUBLIC_FILE).exists() {
+        return Err(StartError(format!(
+            "{} is missing, but its public half is there: put the service's key back (a backup taken without --include-secrets does not hold it), or remove the public half too to start with a new key",
+            private.display()
+        )));
+    }
     let service_key = Arc::new(
         ServiceKey::load_or_create(&config.data_dir).map_err(|e| fail("service key")(&e))?,
     );
@@ -356,7 +361,18 @@ async fn serve(
             .publish(&PkiPaths::new(dir).service_key())
             .map_err(|e| fail("service key")(&e))?;
     }
-    let tls = tls_config(&tls_files)?;
+    let cert_files = CertFiles {
+        cert: tls_files.cert.clone(),
+        key: tls_files.key.clone(),
+        client_ca: tls_files.client_ca.clone(),
+    };
+    // A connection without a certificate that chains to the client CA
+    // never gets past the handshake (see `tls`).
+    let live_tls = Arc::new(LiveTls::new(
+        tls::load(&cert_files)
+            .map_err(|e| fail("TLS configuration")(&e))?
+            .config,
+    ));
     // Checked before the store opens: a dashboard that cannot start stops
     // `serve` at once.
     let access = match config.http {
@@ -410,6 +426,13 @@ async fn serve(
         service_key,
         config.limits.clone(),
     ));
+    let reloader = Arc::new(Reloader::new(
+        cert_files,
+        keys_file.clone(),
+        live_tls.clone(),
+        exchange.clone(),
+    ));
+    let operations = operations(&config, &tls_files, keys_file, &dev_pki, &store, &reloader);
     // Checkpoints by time; the committer makes one only if the log grew.
     let ticking = store.clone();
     let interval = config.checkpoint_interval;
@@ -562,11 +585,13 @@ async fn serve(
         .add_service(service)
         .add_service(state.service())
         .add_service(reflection.0)
-        .add_service(reflection.1);
+        .add_service(reflection.1)
+        .add_service(operations);
 
-    // TLS is ours, not tonic's: the connection caps apply before it, and
-    // the handshake deadline runs on to the HTTP/2 preface.
-    let incoming = admission::incoming(listener, tls, &network, warnings);
+    // TLS is ours, not tonic's: the connection caps apply before it, the
+    // handshake deadline runs on to the HTTP/2 preface, and each connection
+    // takes the configuration current when it arrives (a reload swaps it).
+    let incoming = admission::incoming(listener, live_tls, &network, warnings);
     let (shutdown, stop) = oneshot::channel::<()>();
     let tasks = notifier.clone();
     let stopping = state.clone();
@@ -610,6 +635,7 @@ async fn serve(
         dev_pki,
         state,
         notifier,
+        reloader,
         shutdown: Some(shutdown),
         task,
     })
@@ -645,4 +671,50 @@ fn reflection() -> Result<
         (Ok(v1), Ok(v1alpha)) => Ok((v1, v1alpha)),
         (Err(e), _) | (_, Err(e)) => Err(fail("server reflection")(&e)),
     }
+}
+
+/// The `Operations` service: who may call it, and what a backup takes.
+fn operations(
+    config: &ServerConfig,
+    tls_files: &TlsFiles,
+    keys_file: PathBuf,
+    dev_pki: &Option<PathBuf>,
+    store: &Arc<Store>,
+    reloader: &Arc<Reloader>,
+) -> OperationsServer<OperationsApi> {
+    let operators = match (&config.operators[..], dev_pki) {
+        ([], Some(_)) => vec![pki::DEV_OPERATOR.to_owned()],
+        (named, _) => named.to_vec(),
+    };
+    if operators.is_empty() {
+        tracing::info!("no operators configured (serve --operator NAME): backups and reloads over the API are refused");
+    }
+    // In a restored data directory: the service key where it was, and the
+    // certificates and registry in use under pki/, as the development PKI
+    // keeps them (and, with it, the rest of its folder).
+    let files = vec![
+        (
+            crate::receipt::PUBLIC_FILE.to_owned(),
+            config.data_dir.join(crate::receipt::PUBLIC_FILE),
+        ),
+        (
+            crate::receipt::PRIVATE_FILE.to_owned(),
+            config.data_dir.join(crate::receipt::PRIVATE_FILE),
+        ),
+        ("pki/ca.crt".to_owned(), tls_files.client_ca.clone()),
+        ("pki/server.crt".to_owned(), tls_files.cert.clone()),
+        ("pki/server.key".to_owned(), tls_files.key.clone()),
+        ("pki/signing-keys.toml".to_owned(), keys_file),
+    ];
+    let source = BackupSource::new(
+        store.clone(),
+        config.data_dir.clone(),
+        files,
+        dev_pki.clone(),
+    );
+    OperationsServer::new(OperationsApi::new(
+        operators,
+        Arc::new(source),
+        reloader.clone(),
+    ))
 }

@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::connection::{Connection, Timeouts};
 use super::{NetworkLimits, Warnings};
+use crate::tls::LiveTls;
 
 /// Waits after a failed accept: doubling from the first to the last.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -31,7 +32,7 @@ const READY_QUEUE: usize = 64;
 /// listening socket.
 pub fn incoming(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<LiveTls>,
     limits: &NetworkLimits,
     warnings: Arc<Warnings>,
 ) -> ReceiverStream<io::Result<Connection>> {
@@ -45,19 +46,14 @@ pub fn incoming(
         idle: limits.idle,
     };
     tokio::spawn(accept_loop(
-        listener,
-        TlsAcceptor::from(tls),
-        places,
-        timeouts,
-        warnings,
-        ready,
+        listener, tls, places, timeouts, warnings, ready,
     ));
     ReceiverStream::new(stream)
 }
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: TlsAcceptor,
+    tls: Arc<LiveTls>,
     places: Arc<Places>,
     timeouts: Timeouts,
     warnings: Arc<Warnings>,
@@ -107,7 +103,9 @@ async fn accept_loop(
             tcp,
             peer,
             place,
-            tls.clone(),
+            // The configuration current now: a reload applies to the
+            // connections that come after it.
+            TlsAcceptor::from(tls.current()),
             timeouts,
             warnings.clone(),
             ready.clone(),

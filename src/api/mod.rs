@@ -5,6 +5,7 @@
 pub mod codec;
 mod convert;
 pub mod framing;
+mod operations;
 mod register;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::register::Registers;
 use crate::report::{Period, Reports};
 use crate::tracking::{StatusInput, Tracking};
 
+pub use operations::{OperationsApi, OperationsServer};
 pub use pb::exchange_server::ExchangeServer;
 
 pub struct ExchangeApi {
@@ -94,6 +96,15 @@ fn on_document(id: &str) {
     if crate::store::DocId::parse(id).is_some() {
         tracing::Span::current().record("document_id", id);
     }
+}
+
+/// The caller's certificate (DER), which TLS verified against the client
+/// CA: the only thing that says who the caller is.
+fn client_certificate<T>(request: &Request<T>) -> Result<Vec<u8>, Error> {
+    request
+        .peer_certs()
+        .and_then(|certs| certs.first().map(|c| c.to_vec()))
+        .ok_or_else(|| Error::Unauthenticated("a client certificate is required".into()))
 }
 
 #[tonic::async_trait]

@@ -52,6 +52,14 @@ impl Connection {
 
 /// Connects as the organisation the settings name.
 pub async fn connect(conn: &Connection) -> Result<ExchangeClient<Channel>> {
+    Ok(ExchangeClient::new(channel(conn).await?)
+        .max_decoding_message_size(client::MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(client::MAX_RESPONSE_BYTES))
+}
+
+/// A channel with the certificate of the organisation (or operator) the
+/// settings name, for any service.
+pub async fn channel(conn: &Connection) -> Result<Channel> {
     let settings = conn.settings()?;
     let paths = PkiPaths::new(&settings.pki.value);
     // A file of the PKI folder that is missing most often means the folder
@@ -86,5 +94,5 @@ pub async fn connect(conn: &Connection) -> Result<ExchangeClient<Channel>> {
         cert,
         key,
     };
-    client::connect(&config).await.map_err(pki_hint)
+    client::channel(&config).await.map_err(pki_hint)
 }

@@ -10,6 +10,7 @@
 //! commands reach the server, [`output`] the one way anything is printed.
 
 mod archive;
+mod backup;
 mod bench;
 mod completions;
 mod config;
@@ -29,6 +30,7 @@ mod overdue;
 mod paper;
 mod pki;
 mod register;
+mod reload;
 mod report;
 mod send;
 mod serve;
@@ -126,6 +128,15 @@ enum Command {
     /// Certificates for a deployment.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
+    /// Take a backup of a running server, as an operator (--as admin),
+    /// while it goes on serving: a new file, checked, and its SHA-256.
+    Backup(Box<backup::BackupArgs>),
+    /// Rebuild a data directory from a backup file, offline, then audit
+    /// its archive.
+    Restore(backup::RestoreArgs),
+    /// Make a running server read its certificates, client CA and signing
+    /// keys again, as an operator (--as admin); SIGHUP does the same.
+    Reload(reload::ReloadArgs),
     /// List the 29 document types: code, abbreviation and Vietnamese name.
     Types(types::TypesArgs),
     /// Remember the PKI folder, organisation and server for later commands
@@ -194,6 +205,9 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Archive(command) => archive::run(command).await,
             Command::Pki(command) => pki::run(command),
+            Command::Backup(args) => backup::backup(*args).await,
+            Command::Restore(args) => backup::restore(args).await,
+            Command::Reload(args) => reload::run(args).await,
             Command::Types(args) => types::run(args),
             Command::Login(args) => login::login(args),
             Command::Whoami(args) => login::whoami(args),

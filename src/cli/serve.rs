@@ -1,4 +1,5 @@
-//! `lienthong serve`: runs the service until SIGTERM or Ctrl-C.
+//! `lienthong serve`: runs the service until SIGTERM or Ctrl-C; SIGHUP
+//! reloads its certificates and signing keys.
 //!
 //! Every option here is also a key of the configuration file (`--config`)
 //! and an environment variable (`LIENTHONG_` and the key): adding a field
@@ -110,6 +111,11 @@ pub struct ServeArgs {
     /// Events held for a subscriber that reads slowly before it is cut off.
     #[arg(long, default_value_t = defaults::EVENT_BUFFER)]
     pub event_buffer: usize,
+    /// An operator who may take backups and reload (the NAME of the SAN
+    /// URI urn:lienthong:operator:NAME in its certificate); repeat for
+    /// several. Default: `admin` with the development PKI, nobody otherwise.
+    #[arg(long = "operator", value_name = "NAME")]
+    pub operators: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -228,6 +234,7 @@ impl ServeArgs {
             listen: self.listen,
             http: self.http,
             metrics: self.metrics,
+            operators: self.operators.clone(),
             health: self.health,
             directory: self.directory,
             tls,
@@ -306,7 +313,7 @@ pub async fn run(args: ServeArgs) -> Result {
         metrics: running.metrics,
     };
     output::announce(&serde_json::to_value(&ready).map_err(|e| e.to_string())?);
-    wait_for_signal().await;
+    wait_for_signal(&running).await;
     tracing::info!("shutting down: finishing requests in flight, then flushing");
     running.shutdown().await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
@@ -350,18 +357,29 @@ fn start_error(e: server::StartError, data: &std::path::Path, listen: SocketAddr
     CliError::new(Code::FailedPrecondition, message)
 }
 
-async fn wait_for_signal() {
+/// Returns on SIGTERM or Ctrl-C; reloads on each SIGHUP meanwhile (the
+/// reload logs what it did or why it refused).
+async fn wait_for_signal(running: &server::RunningServer) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        if let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hangup.recv() => {
+                        // Reading a few files: quick, but blocking.
+                        let _ = tokio::task::block_in_place(|| running.reload());
+                    }
+                }
             }
-            return;
         }
     }
+    let _ = running;
     let _ = tokio::signal::ctrl_c().await;
 }
 

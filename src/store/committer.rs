@@ -43,6 +43,9 @@ enum Job {
     /// Sign a checkpoint of the archive as it stands (or return the latest
     /// if nothing was appended since).
     Checkpoint { reply: Reply<Vec<u8>> },
+    /// Begin a snapshot of the store between two sends, answered once the
+    /// sends before it are durable.
+    Snapshot { reply: Reply<engine::Snapshot> },
 }
 
 // A reply that cannot be sent means the caller stopped waiting (its request
@@ -56,6 +59,7 @@ impl Job {
             Job::Send { reply, .. } => drop(reply.send(Err(error))),
             Job::Status { reply, .. } => drop(reply.send(Err(error))),
             Job::Checkpoint { reply } => drop(reply.send(Err(error))),
+            Job::Snapshot { reply } => drop(reply.send(Err(error))),
         }
     }
 }
@@ -120,6 +124,12 @@ impl Committer {
     /// A signed checkpoint of the archive, durable when returned.
     pub(super) async fn checkpoint(&self) -> Result<Vec<u8>> {
         self.ask(|reply| Job::Checkpoint { reply }).await
+    }
+
+    /// A snapshot of the store that holds every send answered before the
+    /// call, all of it durable.
+    pub(super) async fn snapshot(&self) -> Result<engine::Snapshot> {
+        self.ask(|reply| Job::Snapshot { reply }).await
     }
 
     /// Closes the queue, lets the committer finish what was queued, and
@@ -288,6 +298,12 @@ fn run(mut setup: Setup, mut rx: mpsc::Receiver<Job>) {
                 }
                 Job::Checkpoint { reply } => {
                     answers.push(answer(reply, setup.checkpoint(true)));
+                }
+                // Answered after this batch's sync, like a send: a failed
+                // sync fails the snapshot too, so it never holds a send
+                // that was not acknowledged.
+                Job::Snapshot { reply } => {
+                    answers.push(answer(reply, setup.engine.snapshot()));
                 }
             }
         }

@@ -82,6 +82,11 @@ impl Space {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The keyspace of this name on disk, if this build has one.
+    pub fn from_name(name: &str) -> Option<Space> {
+        Space::ALL.into_iter().find(|space| space.name() == name)
+    }
 }
 
 /// Which way a scan walks its range.
@@ -93,6 +98,12 @@ pub enum Order {
 
 /// One key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Every entry of every keyspace as committed at one instant, while writes
+/// go on: keyspaces in [`Space::ALL`] order, each key once. Within a
+/// keyspace the order is not guaranteed (an engine may give keys written
+/// since the instant after the others). Dropping it ends the snapshot.
+pub type Snapshot = Box<dyn Iterator<Item = Result<(Space, Entry)>> + Send>;
 
 /// Reads and writes inside one transaction. A read sees the transaction's
 /// own earlier writes.
@@ -132,6 +143,14 @@ pub trait Engine: Send + Sync {
         order: Order,
         limit: usize,
     ) -> Result<Vec<Entry>>;
+
+    /// A consistent view of every keyspace as committed now: no
+    /// transaction is in it by halves, and every transaction committed
+    /// before the call is in it. It may be read slowly while transactions
+    /// go on (an online backup). sled keeps before-images of what is written
+    /// meanwhile (`store::sled::snapshot`); PostgreSQL would read in one
+    /// `REPEATABLE READ` transaction.
+    fn snapshot(&self) -> Result<Snapshot>;
 }
 
 /// Runs `work` in one transaction of `engine` and returns what it returned.

@@ -90,6 +90,43 @@ impl AttachmentFiles {
         }
         Ok(Some(content))
     }
+
+    /// The digests of every attachment stored as a file, in no order.
+    /// Files still being written (in `tmp/`) are not listed.
+    pub fn list(&self) -> Result<Vec<[u8; 32]>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))? {
+            let entry = entry.map_err(|e| io(&self.dir, e))?;
+            let prefix = entry.file_name();
+            let is_prefix = prefix.len() == 2
+                && prefix
+                    .to_str()
+                    .is_some_and(|p| p.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_prefix {
+                continue; // tmp/, or anything not ours
+            }
+            let dir = entry.path();
+            for file in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let file = file.map_err(|e| io(&dir, e))?;
+                let mut sha256 = [0u8; 32];
+                let name = file.file_name();
+                if hex::decode_to_slice(name.as_encoded_bytes(), &mut sha256).is_ok() {
+                    out.push(sha256);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The size of the file of this digest, if there is one.
+    pub fn size(&self, sha256: &[u8; 32]) -> Result<Option<u64>> {
+        let path = self.path(sha256);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
 }
 
 /// fsync a directory, so that names created in it survive a power cut.

@@ -10,7 +10,7 @@
 //!   idempotency), written once against [`engine::Txn`].
 //! - [`engine::Engine`]: keyspaces of ordered byte keys with transactions
 //!   and `sync`. [`sled::SledEngine`] is the embedded default; another
-//!   engine implements the same four calls and nothing else.
+//!   engine implements the same five calls and nothing else.
 //!
 //! # Key layout
 //!
@@ -125,6 +125,7 @@ mod deadlines;
 pub mod engine;
 pub(crate) mod files;
 mod keys;
+pub mod load;
 mod records;
 pub mod sled;
 mod unread;
@@ -1138,6 +1139,36 @@ impl Store {
         merkle::Tree::new(&EngineNodes(self.engine.as_ref())).consistency(first, second)
     }
 
+    /// Every keyspace as committed at one instant between two sends, which
+    /// includes every send acknowledged before the call, all of it durable;
+    /// sends go on while it is read (an online backup). Reading it blocks:
+    /// iterate off the async workers. Attachments stored as files are not
+    /// in it: they never change, so [`Store::attachment_files`] read
+    /// afterwards has every one the snapshot refers to.
+    pub async fn snapshot(&self) -> Result<engine::Snapshot> {
+        match &self.committer {
+            Some(committer) => committer.snapshot().await,
+            None => self.engine.snapshot(),
+        }
+    }
+
+    /// The digests of the attachments stored as files (larger than
+    /// [`INLINE_ATTACHMENT_MAX`]), in no order; blocking.
+    pub fn attachment_files(&self) -> Result<Vec<[u8; 32]>> {
+        self.files.list()
+    }
+
+    /// The size of the attachment file of this digest, if there is one.
+    pub fn attachment_file_size(&self, sha256: &[u8; 32]) -> Result<Option<u64>> {
+        self.files.size(sha256)
+    }
+
+    /// The content of the attachment file of this digest, checked against
+    /// it; blocking.
+    pub fn attachment_file(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        self.files.get(sha256)
+    }
+
     /// Stops taking writes, waits for those in flight, and syncs.
     pub async fn close(&self) -> Result<()> {
         // The committer's last act is a full sync.
@@ -1159,6 +1190,25 @@ pub fn open_engine(data_dir: &Path, options: &StoreOptions) -> Result<Arc<dyn En
         &data_dir.join("store"),
         &sled,
     )?))
+}
+
+/// The bytes the engine's files take in the data directory `data_dir`
+/// (attachment files not counted); 0 for what cannot be read.
+pub fn size_on_disk(data_dir: &Path) -> u64 {
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(&data_dir.join("store"))
 }
 
 /// Checks that the store holds this build's schema, upgrades an earlier

@@ -138,6 +138,7 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         EXCHANGE,
+        "lienthong.v1.Operations",
     ];
 
     use v1::server_reflection_response::MessageResponse as V1;

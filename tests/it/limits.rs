@@ -723,8 +723,14 @@ fn the_readme_states_each_limit_and_its_default() {
         ),
         ("--org-send-burst", d::ORG_SEND_BURST.to_string()),
     ];
+    // The table of the "Security limits" section (other tables name the
+    // same options).
+    let section = readme
+        .split("### Security limits")
+        .nth(1)
+        .expect("the README has a Security limits section");
     for (option, default) in rows {
-        let row = readme
+        let row = section
             .lines()
             .find(|l| l.starts_with('|') && l.contains(&format!("`{option}`")))
             .unwrap_or_else(|| panic!("the README's limits table has no row for {option}"));

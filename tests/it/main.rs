@@ -11,6 +11,7 @@
 mod common;
 
 mod archive;
+mod backup;
 mod calendar;
 mod cli;
 mod config;
@@ -34,6 +35,7 @@ mod numbering;
 mod outside;
 mod paper;
 mod registers;
+mod reload;
 mod report;
 mod saving;
 mod signatures;

@@ -6,10 +6,11 @@
 //! service's data sits in sled; the layout is documented in `store`.
 
 mod files;
+mod snapshot;
 
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ::sled::transaction::{
@@ -17,9 +18,10 @@ use ::sled::transaction::{
 };
 use ::sled::{Db, Transactional, Tree};
 
-use super::engine::{Engine, Entry, Order, Space, Txn};
+use super::engine::{Engine, Entry, Order, Snapshot, Space, Txn};
 use crate::error::{Error, Result};
 use files::SledFiles;
+use snapshot::{Log, SledSnapshot};
 
 /// sled tuning.
 #[derive(Debug, Clone)]
@@ -34,6 +36,9 @@ pub struct SledEngine {
     trees: Vec<Tree>,
     /// Only the committer syncs; the lock is never contended.
     files: Mutex<SledFiles>,
+    /// The logs of the snapshots being read. Held for the whole of each
+    /// transaction, so that a snapshot begins between two transactions.
+    snapshots: Mutex<Vec<Weak<Log>>>,
 }
 
 fn sled_error(what: &str, e: ::sled::Error) -> Error {
@@ -63,7 +68,16 @@ impl SledEngine {
             db,
             trees,
             files: Mutex::new(files),
+            snapshots: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The snapshots' logs, which a panic elsewhere cannot leave half
+    /// changed (each use is a push or a retain).
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Log>>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn tree(&self, space: Space) -> &Tree {
@@ -77,6 +91,8 @@ impl SledEngine {
 struct SledTxn<'a> {
     trees: &'a [TransactionalTree],
     failure: Option<UnabortableTransactionError>,
+    /// The snapshots being read, told of each key before it is written.
+    snapshots: &'a [Arc<Log>],
 }
 
 impl SledTxn<'_> {
@@ -94,6 +110,21 @@ impl SledTxn<'_> {
     }
 }
 
+impl SledTxn<'_> {
+    fn before_write(&mut self, space: Space, key: &[u8]) -> Result<()> {
+        let tree = &self.trees[space.index()];
+        for log in self.snapshots {
+            let kept = log.before_write(space.index(), key, || {
+                tree.get(key).map(|v| v.map(|v| v.to_vec()))
+            });
+            if let Err(e) = kept {
+                return Err(self.failed(e));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Txn for SledTxn<'_> {
     fn get(&mut self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.trees[space.index()].get(key) {
@@ -103,6 +134,7 @@ impl Txn for SledTxn<'_> {
     }
 
     fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()> {
+        self.before_write(space, key)?;
         match self.trees[space.index()].insert(key, value) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.failed(e)),
@@ -110,6 +142,7 @@ impl Txn for SledTxn<'_> {
     }
 
     fn delete(&mut self, space: Space, key: &[u8]) -> Result<()> {
+        self.before_write(space, key)?;
         match self.trees[space.index()].remove(key) {
             Ok(_) => Ok(()),
             Err(e) => Err(self.failed(e)),
@@ -119,6 +152,9 @@ impl Txn for SledTxn<'_> {
 
 impl Engine for SledEngine {
     fn transact(&self, work: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
+        let mut registered = self.snapshots();
+        registered.retain(|log| log.strong_count() > 0);
+        let snapshots: Vec<Arc<Log>> = registered.iter().filter_map(Weak::upgrade).collect();
         // sled wants a `Fn` it may call again on conflict.
         let work = RefCell::new(work);
         let result = self.trees[..].transaction(
@@ -126,6 +162,7 @@ impl Engine for SledEngine {
                 let mut txn = SledTxn {
                     trees,
                     failure: None,
+                    snapshots: &snapshots,
                 };
                 let outcome = (work.borrow_mut())(&mut txn);
                 match (txn.failure, outcome) {
@@ -140,10 +177,12 @@ impl Engine for SledEngine {
                 }
             },
         );
-        result.map_err(|e| match e {
+        let result = result.map_err(|e| match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => sled_error("committing a transaction", e),
-        })
+        });
+        drop(registered);
+        result
     }
 
     fn sync(&self) -> Result<()> {
@@ -189,6 +228,14 @@ impl Engine for SledEngine {
                     .map_err(|e| sled_error(space.name(), e))
             })
             .collect()
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let log = Arc::new(Log::default());
+        // Waits for a transaction in progress: the snapshot's instant falls
+        // between two.
+        self.snapshots().push(Arc::downgrade(&log));
+        Ok(Box::new(SledSnapshot::new(self.trees.clone(), log)))
     }
 }
 

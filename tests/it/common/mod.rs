@@ -272,3 +272,83 @@ pub async fn http_request(addr: std::net::SocketAddr, text: &str) -> String {
 pub fn http_body(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
 }
+
+/// A sender that keeps sending directives, each with a PDF larger than
+/// what the store keeps inline (so also an attachment file), until
+/// stopped; every acknowledged id is pushed, in order, to a watch channel
+/// that tests await instead of sleeping.
+pub struct KeepSending {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub acked: tokio::sync::watch::Receiver<Vec<String>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::Status>>,
+}
+
+/// The PDF of the `n`-th document of a [`KeepSending`]: 12 KiB, different
+/// for each document.
+pub fn numbered_pdf(n: u64) -> AttachmentFile {
+    let mut content = format!("%PDF-1.4 document {n}\n").into_bytes();
+    content.resize(12 * 1024, b'0' + (n % 10) as u8);
+    pdf("van-ban.pdf", &content)
+}
+
+impl KeepSending {
+    /// Sends as `from` to `to` on the server at `url` whose development
+    /// PKI is `pki_dir`, numbering from `first_number`.
+    pub async fn start(
+        url: &str,
+        pki_dir: &std::path::Path,
+        from: &str,
+        to: &str,
+        first_number: u64,
+    ) -> KeepSending {
+        let mut client = client::connect_as(url, pki_dir, from)
+            .await
+            .expect("connect");
+        let signer = pki::find_signing_key(&PkiPaths::new(pki_dir), from).expect("signing key");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, acked) = tokio::sync::watch::channel(Vec::new());
+        let (from, to, stopping) = (from.to_owned(), to.to_owned(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut number = first_number;
+            while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                let request = client::send_request(
+                    directive(&from, &[&to], number),
+                    vec![numbered_pdf(number)],
+                    None,
+                    &signer,
+                )
+                .expect("sign");
+                let id = client.send(request).await?.into_inner().id;
+                tx.send_modify(|ids| ids.push(id));
+                number += 1;
+            }
+            Ok(())
+        });
+        KeepSending { stop, acked, task }
+    }
+
+    /// Waits until `n` sends in all were acknowledged.
+    pub async fn until(&mut self, n: usize) {
+        self.acked
+            .wait_for(|ids| ids.len() >= n)
+            .await
+            .expect("the sender is running");
+    }
+
+    /// How many sends were acknowledged so far.
+    pub fn count(&self) -> usize {
+        self.acked.borrow().len()
+    }
+
+    /// Stops after the send in flight; panics if any send failed. Returns
+    /// every acknowledged id.
+    pub async fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task
+            .await
+            .expect("sender task")
+            .expect("every send acknowledged");
+        let ids = self.acked.borrow().clone();
+        ids
+    }
+}
