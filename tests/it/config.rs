@@ -303,3 +303,41 @@ fn the_example_configuration_lists_every_option_at_its_default() {
     let checked = run(&["config", "check", &file], &[]);
     assert!(checked.status.success(), "{}", stderr(&checked));
 }
+
+/// The Kubernetes ConfigMap's `lienthong.toml` holds only options of
+/// `serve`, each read from the file, so the manifests cannot drift from the
+/// configuration they feed.
+#[test]
+fn the_kubernetes_configuration_holds_only_options_of_serve() {
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    );
+    let yaml = std::fs::read_to_string(manifest).expect("configmap.yaml");
+    let block: String = yaml
+        .split("lienthong.toml: |\n")
+        .nth(1)
+        .expect("a lienthong.toml key")
+        .lines()
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.trim_start()))
+        .collect();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = write(tmp.path(), "lienthong.toml", &block);
+    let keys: Vec<String> = block
+        .parse::<toml::Table>()
+        .expect("the ConfigMap's file is TOML")
+        .keys()
+        .cloned()
+        .collect();
+    assert!(keys.len() >= 5, "{keys:?}");
+    let printed = run(&["config", "print", "--config", &file, "--json"], &[]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let settings = settings(&ok_json(printed));
+    for key in keys {
+        let (_, source) = settings
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} is no option of serve"));
+        assert!(source.starts_with("file"), "{key}: {source}");
+    }
+}
