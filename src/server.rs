@@ -24,6 +24,7 @@ use crate::receipt::{Notary, ServiceKey};
 use crate::report::Reports;
 use crate::store::{self, Store, StoreOptions};
 use crate::tracking::Tracking;
+use crate::transfer::{Transfers, UploadLimits};
 
 /// Certificates configured by path, for production.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     /// The report's target: percent of documents exchanged electronically.
     pub target_percent: f64,
     pub limits: Limits,
+    /// Uploads of large attachments: quotas and the clean-up time.
+    pub uploads: UploadLimits,
     /// Connections, HTTP/2, request budgets and the send rate.
     pub network: NetworkLimits,
     pub store: StoreOptions,
@@ -77,6 +80,7 @@ impl ServerConfig {
             calendar: Arc::new(Calendar::builtin()),
             target_percent: crate::report::DEFAULT_TARGET_PERCENT,
             limits: Limits::default(),
+            uploads: UploadLimits::default(),
             network: NetworkLimits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
@@ -131,6 +135,7 @@ pub struct RunningServer {
     /// The development PKI folder, when the server uses one.
     pub dev_pki: Option<PathBuf>,
     notifier: Arc<Notifier>,
+    transfers: Arc<Transfers>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -140,8 +145,10 @@ impl RunningServer {
     /// returns when all of it is done.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
         // Streams first: graceful shutdown waits for every open request,
-        // and a subscription never ends by itself.
+        // a subscription never ends by itself, and an upload or download
+        // of gigabytes would hold it for minutes (both resume).
         self.notifier.close();
+        self.transfers.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -190,7 +197,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     // the build enabled a second provider, which would make rustls refuse to
     // pick one. An error here only means a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let message_limit = config.limits.max_document_bytes + REQUEST_MARGIN;
+    // A message is a send (up to the document limit) or a chunk of an
+    // upload (up to its own limit), whichever is larger.
+    let message_limit = config
+        .limits
+        .max_document_bytes
+        .max(crate::transfer::MAX_CHUNK_BYTES)
+        + REQUEST_MARGIN;
     config
         .network
         .check(message_limit)
@@ -357,6 +370,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         network.max_connections = fitting;
     }
     let warnings = Arc::new(Warnings::default());
+    let transfers = Transfers::new(store.clone(), exchange.clone(), config.uploads.clone())
+        .map_err(|e| fail("uploads")(&e))?;
+    let sweeper = tokio::spawn(transfers.clone().sweep_forever());
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
     let tracking = Arc::new(Tracking::new(
         store.clone(),
@@ -371,13 +387,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     ));
     let service = ExchangeServer::new(ExchangeApi::new(
         exchange,
+        transfers.clone(),
         tracking,
         archive,
         notifier.clone(),
         deadlines,
         reports,
     ))
-    .max_decoding_message_size(config.limits.max_document_bytes + REQUEST_MARGIN)
+    .max_decoding_message_size(message_limit)
     .max_encoding_message_size(config.limits.max_document_bytes + RESPONSE_MARGIN);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -451,6 +468,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tasks.close();
         ticker.abort();
         let _ = ticker.await;
+        sweeper.abort();
+        let _ = sweeper.await;
         tasks.join_subscriptions().await;
         let closed = store.close().await;
         tasks.join_publisher().await;
@@ -463,6 +482,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         http: http_addr,
         dev_pki,
         notifier,
+        transfers,
         shutdown: Some(shutdown),
         task,
     })

@@ -10,6 +10,7 @@
 //! commands reach the server, [`output`] the one way anything is printed.
 
 mod archive;
+mod batch;
 mod bench;
 mod completions;
 mod connection;
@@ -31,6 +32,7 @@ mod report;
 mod send;
 mod serve;
 mod settings;
+mod transfers;
 mod types;
 mod verify;
 mod watch;
@@ -54,8 +56,9 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve(serve::ServeArgs),
-    /// Send a document as the organisation of --as.
-    Send(Box<send::SendArgs>),
+    /// Send a document as the organisation of --as; --batch: many, one
+    /// result each.
+    Send(Box<batch::SendCommand>),
     /// List the documents received, newest first; --unread: those not yet
     /// acted on, most urgent first.
     Inbox(mailbox::InboxArgs),
@@ -151,7 +154,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Send(args) => send::run(*args).await,
+            Command::Send(args) => batch::run(*args).await,
             Command::Inbox(args) => mailbox::inbox(args).await,
             Command::Outbox(args) => mailbox::outbox(args).await,
             Command::Show(args) => mailbox::show(args).await,

@@ -1,8 +1,9 @@
 //! The one way the command line prints: results on stdout (one JSON
 //! document with `--json`, else readable text; a stream prints one JSON
 //! object per line), errors and notes on stderr. Nothing else in `src/`
-//! prints, except the server's log (`tracing`, on stderr) and `fill`'s
-//! progress bar (on stderr, when it is a terminal).
+//! prints, except the server's log (`tracing`, on stderr) and the progress
+//! bars of `fill` and of large attachments (`transfers`; on stderr, when it
+//! is a terminal).
 //!
 //! Writing never panics: when stdout is closed (as by `| head`) the process
 //! ends quietly with status 0, as command-line tools conventionally do.
