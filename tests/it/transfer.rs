@@ -865,3 +865,47 @@ async fn a_shutdown_stops_uploads_in_progress_and_they_resume_after_the_restart(
     .expect("the rest");
     assert!(done.complete);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_holds_only_what_is_in_memory_against_the_request_budgets() {
+    // Budgets of 6 MiB: a stream charged for all it sent would be refused
+    // a third of the way through each of these.
+    let server = TestServer::with_config(|c| {
+        c.limits.max_document_bytes = MIB;
+        c.network.org_request_budget = 6 * MIB;
+        c.network.request_budget = 6 * MIB;
+    })
+    .await;
+    let mut noi_vu = server.client(NOI_VU).await;
+    let data = content(20 * MIB, 16);
+    let stream = tokio_stream::iter(chunks(&sha(&data), data.len() as u64, 0, &data, MIB));
+    let done = noi_vu
+        .upload_attachment(stream)
+        .await
+        .expect("20 MiB through a 6 MiB budget")
+        .into_inner();
+    assert!(done.complete);
+
+    let requests: Vec<pb::SendRequest> = (1..=20)
+        .map(|n| {
+            server.signed(
+                directive(NOI_VU, &["xa-van-nham"], n),
+                vec![pdf("a.pdf", &content(600 * KIB, n as u32))],
+                None,
+            )
+        })
+        .collect();
+    let mut results = noi_vu
+        .send_batch(tokio_stream::iter(requests))
+        .await
+        .expect("batch")
+        .into_inner();
+    let mut sent = 0;
+    while let Some(result) = results.message().await.expect("result") {
+        match result.outcome {
+            Some(pb::send_batch_result::Outcome::Sent(_)) => sent += 1,
+            other => panic!("document {}: {other:?}", result.index),
+        }
+    }
+    assert_eq!(sent, 20, "12 MiB of documents through a 6 MiB budget");
+}
