@@ -16,6 +16,17 @@ pub const SERVER_URL: &str = "https://127.0.0.1:50051";
 pub const MAX_DOCUMENT_MIB: usize = 32;
 /// The largest document, attachments included, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = MAX_DOCUMENT_MIB * 1024 * 1024;
+/// The largest attachment that may be uploaded (in chunks, before the
+/// send), in MiB: a scanned dossier or a recording of a long meeting.
+pub const MAX_ATTACHMENT_MIB: u64 = 4096;
+/// An organisation's unfinished uploads and completed ones not yet sent,
+/// together, in MiB: a few large dossiers at once; a commune that starts
+/// uploads and never finishes them cannot fill the disk.
+pub const ORG_UPLOAD_QUOTA_MIB: u64 = 16384;
+/// Seconds an unfinished upload is kept without a byte arriving, and a
+/// completed one waits to be sent: a day, so that a link down for the
+/// afternoon resumes the next morning.
+pub const UPLOAD_TTL_SECONDS: u64 = 86_400;
 /// Most recipients of one document, after groups are expanded.
 pub const MAX_RECIPIENTS: usize = 500;
 /// sled's page cache, in MiB.

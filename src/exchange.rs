@@ -18,13 +18,14 @@ use crate::pb;
 use crate::receipt::ServiceKey;
 use crate::store::{
     DocId, InboxItem, NewAttachment, NewDocument, Numbering, OutboxItem, SendOutcome, Store,
-    StoredDocument, StoredStatus,
+    StoredDocument, StoredStatus, Turn,
 };
 
 /// Configurable limits on what one send may carry.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Document bytes plus all attachments.
+    /// Document bytes plus the attachments carried inside the request
+    /// (uploaded ones have their own quotas: see `transfer`).
     pub max_document_bytes: usize,
     /// Recipients, both as named and after groups are expanded.
     pub max_recipients: usize,
@@ -47,9 +48,29 @@ const MAX_IDEMPOTENCY_KEY: usize = 128;
 #[derive(Debug, Default)]
 pub struct SendInput {
     pub document_bytes: Vec<u8>,
-    pub attachments: Vec<Vec<u8>>,
+    pub attachments: Vec<Content>,
     pub idempotency_key: String,
     pub signature: Option<pb::DocumentSignature>,
+}
+
+/// An attachment's content as a send carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Inside the request.
+    Inline(Vec<u8>),
+    /// Uploaded beforehand by the sender's organisation (see `transfer`):
+    /// the store checks that the upload is complete.
+    Uploaded,
+}
+
+impl Content {
+    /// Bytes carried inside the request.
+    fn inline_len(&self) -> usize {
+        match self {
+            Content::Inline(bytes) => bytes.len(),
+            Content::Uploaded => 0,
+        }
+    }
 }
 
 /// A document as stored, with its header decoded.
@@ -180,6 +201,17 @@ impl Exchange {
 
     /// Sends a document as `caller`. Returns only once it is durable.
     pub async fn send(&self, caller: &Organization, input: SendInput) -> Result<Sent> {
+        self.send_in_turn(caller, input, None).await
+    }
+
+    /// [`Exchange::send`], committed in `turn` (see [`Turn`]): the sends of
+    /// a batch are checked at once and committed in order.
+    pub async fn send_in_turn(
+        &self,
+        caller: &Organization,
+        input: SendInput,
+        turn: Option<Turn>,
+    ) -> Result<Sent> {
         let CheckedSend {
             document: checked,
             recipients,
@@ -235,9 +267,10 @@ impl Exchange {
             due_date: crate::clock::parse_date(&header.due_date),
             urgency: u8::try_from(header.urgency).unwrap_or(0),
             paper: false,
+            claims: None,
         };
         let taken = number_taken(caller, &checked);
-        match self.store.send(new).await? {
+        match self.store.send_in_turn(new, turn).await? {
             SendOutcome::Accepted(id, stored) => Ok(Sent {
                 view: DocumentView::with_header(id, stored, checked.document),
                 duplicate: false,
@@ -294,6 +327,19 @@ impl Exchange {
     /// One document and, if asked, its attachments' contents.
     pub fn get(&self, caller: &Organization, id: &str, include_content: bool) -> Result<Fetched> {
         let view = self.readable(caller, "id", id)?;
+        if include_content {
+            // Contents travel in the one answer only while they fit in it.
+            let total: u64 = view.header.attachments.iter().map(|a| a.size).sum();
+            if total > self.rules.limits.max_document_bytes as u64 {
+                return Err(Error::precondition(
+                    "include_content",
+                    format!(
+                        "the attachments of document {} take {total} bytes, more than one answer carries ({}); fetch each with DownloadAttachment",
+                        view.id, self.rules.limits.max_document_bytes
+                    ),
+                ));
+            }
+        }
         let mut contents = Vec::with_capacity(view.header.attachments.len());
         for (index, declared) in view.header.attachments.iter().enumerate() {
             contents.push(if include_content {
@@ -401,13 +447,17 @@ impl Rules {
     /// Every check of a send that needs no stored document: sizes, the
     /// header, the sender, the signature, the recipients, the attachments.
     pub fn check_send(&self, caller: &Organization, input: &SendInput) -> Result<CheckedSend> {
-        let total: usize =
-            input.document_bytes.len() + input.attachments.iter().map(Vec::len).sum::<usize>();
+        let total: usize = input.document_bytes.len()
+            + input
+                .attachments
+                .iter()
+                .map(Content::inline_len)
+                .sum::<usize>();
         if total > self.limits.max_document_bytes {
             return Err(Error::exhausted(
                 "max_document_bytes",
                 format!(
-                    "the document and its attachments take {total} bytes; the limit is {}",
+                    "the document and the attachments it carries take {total} bytes; the limit is {}; upload larger attachments first (UploadAttachment)",
                     self.limits.max_document_bytes
                 ),
             ));
@@ -610,8 +660,9 @@ fn check_idempotency_key(key: &str) -> Result<Option<&str>> {
     Ok(Some(key))
 }
 
-/// Each attachment's content must be exactly what the document declares.
-fn check_attachments(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<()> {
+/// Each attachment's content must be exactly what the document declares;
+/// an uploaded one is checked against its upload by the store.
+fn check_attachments(checked: &CheckedDocument, contents: &[Content]) -> Result<()> {
     let declared = &checked.document.attachments;
     if declared.len() != contents.len() {
         return Err(Error::invalid(
@@ -624,6 +675,15 @@ fn check_attachments(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<
         ));
     }
     for (i, (declared, content)) in declared.iter().zip(contents).enumerate() {
+        let Content::Inline(content) = content else {
+            if declared.size == 0 {
+                return Err(Error::invalid(
+                    format!("attachments[{i}]"),
+                    format!("is marked uploaded, but document.attachments[{i}].size is 0: an empty attachment travels inline"),
+                ));
+            }
+            continue;
+        };
         if declared.size != content.len() as u64 {
             return Err(Error::invalid(
                 format!("attachments[{i}]"),
@@ -648,7 +708,7 @@ fn check_attachments(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<
 /// declares for it, once the caller checked that they agree.
 pub(crate) fn new_attachments(
     checked: &CheckedDocument,
-    contents: Vec<Vec<u8>>,
+    contents: Vec<Content>,
 ) -> Vec<NewAttachment> {
     checked
         .document
@@ -657,7 +717,11 @@ pub(crate) fn new_attachments(
         .zip(contents)
         .map(|(declared, content)| NewAttachment {
             sha256: declared.sha256.as_slice().try_into().unwrap_or([0; 32]),
-            content: Some(content),
+            uploaded: (content == Content::Uploaded).then_some(declared.size),
+            content: match content {
+                Content::Inline(bytes) => Some(bytes),
+                Content::Uploaded => None,
+            },
         })
         .collect()
 }

@@ -68,6 +68,9 @@
 //!   first.
 //! - [`notify`]: live mailbox events: replay from the store, then live,
 //!   without gap or duplicate; heartbeats; cutting off slow readers.
+//! - [`transfer`]: large attachments, streamed: uploads in chunks that
+//!   resume from the last durable byte, quotas per attachment and per
+//!   organisation, the clean-up of what is left, ranged downloads.
 //! - [`exchange`]: the domain rules of sending and reading: the sender is the
 //!   caller, recipients are expanded, attachments must match, a document is
 //!   visible to its parties only.
@@ -143,6 +146,7 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod tracking;
+pub mod transfer;
 
 /// The `lienthong.v1` protobuf messages and gRPC stubs.
 #[allow(clippy::all, missing_docs)]

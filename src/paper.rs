@@ -23,7 +23,7 @@ use crate::directory::Organization;
 use crate::document::paper::header;
 use crate::document::{self, CheckedDocument};
 use crate::error::{quote, Error, Result};
-use crate::exchange::{self, DocumentView, Exchange, Sent};
+use crate::exchange::{self, Content, DocumentView, Exchange, Sent};
 use crate::pb;
 use crate::store::{DocId, NewDocument, Numbering, SendOutcome, Series};
 
@@ -126,7 +126,10 @@ impl Exchange {
             content_digest: exchange::content_digest(&input.record, &checked),
             document_bytes: input.record,
             // check_scan made sure of its digest.
-            attachments: exchange::new_attachments(&checked, input.scan),
+            attachments: exchange::new_attachments(
+                &checked,
+                input.scan.into_iter().map(Content::Inline).collect(),
+            ),
             idempotency_key: None,
             numbering: Numbering {
                 year: checked.numbering_year(),
@@ -142,6 +145,7 @@ impl Exchange {
             due_date: None,
             urgency: 0,
             paper: true,
+            claims: None,
         };
         match self.store.send(new).await? {
             SendOutcome::Accepted(id, stored) | SendOutcome::Duplicate(id, stored) => Ok(Sent {

@@ -30,6 +30,7 @@ use crate::report::Reports;
 use crate::store::{self, Store, StoreOptions};
 use crate::tls::{self, CertFiles, LiveTls};
 use crate::tracking::Tracking;
+use crate::transfer::{Transfers, UploadLimits};
 
 /// Certificates configured by path, for production.
 #[derive(Debug, Clone)]
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     /// The report's target: percent of documents exchanged electronically.
     pub target_percent: f64,
     pub limits: Limits,
+    /// Uploads of large attachments: quotas and the clean-up time.
+    pub uploads: UploadLimits,
     /// Connections, HTTP/2, request budgets and the send rate.
     pub network: NetworkLimits,
     pub store: StoreOptions,
@@ -95,6 +98,7 @@ impl ServerConfig {
             calendar: Arc::new(Calendar::builtin()),
             target_percent: crate::report::DEFAULT_TARGET_PERCENT,
             limits: Limits::default(),
+            uploads: UploadLimits::default(),
             network: NetworkLimits::default(),
             store: StoreOptions::default(),
             notify: NotifyOptions::default(),
@@ -156,6 +160,7 @@ pub struct RunningServer {
     state: HealthState,
     notifier: Arc<Notifier>,
     reloader: Arc<Reloader>,
+    transfers: Arc<Transfers>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), StartError>>,
 }
@@ -167,9 +172,11 @@ impl RunningServer {
         // Probes first, so that load balancers stop sending here while
         // requests in flight finish.
         self.state.stopping();
-        // Streams next: graceful shutdown waits for every open request,
-        // and a subscription never ends by itself.
+        // Streams next: graceful shutdown waits for every open request, a
+        // subscription never ends by itself, and an upload or download of
+        // gigabytes would hold it for minutes (both resume).
         self.notifier.close();
+        self.transfers.close();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -197,7 +204,13 @@ impl ServerConfig {
     /// loopback only with production certificates, and production
     /// certificates only with their signing-key registry.
     pub fn check(&self) -> Result<(), StartError> {
-        let message_limit = self.limits.max_document_bytes + REQUEST_MARGIN;
+        // A message is a send (up to the document limit) or a chunk of an
+        // upload (up to its own limit), whichever is larger.
+        let message_limit = self
+            .limits
+            .max_document_bytes
+            .max(crate::transfer::MAX_CHUNK_BYTES)
+            + REQUEST_MARGIN;
         self.network
             .check(message_limit)
             .map_err(|e| fail("limits")(&e))?;
@@ -470,6 +483,9 @@ async fn serve(
         network.max_connections = fitting;
     }
     let warnings = Arc::new(Warnings::counted_in(metrics.clone()));
+    let transfers = Transfers::new(store.clone(), exchange.clone(), config.uploads.clone())
+        .map_err(|e| fail("uploads")(&e))?;
+    let sweeper = tokio::spawn(transfers.clone().sweep_forever());
     let archive = Arc::new(Archive::new(store.clone(), exchange.clone()));
     let metrics_sources = Sources {
         store: store.clone(),
@@ -492,13 +508,20 @@ async fn serve(
     ));
     let service = ExchangeServer::new(ExchangeApi::new(
         exchange,
+        transfers.clone(),
         tracking,
         archive,
         notifier.clone(),
         deadlines,
         reports,
     ))
-    .max_decoding_message_size(config.limits.max_document_bytes + REQUEST_MARGIN)
+    .max_decoding_message_size(
+        config
+            .limits
+            .max_document_bytes
+            .max(crate::transfer::MAX_CHUNK_BYTES)
+            + REQUEST_MARGIN,
+    )
     .max_encoding_message_size(config.limits.max_document_bytes + RESPONSE_MARGIN);
 
     let reflection = reflection()?;
@@ -615,6 +638,8 @@ async fn serve(
         tasks.close();
         ticker.abort();
         let _ = ticker.await;
+        sweeper.abort();
+        let _ = sweeper.await;
         tasks.join_subscriptions().await;
         let closed = store.close().await;
         tasks.join_publisher().await;
@@ -636,6 +661,7 @@ async fn serve(
         state,
         notifier,
         reloader,
+        transfers,
         shutdown: Some(shutdown),
         task,
     })

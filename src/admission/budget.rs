@@ -145,6 +145,24 @@ impl Charge {
     }
 }
 
+impl Charge {
+    /// Gives back up to `bytes` of what the request holds: the handler of
+    /// a client stream is done with a message of that many bytes, so the
+    /// stream is charged for what it holds in memory, not for all it ever
+    /// sent.
+    pub fn give_back(&self, bytes: usize) {
+        let before = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            })
+            .unwrap_or(0);
+        let given = before.min(bytes);
+        self.org.give_back(given);
+        self.budgets.all.give_back(given);
+    }
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         let held = *self.held.get_mut();

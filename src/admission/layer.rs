@@ -11,6 +11,11 @@
 //! carries them.
 //!
 //! The answer carries the organisation for the metrics layer ([`Caller`]).
+//!
+//! A client stream (an upload, a batch of sends) is charged the same way,
+//! but its handler gives back each message's bytes once done with it
+//! ([`Admitted`], in the request's extensions), so a stream holds only what
+//! is in memory; a batch takes one send from the rate per document.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +36,7 @@ use super::budget::{Budgets, Charge, ChargedBody};
 use super::connection::{ConnectionInfo, OpenStream};
 use super::rate::SendRate;
 use super::{NetworkLimits, Warnings};
+use crate::api::Admitted;
 use crate::directory::{Directory, OrgCode};
 use crate::metrics::Caller;
 use crate::pb::exchange_server::SERVICE_NAME;
@@ -114,7 +120,7 @@ impl Shared {
 
     /// RESOURCE_EXHAUSTED for a send over the rate, with the whole seconds
     /// until the next one is taken, in the message and in `retry-after`.
-    fn too_many_sends(&self, who: &str, wait: Duration) -> http::Response<Body> {
+    fn too_many_sends(&self, who: &str, wait: Duration) -> Status {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let per_minute = self.per_minute;
         self.warnings.limit_bit("--org-sends-per-minute", || {
@@ -124,7 +130,7 @@ impl Shared {
             "{who} sends more than {per_minute} documents a minute, the most one organisation may; retry in {seconds} s"
         ));
         status.metadata_mut().insert("retry-after", seconds.into());
-        status.into_http()
+        status
     }
 }
 
@@ -185,12 +191,22 @@ where
         let _in_span = span.enter();
         if Shared::is_send(request.uri().path()) {
             if let Err(wait) = shared.rate.take(org) {
-                let mut refused = shared.too_many_sends(&who, wait);
+                let mut refused = shared.too_many_sends(&who, wait).into_http();
                 refused.extensions_mut().insert(Caller(org));
                 return Box::pin(async move { Ok(refused) });
             }
         }
-        let charge = shared.budgets.charge(org, who);
+        let charge = shared.budgets.charge(org, who.clone());
+        let (given, rated) = (charge.clone(), shared.clone());
+        request.extensions_mut().insert(Admitted {
+            give_back: Arc::new(move |bytes| given.give_back(bytes)),
+            take_send: Arc::new(move || {
+                rated
+                    .rate
+                    .take(org)
+                    .map_err(|wait| rated.too_many_sends(&who, wait))
+            }),
+        });
         let body_charge = charge.clone();
         let request =
             request.map(|body| Body::new(ChargedBody::new(body, body_charge, shared.stall)));

@@ -1,22 +1,26 @@
 //! The gRPC surface. Each handler does four things and nothing else:
 //! authenticate the caller from its certificate, unpack the request, call the
 //! domain, and map the result (errors through [`crate::error::Error`]).
+//! The streamed calls of large attachments are in [`streams`], the batch of
+//! sends in [`batch`].
 
+mod batch;
 pub mod codec;
 mod convert;
 pub mod framing;
 mod operations;
 mod register;
+mod streams;
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::archive::Archive;
 use crate::deadlines::Deadlines;
 use crate::directory::Organization;
 use crate::error::Error;
-use crate::exchange::{Exchange, SendInput};
+use crate::exchange::{Content, Exchange, SendInput};
 use crate::notify::{EventStream, Notifier, Start};
 use crate::paper::PaperInput;
 use crate::pb;
@@ -24,12 +28,71 @@ use crate::pki;
 use crate::register::Registers;
 use crate::report::{Period, Reports};
 use crate::tracking::{StatusInput, Tracking};
+use crate::transfer::Transfers;
 
 pub use operations::{OperationsApi, OperationsServer};
 pub use pb::exchange_server::ExchangeServer;
 
+/// What the admission layer (`crate::admission`) lends a handler, in the
+/// request's extensions: the handler of a client stream gives back each
+/// message's bytes once it is done with them, and a batch takes one send
+/// from the caller's rate per document.
+#[derive(Clone)]
+pub struct Admitted {
+    pub give_back: Arc<dyn Fn(usize) + Send + Sync>,
+    /// RESOURCE_EXHAUSTED, with `retry-after`, for a send over the rate.
+    pub take_send: Arc<dyn Fn() -> Result<(), Status> + Send + Sync>,
+}
+
+impl Admitted {
+    /// A request that came in without the layer (a test's in-process
+    /// service): nothing to give back, no rate.
+    fn of<T>(request: &Request<T>) -> Admitted {
+        request
+            .extensions()
+            .get::<Admitted>()
+            .cloned()
+            .unwrap_or_else(|| Admitted {
+                give_back: Arc::new(|_| {}),
+                take_send: Arc::new(|| Ok(())),
+            })
+    }
+}
+
+/// The log line of each accepted document.
+fn log_accepted(caller: &Organization, sent: &crate::exchange::Sent) {
+    tracing::info!(
+        id = %sent.view.id,
+        sender = %caller.alias,
+        recipients = sent.view.stored.deliveries.len(),
+        duplicate = sent.duplicate,
+        "document accepted"
+    );
+}
+
+/// A send request as the domain takes it.
+fn send_input(request: pb::SendRequest) -> SendInput {
+    SendInput {
+        document_bytes: request.document,
+        attachments: request
+            .attachments
+            .into_iter()
+            .map(|a| {
+                if a.uploaded {
+                    Content::Uploaded
+                } else {
+                    Content::Inline(a.content)
+                }
+            })
+            .collect(),
+        idempotency_key: request.idempotency_key,
+        signature: request.signature,
+    }
+}
+
 pub struct ExchangeApi {
     exchange: Arc<Exchange>,
+    transfers: Arc<Transfers>,
     tracking: Arc<Tracking>,
     archive: Arc<Archive>,
     notifier: Arc<Notifier>,
@@ -39,8 +102,10 @@ pub struct ExchangeApi {
 }
 
 impl ExchangeApi {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         exchange: Arc<Exchange>,
+        transfers: Arc<Transfers>,
         tracking: Arc<Tracking>,
         archive: Arc<Archive>,
         notifier: Arc<Notifier>,
@@ -50,6 +115,7 @@ impl ExchangeApi {
         ExchangeApi {
             registers: Registers::new(exchange.clone()),
             exchange,
+            transfers,
             tracking,
             archive,
             notifier,
@@ -114,20 +180,10 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
         let caller = self.caller(&request)?;
-        let req = request.into_inner();
-        let input = SendInput {
-            document_bytes: req.document,
-            attachments: req.attachments.into_iter().map(|a| a.content).collect(),
-            idempotency_key: req.idempotency_key,
-            signature: req.signature,
-        };
+        let input = send_input(request.into_inner());
         let sent = self.exchange.send(&caller, input).await?;
         on_document(&sent.view.id.to_string());
-        tracing::info!(
-            recipients = sent.view.stored.deliveries.len(),
-            duplicate = sent.duplicate,
-            "document accepted"
-        );
+        log_accepted(&caller, &sent);
         Ok(Response::new(convert::send_response(
             self.exchange.directory(),
             &sent,
@@ -416,6 +472,52 @@ impl pb::exchange_server::Exchange for ExchangeApi {
             self.exchange.directory(),
             &caller,
             listing,
+        )))
+    }
+
+    async fn begin_upload(
+        &self,
+        request: Request<pb::BeginUploadRequest>,
+    ) -> Result<Response<pb::UploadStatus>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let status = self.transfers.begin(&caller, &req.sha256, req.size).await?;
+        Ok(Response::new(streams::upload_status(&status)))
+    }
+
+    async fn upload_attachment(
+        &self,
+        request: Request<Streaming<pb::UploadChunk>>,
+    ) -> Result<Response<pb::UploadStatus>, Status> {
+        let caller = self.caller(&request)?;
+        let admitted = Admitted::of(&request);
+        streams::upload(&self.transfers, &caller, admitted, request.into_inner()).await
+    }
+
+    type DownloadAttachmentStream = streams::DownloadStream;
+
+    async fn download_attachment(
+        &self,
+        request: Request<pb::DownloadAttachmentRequest>,
+    ) -> Result<Response<streams::DownloadStream>, Status> {
+        let caller = self.caller(&request)?;
+        streams::download(self.transfers.clone(), caller, request.into_inner()).await
+    }
+
+    type SendBatchStream = batch::ResultStream;
+
+    async fn send_batch(
+        &self,
+        request: Request<Streaming<pb::SendRequest>>,
+    ) -> Result<Response<batch::ResultStream>, Status> {
+        let caller = self.caller(&request)?;
+        let admitted = Admitted::of(&request);
+        Ok(Response::new(batch::start(
+            self.exchange.clone(),
+            caller,
+            admitted,
+            request.into_inner(),
+            self.exchange.rules().limits.max_document_bytes,
         )))
     }
 

@@ -451,11 +451,11 @@ async fn export_one(
     let document = client
         .get_document(pb::GetDocumentRequest {
             id: id.clone(),
-            include_content: true,
+            include_content: false,
         })
         .await?
         .into_inner();
-    crate::evidence::save(&dir, &document, existing)?;
+    super::transfers::save_document(client, &document, &dir, existing).await?;
     let proof = client
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             document_id: id.clone(),

@@ -101,6 +101,9 @@ pub struct SupersedeArgs {
     pub reason: String,
     #[command(flatten)]
     pub send: SendArgs,
+    /// Not taken here: `send --batch` only (the options of `send` name it).
+    #[arg(long, hide = true, value_name = "DIR|MANIFEST")]
+    pub batch: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -213,6 +216,9 @@ pub async fn revoke(args: RevokeArgs) -> Result {
 
 /// `update` (`replace`): sends a new document that updates (replaces) `id`.
 pub async fn supersede(args: SupersedeArgs, operation: pb::Operation) -> Result {
+    if args.batch.is_some() {
+        return Err("--batch sends many new documents (`send --batch`); an update or replacement is one document".into());
+    }
     let supersedes = pb::Supersedes {
         document_id: args.id,
         operation: operation as i32,

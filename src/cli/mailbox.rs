@@ -9,6 +9,7 @@ use super::connection::{connect, Connection};
 use super::error::Result;
 use super::files;
 use super::output::{self, outln, print_json};
+use super::transfers;
 use crate::client::{inbox_pages, outbox_pages, unread_pages};
 use crate::clock;
 use crate::document::types;
@@ -50,7 +51,8 @@ pub struct ShowArgs {
     pub id: String,
     /// Write each attachment into DIR under its own name, and the proof
     /// into DIR/lienthong-proof/ (check it with `lienthong verify DIR`).
-    /// Symbolic links in DIR are never written through.
+    /// Symbolic links in DIR are never written through. Attachments are
+    /// downloaded in chunks; an interrupted save resumes when run again.
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
     /// With --save, replace files an earlier save left in DIR (never a
@@ -84,13 +86,14 @@ pub async fn show(args: ShowArgs) -> Result {
     let mut client = connect(&args.conn).await?;
     let request = pb::GetDocumentRequest {
         id: args.id.clone(),
-        include_content: args.save.is_some(),
+        include_content: false,
     };
     let document = client.get_document(request).await?.into_inner();
     let mut saved = Vec::new();
     if let Some(dir) = &args.save {
         files::refuse_to_overwrite(&evidence::targets(dir, &document), args.force)?;
-        saved = evidence::save(dir, &document, files::existing(args.force))?;
+        let existing = files::existing(args.force);
+        saved = transfers::save_document(&client, &document, dir, existing).await?;
     }
     let reply_to = match document.document.as_ref().map(|h| h.reply_to.as_str()) {
         Some(id) if !id.is_empty() && !args.conn.json => Some(name_reply_to(&mut client, id).await),

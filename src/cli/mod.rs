@@ -11,6 +11,7 @@
 
 mod archive;
 mod backup;
+mod batch;
 mod bench;
 mod completions;
 mod config;
@@ -35,6 +36,7 @@ mod report;
 mod send;
 mod serve;
 mod settings;
+mod transfers;
 mod types;
 mod verify;
 mod watch;
@@ -65,8 +67,9 @@ enum Command {
     /// file checked without starting.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Send a document as the organisation of --as.
-    Send(Box<send::SendArgs>),
+    /// Send a document as the organisation of --as; --batch: many, one
+    /// result each.
+    Send(Box<batch::SendCommand>),
     /// List the documents received, newest first; --unread: those not yet
     /// acted on, most urgent first.
     Inbox(mailbox::InboxArgs),
@@ -179,7 +182,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Config(command) => config::run(command, &parsed),
-            Command::Send(args) => send::run(*args).await,
+            Command::Send(args) => batch::run(*args).await,
             Command::Inbox(args) => mailbox::inbox(args).await,
             Command::Outbox(args) => mailbox::outbox(args).await,
             Command::Show(args) => mailbox::show(args).await,

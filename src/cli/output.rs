@@ -2,7 +2,8 @@
 //! document with `--json`, else readable text; a stream prints one JSON
 //! object per line), errors and notes on stderr. Nothing else in `src/`
 //! prints, except the server's log (`tracing`, on stderr) and the progress
-//! bars of `fill` and `backup` (on stderr, when it is a terminal).
+//! bars of `fill`, `backup` and large attachments (`transfers`; on stderr,
+//! when it is a terminal).
 //!
 //! Writing never panics: when stdout is closed (as by `| head`) the process
 //! ends quietly with status 0, as command-line tools conventionally do.

@@ -23,6 +23,7 @@ use crate::defaults;
 use crate::exchange::Limits;
 use crate::server::{self, ServerConfig, TlsFiles};
 use crate::store::StoreOptions;
+use crate::transfer::UploadLimits;
 
 /// The options of `serve`. Each `--KEY` is also `KEY = …` in the
 /// configuration file and `LIENTHONG_KEY` in the environment; a flag wins
@@ -86,7 +87,9 @@ pub struct ServeArgs {
     /// with the development PKI: DATA/pki/signing-keys.toml.
     #[arg(long, value_name = "FILE")]
     pub signing_keys: Option<PathBuf>,
-    /// Largest document, attachments included, in bytes.
+    /// Largest send request, in bytes: the document and the attachments it
+    /// carries inside (larger attachments are uploaded before it, see
+    /// --max-attachment-mib).
     #[arg(long, default_value_t = defaults::MAX_DOCUMENT_BYTES)]
     pub max_document_bytes: usize,
     /// Most recipients of one document, after groups are expanded.
@@ -117,7 +120,37 @@ pub struct ServeArgs {
     #[arg(long = "operator", value_name = "NAME")]
     pub operators: Vec<String>,
     #[command(flatten)]
+    pub uploads: UploadArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// Uploads of large attachments (README, "Large attachments").
+#[derive(Args)]
+#[command(next_help_heading = "Large attachments")]
+pub struct UploadArgs {
+    /// Largest attachment that may be uploaded, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = defaults::MAX_ATTACHMENT_MIB, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_attachment_mib: u64,
+    /// MiB one organisation's unfinished uploads and uploads not yet sent
+    /// may take together.
+    #[arg(long, value_name = "MIB", default_value_t = defaults::ORG_UPLOAD_QUOTA_MIB, value_parser = clap::value_parser!(u64).range(1..))]
+    pub org_upload_quota_mib: u64,
+    /// Seconds an unfinished upload is kept without a byte arriving, and a
+    /// completed one waits to be sent, before they are removed.
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::UPLOAD_TTL_SECONDS as f64, value_parser = upload_ttl)]
+    pub upload_ttl_seconds: f64,
+}
+
+impl UploadArgs {
+    fn limits(&self) -> UploadLimits {
+        const MIB: u64 = 1024 * 1024;
+        UploadLimits {
+            max_attachment_bytes: self.max_attachment_mib.saturating_mul(MIB),
+            org_quota_bytes: self.org_upload_quota_mib.saturating_mul(MIB),
+            ttl: Duration::from_secs_f64(self.upload_ttl_seconds),
+        }
+    }
 }
 
 /// The limits against hostile or broken clients (README, "Security
@@ -235,6 +268,7 @@ impl ServeArgs {
             http: self.http,
             metrics: self.metrics,
             operators: self.operators.clone(),
+            uploads: self.uploads.limits(),
             health: self.health,
             directory: self.directory,
             tls,
@@ -397,6 +431,16 @@ fn seconds(text: &str) -> std::result::Result<f64, String> {
         Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
         _ => Err(format!(
             "{text:?} is not a number of seconds above 0 and at most 86400"
+        )),
+    }
+}
+
+/// The upload time-to-live: more than 0, at most a year.
+fn upload_ttl(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 366.0 * 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most a year (31622400)"
         )),
     }
 }

@@ -9,6 +9,12 @@
 //! earlier save left is asked for explicitly ([`Existing::Replace`]) and
 //! removes a regular file first — a link is refused even then.
 //!
+//! A large attachment is downloaded into a partial file beside its target
+//! ([`partial_path`]), opened without following a link (`O_NOFOLLOW`) so
+//! that an interrupted save resumes where it stopped, and published under
+//! its name only once checked ([`publish`]): linked into place, which
+//! refuses an existing path as `create_new` does.
+//!
 //! Left open: a folder swapped for a link between its check and a write
 //! into it. Closing that needs `openat`, which std does not offer; the
 //! file is then still created new, so nothing existing is overwritten.
@@ -128,6 +134,30 @@ fn in_the_way(path: &Path) -> Option<FileError> {
     })
 }
 
+/// Removes the regular file at `path`, if any, to replace it: never a link
+/// (refused), never a folder.
+fn clear(path: &Path) -> Result<(), FileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(FileError::Symlink {
+            path: path.to_owned(),
+        }),
+        Ok(meta) if meta.is_dir() => Err(FileError::WrongKind {
+            path: path.to_owned(),
+            expected: "a file",
+        }),
+        // Removing a link that replaced the file meanwhile removes the
+        // link, not its target; the create that follows is exclusive anyway.
+        Ok(_) => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FileError::Write {
+                path: path.to_owned(),
+                source: e,
+            }),
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
 /// Writes `bytes` to a new file at `path`, never through a link; with
 /// [`Existing::Replace`] a regular file there is removed first.
 pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), FileError> {
@@ -136,26 +166,7 @@ pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), FileEr
         source,
     };
     if existing == Existing::Replace {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(FileError::Symlink {
-                    path: path.to_owned(),
-                })
-            }
-            Ok(meta) if meta.is_dir() => {
-                return Err(FileError::WrongKind {
-                    path: path.to_owned(),
-                    expected: "a file",
-                })
-            }
-            // Removing a link that replaced the file meanwhile removes the
-            // link, not its target; the create below is exclusive anyway.
-            Ok(_) => match std::fs::remove_file(path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(failed(e)),
-                _ => {}
-            },
-            Err(_) => {}
-        }
+        clear(path)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -166,6 +177,75 @@ pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), FileEr
             _ => failed(e),
         })?;
     file.write_all(bytes).map_err(failed)
+}
+
+/// Where a download into `target` keeps its bytes until it is complete:
+/// `.NAME.lienthong-partial` beside it.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.lienthong-partial"))
+}
+
+/// Opens the partial file at `path` for reading and appending, created if
+/// missing, never through a symbolic link. Returns it and its length.
+pub fn open_partial(path: &Path) -> Result<(std::fs::File, u64), FileError> {
+    let failed = |source| FileError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    #[cfg(not(unix))]
+    if let Some(e) = in_the_way(path).filter(|e| matches!(e, FileError::Symlink { .. })) {
+        return Err(e);
+    }
+    let file = options.open(path).map_err(|e| {
+        // ELOOP: the last component is a link.
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => FileError::Symlink {
+                path: path.to_owned(),
+            },
+            _ => failed(e),
+        }
+    })?;
+    let meta = file.metadata().map_err(failed)?;
+    if !meta.is_file() {
+        return Err(FileError::WrongKind {
+            path: path.to_owned(),
+            expected: "a file",
+        });
+    }
+    Ok((file, meta.len()))
+}
+
+/// Gives the finished file `from` the name `to`, as [`write`] would create
+/// it: a hard link, which refuses anything already at `to` (a link
+/// included); with [`Existing::Replace`] a regular file there is removed
+/// first. Then `from` goes.
+pub fn publish(from: &Path, to: &Path, existing: Existing) -> Result<(), FileError> {
+    let failed = |source| FileError::Write {
+        path: to.to_owned(),
+        source,
+    };
+    if existing == Existing::Replace {
+        clear(to)?;
+    }
+    std::fs::hard_link(from, to).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => in_the_way(to).unwrap_or_else(|| failed(e)),
+        _ => failed(e),
+    })?;
+    std::fs::remove_file(from).map_err(|source| FileError::Write {
+        path: from.to_owned(),
+        source,
+    })
 }
 
 /// Creates the folder `path` and any missing parents. The folder itself

@@ -23,7 +23,8 @@ mod names;
 mod trust;
 
 pub use file::{
-    check_free, create_dir_all, read as read_file, write as write_file, Existing, FileError,
+    check_free, create_dir_all, open_partial, partial_path, publish, read as read_file,
+    write as write_file, Existing, FileError,
 };
 pub use names::saved_names;
 pub use trust::{read_public_key, TrustError, TrustedKeys};
@@ -167,14 +168,22 @@ pub fn save(
     document: &pb::GetDocumentResponse,
     existing: Existing,
 ) -> Result<Vec<Saved>, EvidenceError> {
-    let signature = document
-        .signature
-        .as_ref()
-        .ok_or(EvidenceError::Missing("sender's signature"))?;
-    let receipt = document
-        .receipt
-        .as_ref()
-        .ok_or(EvidenceError::Missing("receipt"))?;
+    let mut saved = prepare(dir, document)?;
+    for (attachment, target) in document.attachments.iter().zip(&saved) {
+        file::write(&target.path, &attachment.content, existing)?;
+    }
+    saved.push(save_proof(dir, document, existing)?);
+    Ok(saved)
+}
+
+/// Before a save: checks that the answer holds the evidence and that each
+/// attachment's name is a plain file name, and makes `dir`. Returns where
+/// each attachment is to be saved, in order.
+pub fn prepare(
+    dir: &Path,
+    document: &pb::GetDocumentResponse,
+) -> Result<Vec<Saved>, EvidenceError> {
+    proof_parts(document)?;
     let names = attachment_names(document);
     // The server checks names too, but a client does not write outside DIR
     // on anyone's word.
@@ -183,22 +192,41 @@ pub fn save(
             .map_err(|e| EvidenceError::AttachmentName(e.to_string()))?;
     }
     file::create_dir_all(dir)?;
+    Ok(names
+        .iter()
+        .zip(saved_names(names.iter().copied()))
+        .map(|(name, saved_as)| Saved {
+            path: dir.join(&saved_as),
+            renamed_from: (saved_as != *name).then(|| (*name).to_owned()),
+        })
+        .collect())
+}
+
+fn proof_parts(
+    document: &pb::GetDocumentResponse,
+) -> Result<(&pb::DocumentSignature, &pb::SealedReceipt), EvidenceError> {
+    Ok((
+        document
+            .signature
+            .as_ref()
+            .ok_or(EvidenceError::Missing("sender's signature"))?,
+        document
+            .receipt
+            .as_ref()
+            .ok_or(EvidenceError::Missing("receipt"))?,
+    ))
+}
+
+/// Writes the evidence of a document into `dir/lienthong-proof/` (the
+/// attachments are saved apart, see [`prepare`]).
+pub fn save_proof(
+    dir: &Path,
+    document: &pb::GetDocumentResponse,
+    existing: Existing,
+) -> Result<Saved, EvidenceError> {
+    let (signature, receipt) = proof_parts(document)?;
     let proof = dir.join(PROOF_DIR);
     file::create_dir(&proof)?;
-    let mut saved = Vec::new();
-    for ((attachment, name), saved_as) in document
-        .attachments
-        .iter()
-        .zip(&names)
-        .zip(saved_names(names.iter().copied()))
-    {
-        let path = dir.join(&saved_as);
-        file::write(&path, &attachment.content, existing)?;
-        saved.push(Saved {
-            path,
-            renamed_from: (saved_as != *name).then(|| (*name).to_owned()),
-        });
-    }
     let write = |name: &str, bytes: &[u8]| file::write(&proof.join(name), bytes, existing);
     write("document.pb", &document.document_bytes)?;
     write("document.sig", &signature.signature)?;
@@ -226,11 +254,10 @@ pub fn save(
         source,
     })?;
     write(KEYS_FILE, text.as_bytes())?;
-    saved.push(Saved {
+    Ok(Saved {
         path: proof,
         renamed_from: None,
-    });
-    Ok(saved)
+    })
 }
 
 /// One check and its outcome.

@@ -247,8 +247,18 @@ pub(super) fn send(
     let index = append_leaf(txn, &sealed.archive_leaf)?;
     txn.put(Space::ArchiveIndex, &new.id.0, &index.to_be_bytes())?;
     for attachment in &new.attachments {
-        if let Some(content) = &attachment.content {
-            txn.put(Space::SmallAttachments, &attachment.sha256, content)?;
+        match &attachment.content {
+            Some(content) => txn.put(Space::SmallAttachments, &attachment.sha256, content)?,
+            // A file: from now on a document refers to it (the first one
+            // to is recorded), so it is never removed.
+            None => {
+                if txn
+                    .get(Space::AttachmentFiles, &attachment.sha256)?
+                    .is_none()
+                {
+                    txn.put(Space::AttachmentFiles, &attachment.sha256, &new.id.0)?;
+                }
+            }
         }
     }
     if let Some(key) = &new.idempotency_key {

@@ -30,6 +30,71 @@ const QUEUE: usize = 4096;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
+/// Sends that must reach the committer in order (a batch): each holds a
+/// [`Turn`] with its place, and is queued only once every send before it
+/// was queued or gave up.
+pub struct Sequence {
+    /// The first place not yet done.
+    next: tokio::sync::watch::Sender<u64>,
+    /// Places done while one before them was not.
+    done_ahead: Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl Sequence {
+    pub fn new() -> Arc<Sequence> {
+        Arc::new(Sequence {
+            next: tokio::sync::watch::Sender::new(0),
+            done_ahead: Mutex::new(std::collections::BTreeSet::new()),
+        })
+    }
+
+    /// The turn at `place` (0 for the first).
+    pub fn turn(self: &Arc<Self>, place: u64) -> Turn {
+        Turn {
+            sequence: self.clone(),
+            place,
+        }
+    }
+
+    fn done(&self, place: u64) {
+        let mut ahead = lock(&self.done_ahead);
+        ahead.insert(place);
+        self.next.send_modify(|next| {
+            while ahead.remove(next) {
+                *next += 1;
+            }
+        });
+    }
+}
+
+/// A send's place in a [`Sequence`]: done once its job is queued, or when
+/// dropped on the way (a send refused before it reached the committer).
+pub struct Turn {
+    sequence: Arc<Sequence>,
+    place: u64,
+}
+
+impl Turn {
+    /// Waits until every place before this one is done.
+    async fn come(&self) {
+        let mut next = self.sequence.next.subscribe();
+        // The sender lives in `self.sequence`: it cannot close meanwhile.
+        let _ = next.wait_for(|next| *next >= self.place).await;
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.sequence.done(self.place);
+    }
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Turn({})", self.place)
+    }
+}
+
 enum Job {
     Send {
         new: Box<NewDocument>,
@@ -98,18 +163,35 @@ impl Committer {
     /// Queues a job made by `job` and waits for its answer, which comes
     /// only once its work is durable.
     async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T> {
+        self.ask_in_turn(job, None).await
+    }
+
+    /// [`Committer::ask`], queueing the job only once every send before
+    /// `turn`'s place was queued or gave up.
+    async fn ask_in_turn<T>(
+        &self,
+        job: impl FnOnce(Reply<T>) -> Job,
+        turn: Option<Turn>,
+    ) -> Result<T> {
         let closed = || Error::Unavailable("the service is shutting down; try again later".into());
         let queue = lock(&self.queue).clone().ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
+        if let Some(turn) = &turn {
+            turn.come().await;
+        }
         queue.send(job(reply)).await.map_err(|_| closed())?;
+        drop(turn); // done: the next send's turn
         answer.await.map_err(|_| closed())?
     }
 
-    pub(super) async fn submit(&self, new: NewDocument) -> Result<SendOutcome> {
-        self.ask(|reply| Job::Send {
-            new: Box::new(new),
-            reply,
-        })
+    pub(super) async fn submit(&self, new: NewDocument, turn: Option<Turn>) -> Result<SendOutcome> {
+        self.ask_in_turn(
+            |reply| Job::Send {
+                new: Box::new(new),
+                reply,
+            },
+            turn,
+        )
         .await
     }
 

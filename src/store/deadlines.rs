@@ -183,16 +183,9 @@ pub(super) fn build_index_once(engine: &dyn Engine) -> Result<()> {
     if engine.get(Space::Meta, INDEX_BUILT)?.is_some() {
         return Ok(());
     }
-    let mut start: Vec<u8> = Vec::new();
-    loop {
-        let batch = engine.scan(Space::Documents, &start, None, Order::Ascending, 512)?;
-        let Some((last, _)) = batch.last() else { break };
-        start = last.clone();
-        start.push(0); // the next key after the last
+    super::each_document_batch(engine, |batch| {
         let mut documents = Vec::with_capacity(batch.len());
-        for (key, bytes) in &batch {
-            let id = DocId::from_slice(key)?;
-            let document = super::decode_document(bytes)?;
+        for (id, document) in batch {
             let due = header_due_date(&document)?;
             documents.push((id, document, due));
         }
@@ -203,8 +196,8 @@ pub(super) fn build_index_once(engine: &dyn Engine) -> Result<()> {
                 }
             }
             Ok(())
-        })?;
-    }
+        })
+    })?;
     engine.transact(&mut |txn| txn.put(Space::Meta, INDEX_BUILT, b"1"))?;
     engine.sync()
 }

@@ -31,11 +31,12 @@ pub enum Space {
     Deadlines,
     Unread,
     Report,
+    AttachmentFiles,
 }
 
 impl Space {
     /// Every keyspace, in a fixed order (engines may index by position).
-    pub const ALL: [Space; 17] = [
+    pub const ALL: [Space; 18] = [
         Space::Meta,
         Space::Documents,
         Space::SmallAttachments,
@@ -53,6 +54,7 @@ impl Space {
         Space::Deadlines,
         Space::Unread,
         Space::Report,
+        Space::AttachmentFiles,
     ];
 
     /// The keyspace's name on disk (a sled tree, a table).
@@ -75,6 +77,7 @@ impl Space {
             Space::Deadlines => "deadlines",
             Space::Unread => "unread",
             Space::Report => "report",
+            Space::AttachmentFiles => "attachment_files",
         }
     }
 

@@ -4,25 +4,44 @@
 //! Why not in sled: sled 0.34.7 writes any value larger than about an eighth
 //! of a segment to a separate blob file with a plain `write` and never
 //! fsyncs it, so a power cut can lose an attachment that was acknowledged.
-//! Here each file is written to `tmp/`, fsynced, renamed into place, and its
-//! directory fsynced, before the sled commit that refers to it.
+//! Here each file is written to `tmp/` (or arrives as a finished upload,
+//! see `uploads`), fsynced, renamed into place, and its directory fsynced,
+//! before the sled commit that refers to it.
 //!
 //! Content addressing stores identical attachments once, across documents
-//! too. A send that fails after its files were written leaves them
-//! unreferenced; they are harmless, and a future sweep can remove them.
+//! too. Which files documents refer to is the store's `attachment_files`
+//! keyspace, written in the commit. A file no document refers to is
+//! removed, unless something *claims* it: a send between writing its files
+//! and learning its commit's outcome, or a completed upload not yet sent
+//! nor expired. Claims are counted here, and a file is only removed under
+//! the same lock that takes claims, so a send that finds a file in place
+//! (and skips writing it) can never lose it to a concurrent clean-up.
+//!
+//! When files are removed: right after a send that wrote them failed
+//! ([`AttachmentFiles::release`]); when a completed upload expires unsent;
+//! and in one sweep after each start ([`AttachmentFiles::sweep`]), for the
+//! files a crash left between writing them and the commit. `tmp/` is
+//! emptied when the store opens for writing: nothing in it is referred to.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
-fn io(path: &Path, e: std::io::Error) -> Error {
+pub(super) fn io(path: &Path, e: std::io::Error) -> Error {
     Error::storage_from(path.display().to_string(), e)
 }
 
+/// Whether a document refers to the content with this digest.
+pub(super) type Referenced<'a> = &'a dyn Fn(&[u8; 32]) -> Result<bool>;
+
 pub struct AttachmentFiles {
     dir: PathBuf,
+    /// Claims on digests: a file claimed is never removed.
+    claims: Mutex<HashMap<[u8; 32], usize>>,
 }
 
 impl AttachmentFiles {
@@ -30,7 +49,21 @@ impl AttachmentFiles {
         fs::create_dir_all(dir.join("tmp")).map_err(|e| io(dir, e))?;
         Ok(AttachmentFiles {
             dir: dir.to_owned(),
+            claims: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Removes what a write interrupted by a crash left in `tmp/`. Only
+    /// when the store opens for writing: no write is in progress then.
+    pub(super) fn clear_tmp(&self) -> Result<usize> {
+        let tmp = self.dir.join("tmp");
+        let mut removed = 0;
+        for entry in fs::read_dir(&tmp).map_err(|e| io(&tmp, e))? {
+            let path = entry.map_err(|e| io(&tmp, e))?.path();
+            fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// `DIR/ab/abcdef…`: 256 subdirectories keep each one small.
@@ -39,8 +72,93 @@ impl AttachmentFiles {
         self.dir.join(&name[..2]).join(name)
     }
 
+    fn claims(&self) -> MutexGuard<'_, HashMap<[u8; 32], usize>> {
+        // Each use is a few map operations, which a panic cannot leave half
+        // done: a poisoned lock still guards a consistent map.
+        self.claims
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Claims each digest once more: its file is not removed until
+    /// released.
+    pub fn claim(&self, digests: &[[u8; 32]]) {
+        let mut claims = self.claims();
+        for digest in digests {
+            *claims.entry(*digest).or_insert(0) += 1;
+        }
+    }
+
+    /// Drops one claim on each digest, and removes the file of each that
+    /// nobody claims any more and no document refers to. Returns how many
+    /// files were removed.
+    pub fn release(&self, digests: &[[u8; 32]], referenced: Referenced<'_>) -> Result<usize> {
+        let mut claims = self.claims();
+        let mut removed = 0;
+        for digest in digests {
+            match claims.get_mut(digest) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    continue;
+                }
+                _ => {
+                    claims.remove(digest);
+                }
+            }
+            if !referenced(digest)? && self.remove(digest)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the file of `digest` if it is there; whether it was.
+    fn remove(&self, digest: &[u8; 32]) -> Result<bool> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    /// Removes every file that nobody claims and no document refers to.
+    /// Returns how many.
+    pub fn sweep(&self, referenced: Referenced<'_>) -> Result<usize> {
+        let mut removed = 0;
+        for sub in fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))? {
+            let sub = sub.map_err(|e| io(&self.dir, e))?.path();
+            // The 256 folders `00`..`ff`; not `tmp/` nor `uploads/`.
+            let is_fanout = sub
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_fanout || !sub.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&sub).map_err(|e| io(&sub, e))? {
+                let name = entry.map_err(|e| io(&sub, e))?.file_name();
+                let mut digest = [0u8; 32];
+                let Some(()) = name
+                    .to_str()
+                    .and_then(|n| hex::decode_to_slice(n, &mut digest).ok())
+                else {
+                    continue; // not one of ours
+                };
+                // Under the claims' lock, so no send claims it meanwhile.
+                let claims = self.claims();
+                if !claims.contains_key(&digest) && !referenced(&digest)? && self.remove(&digest)? {
+                    removed += 1;
+                }
+                drop(claims);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Makes each content durable under its digest (the caller checked that
-    /// the digests are right). Blocking: call off the async workers.
+    /// the digests are right, and claimed them). Blocking: call off the
+    /// async workers.
     pub fn put_all(&self, contents: &[([u8; 32], Vec<u8>)]) -> Result<()> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (sha256, content) in contents {
@@ -48,8 +166,6 @@ impl AttachmentFiles {
             if target.exists() {
                 continue; // the same bytes are already durable
             }
-            let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
-            fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
             let tmp = self.dir.join("tmp").join(format!(
                 "{}.{}",
                 hex::encode(&sha256[..8]),
@@ -62,7 +178,7 @@ impl AttachmentFiles {
                 .map_err(|e| io(&tmp, e))?;
             file.write_all(content).map_err(|e| io(&tmp, e))?;
             file.sync_all().map_err(|e| io(&tmp, e))?;
-            fs::rename(&tmp, &target).map_err(|e| io(&target, e))?;
+            let parent = self.place(&tmp, sha256)?;
             if !dirs.contains(&parent) {
                 dirs.push(parent);
             }
@@ -71,6 +187,36 @@ impl AttachmentFiles {
             sync_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// Renames a synced file with content `sha256` into place; the caller
+    /// syncs the returned folder.
+    fn place(&self, from: &Path, sha256: &[u8; 32]) -> Result<PathBuf> {
+        let target = self.path(sha256);
+        let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
+        fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
+        fs::rename(from, &target).map_err(|e| io(&target, e))?;
+        Ok(parent)
+    }
+
+    /// Takes a finished upload, checked against `sha256` and synced, as
+    /// the file of that content (or drops it if the content is already
+    /// there), durably. The caller claimed the digest.
+    pub fn adopt(&self, from: &Path, sha256: &[u8; 32]) -> Result<()> {
+        if self.path(sha256).exists() {
+            return fs::remove_file(from).map_err(|e| io(from, e));
+        }
+        let parent = self.place(from, sha256)?;
+        sync_dir(&parent)?;
+        if let Some(source) = from.parent() {
+            sync_dir(source)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the file of this content is there.
+    pub fn exists(&self, sha256: &[u8; 32]) -> bool {
+        self.path(sha256).is_file()
     }
 
     /// The content with this digest, checked against it: a file changed or
@@ -83,10 +229,7 @@ impl AttachmentFiles {
             Err(e) => return Err(io(&path, e)),
         };
         if ring::digest::digest(&ring::digest::SHA256, &content).as_ref() != sha256 {
-            return Err(Error::storage(format!(
-                "{} does not match its SHA-256: the file was changed or damaged",
-                path.display()
-            )));
+            return Err(damaged(&path));
         }
         Ok(Some(content))
     }
@@ -127,6 +270,26 @@ impl AttachmentFiles {
             Err(e) => Err(io(&path, e)),
         }
     }
+
+    /// The file with this digest, open for reading, and its length.
+    pub fn open_file(&self, sha256: &[u8; 32]) -> Result<Option<(File, u64)>> {
+        let path = self.path(sha256);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let len = file.metadata().map_err(|e| io(&path, e))?.len();
+        Ok(Some((file, len)))
+    }
+}
+
+/// A stored attachment whose bytes do not hash to its name.
+pub fn damaged(path: &Path) -> Error {
+    Error::storage(format!(
+        "{} does not match its SHA-256: the file was changed or damaged",
+        path.display()
+    ))
 }
 
 /// fsync a directory, so that names created in it survive a power cut.

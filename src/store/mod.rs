@@ -45,6 +45,7 @@
 //! | `deadlines`   | `date u32 ‖ org ‖ doc_id[16] ‖ kind u8` | empty                              |
 //! | `unread`      | `org ‖ (3 - urgency) u8 ‖ year u16 ‖ arrival_number u64` | `doc_id[16]`      |
 //! | `report`      | `org ‖ year u16 ‖ month u8`           | [`StoredReportMonth`] (prost)        |
+//! | `attachment_files` | `sha256[32]`                     | `doc_id[16]`: the first document carrying that attachment file |
 //!
 //! `report` holds each organisation's counters for each month (Vietnam
 //! time) in which something happened to it: sent and received, electronic
@@ -91,6 +92,10 @@
 //! record lists: up to [`INLINE_ATTACHMENT_MAX`] bytes in `small_attachments`
 //! (covered by the group commit's one fsync), larger ones as files
 //! (`DATA/attachments/ab/abcd…`, each synced on its own, before the commit).
+//! `attachment_files` says which files documents refer to (`references`);
+//! one that none refers to and nothing claims is removed (`files`).
+//! Uploads in progress and completed ones not yet sent are files too, under
+//! `DATA/attachments/uploads/` (`uploads`).
 //!
 //! A document and its attachments are stored once, however many recipients
 //! it has; each recipient's inbox holds only the id. The inbox key *is* the
@@ -127,9 +132,11 @@ pub(crate) mod files;
 mod keys;
 pub mod load;
 mod records;
+mod references;
 pub mod sled;
 mod unread;
 mod upgrade;
+pub mod uploads;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -150,7 +157,10 @@ pub use records::{
 };
 
 use committer::Committer;
+pub use committer::{Sequence, Turn};
 use files::AttachmentFiles;
+use uploads::UploadFiles;
+pub use uploads::{FoundPartial, PartialFile, UploadKey};
 
 const SCHEMA: &[u8] = b"lienthong-store-2";
 
@@ -207,8 +217,12 @@ impl fmt::Debug for DocId {
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
     pub sha256: [u8; 32],
-    /// `None` once written to a file: the commit then only records the digest.
+    /// `None` once written to a file, or when uploaded: the commit then
+    /// only records the digest.
     pub content: Option<Vec<u8>>,
+    /// Uploaded beforehand by the sender (see `uploads`); `content` is
+    /// `None` and the size is the declared one.
+    pub uploaded: Option<u64>,
 }
 
 /// A document the exchange has checked and routed, ready to be committed.
@@ -242,6 +256,50 @@ pub struct NewDocument {
     /// Recorded from paper (see `paper`): `document_bytes` are a signed
     /// paper record. False for electronic documents.
     pub paper: bool,
+    /// The attachment files this send needs, claimed until the commit is
+    /// applied or refused (set by [`Store::send`]).
+    pub claims: Option<Arc<FileClaims>>,
+}
+
+/// Claims on attachment files (see `files`), released when the last holder
+/// drops them: after the committer applied or refused the send that holds
+/// them, or when the send never reached it. A file released that no
+/// document refers to is removed then: what a failed send wrote goes at
+/// once.
+pub struct FileClaims {
+    files: Arc<AttachmentFiles>,
+    engine: Arc<dyn Engine>,
+    digests: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for FileClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileClaims({} files)", self.digests.len())
+    }
+}
+
+impl Drop for FileClaims {
+    fn drop(&mut self) {
+        let engine = self.engine.as_ref();
+        let referenced = |sha: &[u8; 32]| references::referenced(engine, sha);
+        match self.files.release(&self.digests, &referenced) {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "removed attachment files of a send that failed")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the attachment files of a send that failed; the sweep after the next start will")
+            }
+        }
+    }
+}
+
+/// Where a stored attachment's content is, for reading it in pieces.
+pub enum AttachmentSource {
+    /// A small one, kept in the engine: already read.
+    Inline(Vec<u8>),
+    /// A file, open, and its length.
+    File(std::fs::File, u64),
 }
 
 impl NewDocument {
@@ -561,6 +619,7 @@ pub struct Store {
     clock: crate::clock::Clock,
     engine: Arc<dyn Engine>,
     files: Arc<AttachmentFiles>,
+    uploads: Arc<UploadFiles>,
     pending: Arc<Pending>,
     /// `None` when opened read-only (`open_read_only`).
     committer: Option<Committer>,
@@ -580,7 +639,17 @@ impl Store {
         deadlines::build_index_once(engine.as_ref())?;
         unread::build_index_once(engine.as_ref())?;
         counters::rebuild_once(engine.as_ref())?;
+        references::build_once(engine.as_ref())?;
         let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
+        files.clear_tmp()?;
+        let uploads = Arc::new(UploadFiles::open(
+            &attachments_dir.join("uploads"),
+            &|sha| files.exists(sha),
+        )?);
+        // A completed upload claims its content while it lives.
+        for (key, _) in uploads.all_completed() {
+            files.claim(&[key.sha256]);
+        }
         let pending = Arc::new(Pending::default());
         let last_checkpoint = match engine::last(engine.as_ref(), Space::Checkpoints)? {
             Some((key, _)) => keys::be_u64(&key)
@@ -601,6 +670,7 @@ impl Store {
             clock: options.clock.clone(),
             engine,
             files,
+            uploads,
             pending,
             committer: Some(committer),
         })
@@ -613,6 +683,11 @@ impl Store {
             clock: crate::clock::Clock::system(),
             engine,
             files: Arc::new(AttachmentFiles::open(attachments_dir)?),
+            // Reads nothing of uploads; forgets none.
+            uploads: Arc::new(UploadFiles::open(
+                &attachments_dir.join("uploads"),
+                &|_| true,
+            )?),
             pending: Arc::new(Pending::default()),
             committer: None,
         })
@@ -630,9 +705,62 @@ impl Store {
     }
 
     /// Commits a new document: either all of it is stored and durable when
-    /// this returns `Accepted`, or no record of it was written.
-    pub async fn send(&self, mut new: NewDocument) -> Result<SendOutcome> {
+    /// this returns `Accepted`, or no record of it was written. An uploaded
+    /// attachment must be a completed upload of the sender's, else
+    /// FAILED_PRECONDITION naming it.
+    pub async fn send(&self, new: NewDocument) -> Result<SendOutcome> {
+        self.send_in_turn(new, None).await
+    }
+
+    /// [`Store::send`], reaching the committer in `turn` (a batch keeps
+    /// its order: the earlier document takes a contested number, and
+    /// numbers assigned follow the batch).
+    pub async fn send_in_turn(
+        &self,
+        mut new: NewDocument,
+        turn: Option<Turn>,
+    ) -> Result<SendOutcome> {
         let committer = self.committer()?;
+        // Claimed before anything looks at the files, so that no clean-up
+        // removes one between here and the commit.
+        let digests: Vec<[u8; 32]> = new
+            .attachments
+            .iter()
+            .filter(|a| {
+                a.uploaded.is_some()
+                    || a.content
+                        .as_ref()
+                        .is_some_and(|c| c.len() > INLINE_ATTACHMENT_MAX)
+            })
+            .map(|a| a.sha256)
+            .collect();
+        if !digests.is_empty() {
+            self.files.claim(&digests);
+            new.claims = Some(Arc::new(FileClaims {
+                files: self.files.clone(),
+                engine: self.engine.clone(),
+                digests,
+            }));
+        }
+        for (index, attachment) in new.attachments.iter().enumerate() {
+            if let Some(size) = attachment.uploaded {
+                let key = UploadKey {
+                    org: new.sender,
+                    sha256: attachment.sha256,
+                    size,
+                };
+                if self.uploads.completed_at(&key).is_none() {
+                    return Err(Error::precondition(
+                        format!("attachments[{index}]"),
+                        format!(
+                            "is marked uploaded, but {} has no complete upload of SHA-256 {} ({size} bytes): upload it first (BeginUpload, UploadAttachment); uploads not sent in time are removed",
+                            new.sender,
+                            hex::encode(attachment.sha256)
+                        ),
+                    ));
+                }
+            }
+        }
         // Large attachments become files, durable before the commit that
         // refers to them; written here, by each sender in parallel, not by
         // the single committer, which then needs only their digests.
@@ -652,7 +780,7 @@ impl Store {
                 .await
                 .map_err(|e| Error::storage_from("writing attachments did not complete", e))??;
         }
-        committer.submit(new).await
+        committer.submit(new, turn).await
     }
 
     /// A durable document, as it stands durably, or `None`.
@@ -737,6 +865,106 @@ impl Store {
             return Ok(Some(content));
         }
         self.files.get(&digest)
+    }
+
+    /// Where the attachment with this SHA-256 is, to be read in pieces
+    /// (by the caller, who checks the digest when it reads it all).
+    /// Blocking (may open a file).
+    pub fn attachment_source(&self, sha256: &[u8]) -> Result<Option<AttachmentSource>> {
+        let digest: [u8; 32] = sha256
+            .try_into()
+            .map_err(|_| Error::storage("a stored attachment digest is not 32 bytes"))?;
+        if let Some(content) = self.engine.get(Space::SmallAttachments, &digest)? {
+            return Ok(Some(AttachmentSource::Inline(content)));
+        }
+        Ok(self
+            .files
+            .open_file(&digest)?
+            .map(|(file, len)| AttachmentSource::File(file, len)))
+    }
+
+    /// Whether a document refers to the attachment file of this content.
+    pub fn attachment_referenced(&self, sha256: &[u8; 32]) -> Result<bool> {
+        references::referenced(self.engine.as_ref(), sha256)
+    }
+
+    /// Removes the attachment files that no document refers to and nothing
+    /// claims: what a crash left between writing a send's files and its
+    /// commit. Returns how many. Blocking.
+    pub fn sweep_attachment_files(&self) -> Result<usize> {
+        let engine = self.engine.as_ref();
+        self.files
+            .sweep(&|sha: &[u8; 32]| references::referenced(engine, sha))
+    }
+
+    /// The partial file of an upload, created empty if there is none, its
+    /// length durable. Blocking.
+    pub fn open_upload(&self, key: &UploadKey) -> Result<PartialFile> {
+        self.uploads.open_partial(key)
+    }
+
+    /// The durable length of an upload's partial file and its last write,
+    /// if there is one. Blocking.
+    pub fn upload_offset(&self, key: &UploadKey) -> Result<Option<(u64, std::time::SystemTime)>> {
+        self.uploads.partial_len(key)
+    }
+
+    /// Removes an upload's partial file. Blocking.
+    pub fn discard_upload(&self, key: &UploadKey) -> Result<()> {
+        self.uploads.remove_partial(key)
+    }
+
+    /// Every partial upload on disk. Blocking.
+    pub fn partial_uploads(&self) -> Result<Vec<FoundPartial>> {
+        self.uploads.partials()
+    }
+
+    /// Completes an upload whose bytes the caller checked against its
+    /// SHA-256: the content becomes the attachment file of that digest and
+    /// the upload is recorded as completed, durably, when this returns; it
+    /// then claims the file until [`Store::forget_upload`]. Blocking.
+    pub fn complete_upload(
+        &self,
+        key: &UploadKey,
+        mut partial: PartialFile,
+    ) -> Result<std::time::SystemTime> {
+        partial.sync()?;
+        let fresh = self.uploads.completed_at(key).is_none();
+        if fresh {
+            self.files.claim(&[key.sha256]);
+        }
+        let done = self
+            .files
+            .adopt(partial.path(), &key.sha256)
+            .and_then(|()| self.uploads.mark_complete(key));
+        if done.is_err() && fresh {
+            let engine = self.engine.as_ref();
+            let referenced = |sha: &[u8; 32]| references::referenced(engine, sha);
+            self.files.release(&[key.sha256], &referenced)?;
+        }
+        done
+    }
+
+    /// When an upload completed, if it did and was not forgotten.
+    pub fn upload_completed_at(&self, key: &UploadKey) -> Option<std::time::SystemTime> {
+        self.uploads.completed_at(key)
+    }
+
+    /// Every completed upload not forgotten, with when it completed.
+    pub fn completed_uploads(&self) -> Vec<(UploadKey, std::time::SystemTime)> {
+        self.uploads.all_completed()
+    }
+
+    /// Forgets a completed upload: a send may no longer name it, and its
+    /// content file goes unless a document refers to it or another claim
+    /// holds it. Blocking.
+    pub fn forget_upload(&self, key: &UploadKey) -> Result<()> {
+        if self.uploads.forget(key)? {
+            let engine = self.engine.as_ref();
+            let referenced = |sha: &[u8; 32]| references::referenced(engine, sha);
+            self.files.release(&[key.sha256], &referenced)?;
+        }
+        Ok(())
     }
 
     /// Up to `limit` entries of `org`'s inbox, newest first, strictly before
@@ -1233,6 +1461,28 @@ fn check_schema(engine: &dyn Engine) -> Result<()> {
 fn after_key(mut key: Vec<u8>) -> Vec<u8> {
     key.push(0);
     key
+}
+
+/// Every stored document, in key order, handed to `each` in batches of
+/// 512: for the indexes a store from an earlier build gets once.
+fn each_document_batch(
+    engine: &dyn Engine,
+    mut each: impl FnMut(Vec<(DocId, StoredDocument)>) -> Result<()>,
+) -> Result<()> {
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let batch = engine.scan(Space::Documents, &start, None, Order::Ascending, 512)?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        start = after_key(last.clone());
+        each(
+            batch
+                .iter()
+                .map(|(key, bytes)| Ok((DocId::from_slice(key)?, decode_document(bytes)?)))
+                .collect::<Result<_>>()?,
+        )?;
+    }
 }
 
 fn decode_document(bytes: &[u8]) -> Result<StoredDocument> {

@@ -97,20 +97,12 @@ const INDEX_BUILT: &[u8] = b"unread-index";
 /// the mark last, so that an interrupted build simply runs again (its puts
 /// are idempotent).
 pub(super) fn build_index_once(engine: &dyn super::engine::Engine) -> Result<()> {
-    use super::engine::Order;
     if engine.get(Space::Meta, INDEX_BUILT)?.is_some() {
         return Ok(());
     }
-    let mut start: Vec<u8> = Vec::new();
-    loop {
-        let batch = engine.scan(Space::Documents, &start, None, Order::Ascending, 512)?;
-        let Some((last, _)) = batch.last() else { break };
-        start = last.clone();
-        start.push(0); // the next key after the last
+    super::each_document_batch(engine, |batch| {
         let mut entries = Vec::new();
-        for (key, bytes) in &batch {
-            let id = DocId::from_slice(key)?;
-            let document = super::decode_document(bytes)?;
+        for (id, document) in batch {
             if document.frozen_by != 0 {
                 continue;
             }
@@ -139,8 +131,8 @@ pub(super) fn build_index_once(engine: &dyn super::engine::Engine) -> Result<()>
                 txn.put(Space::Unread, key, &id.0)?;
             }
             Ok(())
-        })?;
-    }
+        })
+    })?;
     engine.transact(&mut |txn| txn.put(Space::Meta, INDEX_BUILT, b"1"))?;
     engine.sync()
 }

@@ -180,6 +180,7 @@ async fn archive_of(dir: &std::path::Path, n: u64) -> (Store, Vec<Vec<u8>>) {
                     due_date: None,
                     urgency: 0,
                     paper: false,
+                    claims: None,
                 };
                 store.send(new).await.expect("append");
             }));

@@ -549,6 +549,18 @@ fn the_readme_states_the_defaults_the_code_has() {
         format!("`--checkpoint-every` ({})", grouped(d::CHECKPOINT_EVERY)),
         format!("`--checkpoint-seconds` ({})", d::CHECKPOINT_SECONDS),
         format!("`--cache-mib` ({})", d::CACHE_MIB),
+        format!(
+            "`--max-attachment-mib` ({})",
+            grouped(d::MAX_ATTACHMENT_MIB)
+        ),
+        format!(
+            "`--org-upload-quota-mib` ({})",
+            grouped(d::ORG_UPLOAD_QUOTA_MIB)
+        ),
+        format!(
+            "`--upload-ttl-seconds` ({})",
+            grouped(d::UPLOAD_TTL_SECONDS)
+        ),
         format!("`serve` listens on `{}`", d::LISTEN),
         format!("keeps its data in `{}`", d::DATA_DIR),
         format!("`--server URL` (default `{}`)", d::SERVER_URL),
@@ -614,7 +626,7 @@ fn bare(dir: &Path, config_home: &Path, args: &[&str]) -> Output {
         .expect("run lienthong")
 }
 
-fn stderr_of(output: &Output) -> String {
+pub(crate) fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -967,13 +979,13 @@ fn fill_is_resumable_and_adds_only_what_is_missing() {
 }
 
 #[test]
-fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
+fn what_does_not_fit_in_a_send_is_uploaded_and_the_limit_is_spoken_in_mib() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     let big = tmp.path().join("big.pdf");
     std::fs::write(&big, vec![7u8; 300 * 1024]).expect("write");
     let server = serve_with(&data, &["--max-document-bytes", "200000"]);
-    let send = |extra: &[&str]| {
+    let send = |number: &str, extra: &[&str]| {
         let mut args = vec![
             "send",
             "--as",
@@ -983,7 +995,7 @@ fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
             "--type",
             "cong-van",
             "--number",
-            "1",
+            number,
             "--notation",
             "PNV-VP",
             "--subject",
@@ -994,19 +1006,15 @@ fn the_size_limit_is_checked_before_uploading_and_spoken_in_mib() {
         args.extend_from_slice(extra);
         cli(&server, &data, &args)
     };
-    // Checked here: no server needs to answer.
-    let local = send(&[
-        "--max-document-mib",
-        "0.25",
-        "--server",
-        "https://127.0.0.1:1",
-    ]);
-    let err = stderr_of(&local);
+    // Told the server's limit, the command uploads what does not fit.
+    let sent = ok_json(send("1", &["--max-document-mib", "0.19", "--json"]));
+    assert_eq!(sent["number"], 1);
+    // Not told, it carries the attachment, and the server's refusal is
+    // said in MiB, with what to do.
+    let refused = send("2", &[]);
+    let err = stderr_of(&refused);
     assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
-    // The server's lower limit, in the same words.
-    let remote = send(&[]);
-    let err = stderr_of(&remote);
-    assert!(err.starts_with("error: RESOURCE_EXHAUSTED: max_document_bytes: the document and its attachments are 0.3 MiB; the limit is 0.2 MiB"), "{err}");
+    assert!(err.contains("hint: give --max-document-mib 0.2"), "{err}");
 }
 
 /// The README's command table and the command line's own tree agree: every

@@ -3,7 +3,10 @@
 //! every acknowledged document is there, readable, with a valid signature
 //! and receipt; no mailbox has a gap or a duplicate arrival number; no
 //! organisation's event log has a gap; every organisation's report
-//! counters equal a recount from its documents.
+//! counters equal a recount from its documents. One more sender streams a
+//! large attachment for each of its documents: the upload the kill cut
+//! short resumes after the restart from no more than what was sent, and
+//! completes with the right SHA-256.
 //!
 //! Short by default (3 cycles, in CI); `LIENTHONG_CRASH_CYCLES=25 cargo test
 //! --release --test it crash::` for the long run.
@@ -63,6 +66,166 @@ fn random_below(n: u64) -> u64 {
 /// What the senders were told: document id → number of recipients.
 type Acked = Arc<Mutex<HashMap<String, usize>>>;
 
+/// The organisation that uploads a large attachment for each document.
+const UPLOADER: &str = "phong-gd-dt";
+
+/// The upload in progress when the server died: its content, and how many
+/// bytes of it the stream had been handed.
+type Unfinished = Arc<Mutex<Option<(Vec<u8>, u64)>>>;
+
+/// The `n`-th large attachment of `cycle`: 3 MiB, unlike any other.
+fn large_attachment(cycle: u64, n: u64) -> Vec<u8> {
+    let seed = (cycle << 32 | n) as u32 ^ (cycle as u32).wrapping_mul(7919);
+    (0..3 * 1024 * 1024u32)
+        .map(|i| {
+            (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40503)).wrapping_add(n as u32) as u8
+        })
+        .collect()
+}
+
+/// Streams `data` from `offset` in 128 KiB chunks, counting in `sent` what
+/// was handed to the stream.
+async fn stream_upload(
+    client: &mut Client,
+    data: &[u8],
+    offset: u64,
+    unfinished: &Unfinished,
+) -> Result<pb::UploadStatus, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let digest = crypto::sha256(data).to_vec();
+    let size = data.len() as u64;
+    let feed = {
+        let data = data.to_vec();
+        let unfinished = unfinished.clone();
+        tokio::spawn(async move {
+            let mut first = Some(pb::UploadChunk {
+                sha256: digest,
+                size,
+                offset,
+                data: Vec::new(),
+            });
+            let mut at = offset as usize;
+            loop {
+                let end = (at + 128 * 1024).min(data.len());
+                let mut chunk = first.take().unwrap_or_default();
+                chunk.data = data[at..end].to_vec();
+                // Counted before it can reach the server.
+                if let Some((_, sent)) = unfinished.lock().expect("lock").as_mut() {
+                    *sent = end as u64;
+                }
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+                at = end;
+                if at == data.len() {
+                    return;
+                }
+            }
+        })
+    };
+    let status = client
+        .upload_attachment(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map(|r| r.into_inner());
+    feed.abort();
+    status
+}
+
+/// A document of the uploader naming an uploaded attachment.
+fn naming_upload(
+    signer: &lienthong::crypto::SigningKey,
+    number: u64,
+    data: &[u8],
+) -> pb::SendRequest {
+    let mut d = directive(UPLOADER, &["xa-van-nham"], number);
+    d.subject = format!("Hồ sơ lớn {number}");
+    let attachment = client::Outgoing {
+        declared: pb::AttachmentRef {
+            name: "ho-so.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: data.len() as u64,
+            sha256: crypto::sha256(data).to_vec(),
+        },
+        content: None,
+    };
+    client::signed_request(d, vec![attachment], None, signer).expect("sign")
+}
+
+/// Uploads one large attachment after another, each named by a document,
+/// until the server is gone.
+async fn upload_until_killed(
+    mut client: Client,
+    signer: lienthong::crypto::SigningKey,
+    cycle: u64,
+    acked: Acked,
+    unfinished: Unfinished,
+) {
+    for n in 0.. {
+        let data = large_attachment(cycle, n);
+        *unfinished.lock().expect("lock") = Some((data.clone(), 0));
+        match stream_upload(&mut client, &data, 0, &unfinished).await {
+            Ok(status) => assert!(status.complete, "an upload that ended whole completes"),
+            Err(_) => return, // the server is gone
+        }
+        let number = cycle * 100_000 + n + 1;
+        match client.send(naming_upload(&signer, number, &data)).await {
+            Ok(r) => {
+                acked.lock().expect("lock").insert(r.into_inner().id, 1);
+                *unfinished.lock().expect("lock") = None;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// After a restart: the upload the kill cut short holds no more than was
+/// sent, resumes from there, completes with its SHA-256, and a document
+/// can name it.
+async fn resume_unfinished(
+    server: &Server,
+    data_dir: &Path,
+    cycle: u64,
+    acked: &Acked,
+    unfinished: &Unfinished,
+) {
+    let Some((data, sent)) = unfinished.lock().expect("lock").take() else {
+        return;
+    };
+    let mut client = connect(server, data_dir, UPLOADER).await;
+    let status = client
+        .begin_upload(pb::BeginUploadRequest {
+            sha256: crypto::sha256(&data).to_vec(),
+            size: data.len() as u64,
+        })
+        .await
+        .expect("begin")
+        .into_inner();
+    assert!(
+        status.complete || status.offset <= sent,
+        "the server holds {} bytes of an upload that was sent {sent}",
+        status.offset
+    );
+    if !status.complete {
+        let scratch = Arc::new(Mutex::new(None));
+        let done = stream_upload(&mut client, &data, status.offset, &scratch)
+            .await
+            .expect("the resumed upload");
+        assert!(
+            done.complete,
+            "resumed from {} of {sent}: the SHA-256 matches",
+            status.offset
+        );
+    }
+    let signer =
+        pki::find_signing_key(&PkiPaths::new(data_dir.join("pki")), UPLOADER).expect("key");
+    let sent = client
+        .send(naming_upload(&signer, cycle * 100_000 + 99_999, &data))
+        .await
+        .expect("a document names the resumed upload")
+        .into_inner();
+    acked.lock().expect("lock").insert(sent.id, 1);
+}
+
 /// The status changes xa-van-nham was told were accepted: (document, code).
 type AckedStatuses = Arc<Mutex<Vec<(String, i32)>>>;
 
@@ -101,6 +264,7 @@ async fn load_until_killed(
     cycle: u64,
     acked: &Acked,
     statuses: &AckedStatuses,
+    unfinished: &Unfinished,
 ) {
     let (count_tx, mut count_rx) = tokio::sync::watch::channel(0u64);
     let (arrived_tx, mut arrived) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -142,6 +306,18 @@ async fn load_until_killed(
         }));
     }
     drop(arrived_tx);
+    {
+        let client = connect(server, data, UPLOADER).await;
+        let signer =
+            pki::find_signing_key(&PkiPaths::new(data.join("pki")), UPLOADER).expect("key");
+        tasks.push(tokio::spawn(upload_until_killed(
+            client,
+            signer,
+            cycle,
+            acked.clone(),
+            unfinished.clone(),
+        )));
+    }
     // The clerk registers each document, and completes every other one,
     // while the server may die: status traffic in the same commits.
     {
@@ -418,12 +594,16 @@ async fn nothing_acknowledged_is_lost_across_sigkills() {
     let data = tmp.path().join("data");
     let acked: Acked = Arc::default();
     let statuses: AckedStatuses = Arc::default();
+    let unfinished: Unfinished = Arc::default();
+    let mut resumed = 0;
     for cycle in 0..cycles {
         let mut server = start(&data);
-        load_until_killed(&server, &data, cycle, &acked, &statuses).await;
+        load_until_killed(&server, &data, cycle, &acked, &statuses, &unfinished).await;
         let _ = server.child.wait();
 
         let mut server = start(&data);
+        resumed += usize::from(unfinished.lock().expect("lock").is_some());
+        resume_unfinished(&server, &data, cycle, &acked, &unfinished).await;
         check_documents(&server, &data, &acked).await;
         check_statuses(&server, &data, &statuses).await;
         check_mailboxes(&server, &data).await;
@@ -433,5 +613,5 @@ async fn nothing_acknowledged_is_lost_across_sigkills() {
     }
     let total = acked.lock().expect("lock").len();
     let changes = statuses.lock().expect("lock").len();
-    eprintln!("crash test: {cycles} SIGKILL cycles, {total} acknowledged documents and {changes} acknowledged status changes, all present and valid");
+    eprintln!("crash test: {cycles} SIGKILL cycles, {total} acknowledged documents and {changes} acknowledged status changes, all present and valid; {resumed} uploads cut by the kill resumed and completed");
 }

@@ -56,7 +56,8 @@ fn signed_bytes(server: &TestServer, bytes: Vec<u8>, contents: usize) -> pb::Sen
         document: bytes,
         attachments: vec![
             pb::AttachmentContent {
-                content: b"%PDF".to_vec()
+                content: b"%PDF".to_vec(),
+                uploaded: false,
             };
             contents
         ],

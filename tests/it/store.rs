@@ -61,6 +61,7 @@ fn new_document(number: u64, to: &[&str]) -> NewDocument {
         due_date: None,
         urgency: 0,
         paper: false,
+        claims: None,
     }
 }
 

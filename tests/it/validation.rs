@@ -280,6 +280,7 @@ fn attachment_cases(
                 .into_iter()
                 .map(|c| pb::AttachmentContent {
                     content: c.to_vec(),
+                    uploaded: false,
                 })
                 .collect(),
             idempotency_key: String::new(),

@@ -1,6 +1,10 @@
 //! Client side: connecting over mutual TLS and building a send request from
 //! a document header and files. Used by the command line, the tests and the
 //! benchmarks, so that all of them speak to the server the same way.
+//! Uploads and downloads of large attachments, resumable, are in
+//! [`transfer`].
+
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +27,10 @@ pub struct ClientConfig {
 /// The largest response a client accepts (a document of the default 32 MiB
 /// limit and then some).
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The HTTP/2 window a client grants the server, per stream and per
+/// connection.
+const RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -116,7 +124,11 @@ pub async fn channel(config: &ClientConfig) -> Result<Channel, ConnectError> {
         .map_err(|e| ConnectError::Url(format!("{:?} is not a server URL: {e}", config.server)))?
         .tls_config(tls)
         .map_err(|e| ConnectError::Tls(format!("TLS configuration: {e}")))?
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // Downloads of large attachments: room for a few chunks in flight
+        // (the HTTP/2 default of 64 KiB would wait on the network).
+        .initial_stream_window_size(Some(RECEIVE_WINDOW))
+        .initial_connection_window_size(Some(RECEIVE_WINDOW));
     endpoint
         .connect()
         .await
@@ -294,9 +306,6 @@ pub fn media_type_for(name: &str) -> &'static str {
     }
 }
 
-/// Declares the attachments in the header (name, media type, size, SHA-256),
-/// encodes the header once, signs exactly those bytes, and puts the contents
-/// beside them.
 /// A RecordPaper request: `record` with its scan (if any) declared by
 /// digest and size, encoded and signed by `signer`.
 pub fn paper_request(
@@ -319,28 +328,55 @@ pub fn paper_request(
         signature: Some(pb::DocumentSignature { key_id, signature }),
         scan: scan
             .into_iter()
-            .map(|a| pb::AttachmentContent { content: a.content })
+            .map(|a| pb::AttachmentContent {
+                content: a.content,
+                uploaded: false,
+            })
             .collect(),
     })
 }
 
+/// A send of `header` with `attachments` inside: each declared in the
+/// header (name, media type, size, SHA-256), signed by `signer`.
 pub fn send_request(
-    mut header: pb::Document,
+    header: pb::Document,
     attachments: Vec<AttachmentFile>,
     idempotency_key: Option<String>,
     signer: &SigningKey,
 ) -> Result<pb::SendRequest, String> {
-    header.attachments = attachments
-        .iter()
-        .map(|a| pb::AttachmentRef {
-            name: a.name.clone(),
-            media_type: a.media_type.clone(),
-            size: a.content.len() as u64,
-            sha256: ring::digest::digest(&ring::digest::SHA256, &a.content)
-                .as_ref()
-                .to_vec(),
+    let attachments = attachments
+        .into_iter()
+        .map(|a| Outgoing {
+            declared: pb::AttachmentRef {
+                name: a.name,
+                media_type: a.media_type,
+                size: a.content.len() as u64,
+                sha256: crate::crypto::sha256(&a.content).to_vec(),
+            },
+            content: Some(a.content),
         })
         .collect();
+    signed_request(header, attachments, idempotency_key, signer)
+}
+
+/// One attachment of a send: as the document declares it, and its content
+/// inside the request, or `None` when it was uploaded beforehand
+/// ([`transfer::upload_file`]).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub declared: pb::AttachmentRef,
+    pub content: Option<Vec<u8>>,
+}
+
+/// Declares `attachments` in the header, encodes the header once, signs
+/// exactly those bytes, and puts the contents carried inside beside them.
+pub fn signed_request(
+    mut header: pb::Document,
+    attachments: Vec<Outgoing>,
+    idempotency_key: Option<String>,
+    signer: &SigningKey,
+) -> Result<pb::SendRequest, String> {
+    header.attachments = attachments.iter().map(|a| a.declared.clone()).collect();
     let document = header.encode_to_vec();
     let (key_id, signature) = signer
         .sign_document(&document)
@@ -349,7 +385,10 @@ pub fn send_request(
         document,
         attachments: attachments
             .into_iter()
-            .map(|a| pb::AttachmentContent { content: a.content })
+            .map(|a| pb::AttachmentContent {
+                uploaded: a.content.is_none(),
+                content: a.content.unwrap_or_default(),
+            })
             .collect(),
         idempotency_key: idempotency_key.unwrap_or_default(),
         signature: Some(pb::DocumentSignature { key_id, signature }),

@@ -1,0 +1,280 @@
+//! Large attachments and batches from the command line: `send` uploads
+//! what is large, `show --save` downloads and resumes a save that was cut
+//! off, `send --batch` sends a folder or a manifest with one result each.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::cli::{cli, ok_json, stderr_of};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
+const MIB: usize = 1024 * 1024;
+
+fn content(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
+        .collect()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn a_large_attachment_goes_up_in_chunks_and_a_cut_save_resumes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = crate::common::serve_process(&data, &[]);
+    let big = tmp.path().join("ban-do.bin");
+    let big_content = content(5 * MIB + 3, 1);
+    std::fs::write(&big, &big_content).expect("write");
+    let small = tmp.path().join("to-trinh.pdf");
+    std::fs::write(&small, content(10_000, 2)).expect("write");
+
+    let sent = ok_json(cli(
+        &server,
+        &data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "cong-van",
+            "--number",
+            "auto",
+            "--notation",
+            "PNV-VP",
+            "--subject",
+            "V/v bản đồ quy hoạch",
+            "--attach",
+            path(&big),
+            "--attach",
+            path(&small),
+            "--json",
+        ],
+    ));
+    let id = sent["id"].as_str().expect("id").to_owned();
+    // Only the large one was uploaded: the uploads folder of the sender
+    // held it, and the send completed it.
+    let uploads = data.join("attachments/uploads/000.02.09.H37");
+    let markers: Vec<_> = std::fs::read_dir(&uploads)
+        .expect("uploads")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert!(
+        markers[0].ends_with(&format!("-{}.done", big_content.len())),
+        "{markers:?}"
+    );
+
+    let save = |dir: &Path| {
+        cli(
+            &server,
+            &data,
+            &[
+                "show",
+                "--as",
+                "xa-van-nham",
+                &id,
+                "--save",
+                path(dir),
+                "--json",
+            ],
+        )
+    };
+    let whole = tmp.path().join("whole");
+    ok_json(save(&whole));
+    assert_eq!(
+        std::fs::read(whole.join("ban-do.bin")).expect("saved"),
+        big_content
+    );
+    let verified = Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--pki",
+            path(&data.join("pki")),
+            path(&whole),
+        ])
+        .output()
+        .expect("verify");
+    assert_eq!(ok_json(verified)["ok"], true);
+
+    // A save cut off after 2 MiB: run again, it resumes from there.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir_all(&cut).expect("mkdir");
+    let partial = cut.join(".ban-do.bin.lienthong-partial");
+    std::fs::write(&partial, &big_content[..2 * MIB]).expect("partial");
+    let resumed = save(&cut);
+    assert!(
+        stderr_of(&resumed).contains(&format!(
+            "resuming at byte {} of {}",
+            2 * MIB,
+            big_content.len()
+        )),
+        "{}",
+        stderr_of(&resumed)
+    );
+    ok_json(resumed);
+    assert_eq!(
+        std::fs::read(cut.join("ban-do.bin")).expect("saved"),
+        big_content
+    );
+    assert!(
+        !partial.exists(),
+        "the partial file took the attachment's name"
+    );
+
+    // A partial file that does not hold the attachment's first bytes: the
+    // check at the end refuses it, and it is removed.
+    let wrong = tmp.path().join("wrong");
+    std::fs::create_dir_all(&wrong).expect("mkdir");
+    let partial = wrong.join(".ban-do.bin.lienthong-partial");
+    std::fs::write(&partial, vec![0u8; MIB]).expect("partial");
+    let refused = save(&wrong);
+    assert!(!refused.status.success());
+    assert!(
+        stderr_of(&refused).contains("\nerror: DATA_LOSS: "),
+        "{}",
+        stderr_of(&refused)
+    );
+    assert!(!partial.exists() && !wrong.join("ban-do.bin").exists());
+
+    // A partial "file" that is a symbolic link is never written through.
+    #[cfg(unix)]
+    {
+        let linked = tmp.path().join("linked");
+        std::fs::create_dir_all(&linked).expect("mkdir");
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"victim").expect("victim");
+        std::os::unix::fs::symlink(&victim, linked.join(".ban-do.bin.lienthong-partial"))
+            .expect("link");
+        let refused = save(&linked);
+        assert!(
+            stderr_of(&refused).contains("symbolic link"),
+            "{}",
+            stderr_of(&refused)
+        );
+        assert_eq!(std::fs::read(&victim).expect("victim"), b"victim");
+    }
+}
+
+#[test]
+fn a_batch_from_a_folder_or_a_manifest_gives_each_document_its_result() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = crate::common::serve_process(&data, &[]);
+    let batch = tmp.path().join("batch");
+    std::fs::create_dir_all(&batch).expect("mkdir");
+    std::fs::write(batch.join("to-trinh.pdf"), content(20_000, 3)).expect("write");
+    std::fs::write(batch.join("ban-do.bin"), content(5 * MIB, 4)).expect("write");
+    let write = |name: &str, json: serde_json::Value| {
+        std::fs::write(batch.join(name), json.to_string()).expect("write");
+    };
+    write(
+        "01.json",
+        serde_json::json!({"to": ["xa-van-nham"], "type": "cong-van", "number": "auto",
+            "notation": "PNV-VP", "subject": "V/v tờ trình", "attach": ["to-trinh.pdf"]}),
+    );
+    write(
+        "02.json",
+        serde_json::json!({"to": ["xa-van-nham"], "type": "khong-co", "number": "auto",
+            "notation": "PNV-VP", "subject": "V/v loại sai"}),
+    );
+    write(
+        "03.json",
+        serde_json::json!({"to": ["all-communes"], "type": "cong-van", "number": "auto",
+            "notation": "PNV-VP", "subject": "V/v bản đồ", "attach": ["ban-do.bin"]}),
+    );
+    let folder = cli(
+        &server,
+        &data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--batch",
+            path(&batch),
+            "--json",
+        ],
+    );
+    assert!(!folder.status.success(), "one document was refused");
+    let report: serde_json::Value =
+        serde_json::from_slice(&folder.stdout).expect("one JSON document");
+    assert_eq!(
+        (report["sent"].as_u64(), report["refused"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results[0]["number"], 1);
+    assert_eq!(results[1]["error"]["code"], "INVALID_ARGUMENT");
+    assert!(results[1]["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("02.json"));
+    // Numbers follow the batch.
+    assert_eq!(results[2]["number"], 2);
+    assert_eq!(results[2]["deliveries"].as_array().map(Vec::len), Some(23));
+
+    // A manifest, the command line standing for what each leaves out.
+    let manifest = tmp.path().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        serde_json::json!({"documents": [
+            {"subject": "V/v lịch họp tháng 12"},
+            {"subject": "V/v lịch trực Tết", "to": ["xa-yen-vuong"]},
+        ]})
+        .to_string(),
+    )
+    .expect("manifest");
+    let sent = ok_json(cli(
+        &server,
+        &data,
+        &[
+            "send",
+            "--as",
+            "phong-noi-vu",
+            "--to",
+            "xa-van-nham",
+            "--type",
+            "cong-van",
+            "--number",
+            "auto",
+            "--notation",
+            "PNV-VP",
+            "--batch",
+            path(&manifest),
+            "--json",
+        ],
+    ));
+    let numbers: Vec<u64> = sent["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["number"].as_u64().expect("number"))
+        .collect();
+    assert_eq!(numbers, [3, 4]);
+    // An update is one document: --batch is refused there.
+    let update = cli(
+        &server,
+        &data,
+        &[
+            "update",
+            "--as",
+            "phong-noi-vu",
+            "0123",
+            "--reason",
+            "x",
+            "--batch",
+            path(&manifest),
+        ],
+    );
+    assert!(
+        stderr_of(&update).contains("--batch sends many new documents"),
+        "{}",
+        stderr_of(&update)
+    );
+}
