@@ -508,10 +508,14 @@ mod raw {
         (tx, response)
     }
 
+    /// Sends `bytes` as more of the body. The server may already have
+    /// answered and stopped reading it (a refusal from the length prefix
+    /// alone does just that), which is no failure here: the status the
+    /// call gets is what each test checks.
     pub async fn send(tx: &BodySender, bytes: &[u8]) {
-        tx.send(Ok(Frame::data(Bytes::copy_from_slice(bytes))))
-            .await
-            .expect("the body is still open");
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::copy_from_slice(bytes))))
+            .await;
     }
 }
 
