@@ -665,6 +665,7 @@ impl Store {
             checkpoint_every: options.checkpoint_every.max(1),
             last_checkpoint,
             clock: options.clock.clone(),
+            failed: None,
         })?;
         Ok(Store {
             clock: options.clock.clone(),
