@@ -394,7 +394,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Everything the committer thread owns.
+/// Everything the leader uses to commit (one leader at a time).
 pub(super) struct Setup {
     pub engine: Arc<dyn Engine>,
     pub pending: Arc<Pending>,
@@ -415,7 +415,7 @@ pub(super) struct Setup {
 
 impl Setup {
     /// Makes and stores a signed checkpoint if `force` or if one is due;
-    /// otherwise returns the latest. On the committer thread, so the size it
+    /// otherwise returns the latest. Run by the leader, so the size it
     /// reads cannot move under it.
     fn checkpoint(&mut self, force: bool) -> Result<Vec<u8>> {
         if !force {

@@ -118,7 +118,7 @@ pub trait Txn {
 
 /// A storage engine.
 ///
-/// Writers are serialised by the caller (one committer thread), so an
+/// Writers are serialised by the caller (one commit leader at a time), so an
 /// engine need not resolve write conflicts between transactions; readers
 /// run concurrently with it and see committed transactions only.
 pub trait Engine: Send + Sync {

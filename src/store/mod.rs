@@ -5,7 +5,7 @@
 //!
 //! - [`Store`] (this file): what the domain calls. Engine-neutral; hides
 //!   documents that are committed but not yet durable.
-//! - `committer` and `commit`: group commit on one thread, and the rules of
+//! - `committer` and `commit`: group commit (one leader at a time), and the rules of
 //!   a commit (numbering, arrival numbers, events, receipt, archive append,
 //!   idempotency), written once against [`engine::Txn`].
 //! - [`engine::Engine`]: keyspaces of ordered byte keys with transactions
@@ -109,9 +109,9 @@
 //! # Durability
 //!
 //! A send first makes its attachment files durable (`files`), then goes
-//! through one committer thread (see `committer`): it applies each send as
-//! one transaction, then syncs once for all the sends it applied, and only
-//! then answers them.
+//! through the group commit (see `committer`): one leader at a time
+//! applies each send as one transaction, then syncs once for all the sends
+//! it applied, and only then answers them.
 //!
 //! With sled, "sync" means more than sled's `flush()`: on Linux that only
 //! calls `sync_file_range`, which writes neither the file's metadata nor the
@@ -398,7 +398,7 @@ pub struct Sealed {
 }
 
 /// Told of the events of every batch once the batch is durable, in commit
-/// order. Called on the committer thread: it must not block.
+/// order. Called by the commit leader: it must not block.
 pub trait CommitListener: Send + Sync {
     fn committed(&self, events: Vec<StoredEvent>);
 
