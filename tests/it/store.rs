@@ -14,7 +14,10 @@ use lienthong::merkle;
 use lienthong::receipt::{Notary, ServiceKey};
 use lienthong::store::engine::{Engine, Order, Space};
 use lienthong::store::sled::{SledEngine, SledOptions};
-use lienthong::store::{DocId, NewDocument, Numbering, SendOutcome, Series, Store, StoreOptions};
+use lienthong::store::{
+    CommitListener, DocId, NewDocument, Numbering, SendOutcome, Series, Store, StoreOptions,
+    StoredEvent,
+};
 
 type Factory = fn(&Path) -> Arc<dyn Engine>;
 
@@ -73,9 +76,26 @@ fn open_store(
     checkpoint_every: u64,
     events_kept: u64,
 ) -> Store {
-    let service = Arc::new(ServiceKey::load_or_create(dir).expect("service key"));
     let (listener, mut committed) = lienthong::notify::listener();
     tokio::spawn(async move { while committed.recv().await.is_some() {} });
+    open_store_telling(
+        dir,
+        engine,
+        checkpoint_every,
+        events_kept,
+        Arc::new(listener),
+    )
+}
+
+/// [`open_store`] with the commit listener `listener`.
+fn open_store_telling(
+    dir: &Path,
+    engine: Arc<dyn Engine>,
+    checkpoint_every: u64,
+    events_kept: u64,
+    listener: Arc<dyn CommitListener>,
+) -> Store {
+    let service = Arc::new(ServiceKey::load_or_create(dir).expect("service key"));
     let options = StoreOptions {
         checkpoint_every,
         events_kept,
@@ -86,7 +106,7 @@ fn open_store(
         &dir.join("attachments"),
         &options,
         Arc::new(Notary::new(service)),
-        Arc::new(listener),
+        listener,
     )
     .expect("store")
 }
@@ -446,5 +466,124 @@ async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
             other => panic!("{name}: {other:?}"),
         }
         store.close().await.expect("close");
+    }
+}
+
+/// The group commit is led by waiting senders in turn; a sender whose
+/// request is cancelled while it waits (perhaps just as the role was
+/// handed to it) must not leave the others waiting for a leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_that_give_up_while_waiting_do_not_stall_the_group_commit() {
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Arc::new(open_store(dir.path(), make(dir.path()), 1000, 1000));
+        let mut kept = Vec::new();
+        let mut abandoned = Vec::new();
+        for number in 1..=300u64 {
+            let store = store.clone();
+            let task =
+                tokio::spawn(async move { store.send(new_document(number, &[COMMUNE_A])).await });
+            if number % 3 == 0 {
+                abandoned.push(task);
+            } else {
+                kept.push(task);
+            }
+        }
+        for task in &abandoned {
+            task.abort();
+        }
+        // A guard, not a measurement: a stalled commit would wait forever.
+        let all = async {
+            for task in kept {
+                let outcome = task.await.expect("task").expect("send");
+                assert!(matches!(outcome, SendOutcome::Accepted(..)), "{name}");
+            }
+            accepted(&store, new_document(1000, &[COMMUNE_A])).await
+        };
+        let last = tokio::time::timeout(std::time::Duration::from_secs(120), all)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the group commit stalled"));
+        assert!(store.document(&last).expect("read").is_some(), "{name}");
+    }
+}
+
+/// Holds the first batch's leader after its sync, until released.
+struct FirstSyncHeld {
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl CommitListener for FirstSyncHeld {
+    fn committed(&self, _events: Vec<StoredEvent>) {}
+
+    fn synced(&self, _jobs: usize, _sync: std::time::Duration) {
+        let release = self.release.lock().expect("lock").take();
+        if let Some(release) = release {
+            let _ = self.entered.send(());
+            let _ = release.recv();
+        }
+    }
+}
+
+/// The role of leader is handed to the first waiting sender; if that
+/// sender's request is dropped before it could take the role, the role is
+/// not lost with it: the writes still queued are committed and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    for (name, make) in ENGINES {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (entered, in_sync) = std::sync::mpsc::sync_channel(1);
+        let (release, released) = std::sync::mpsc::channel();
+        let listener = Arc::new(FirstSyncHeld {
+            entered,
+            release: std::sync::Mutex::new(Some(released)),
+        });
+        let store = Arc::new(open_store_telling(
+            dir.path(),
+            make(dir.path()),
+            1000,
+            1000,
+            listener,
+        ));
+        // A leads the first batch and is held after its sync.
+        let first = {
+            let store = store.clone();
+            tokio::spawn(async move { store.send(new_document(1, &[COMMUNE_A])).await })
+        };
+        tokio::task::spawn_blocking(move || in_sync.recv().expect("the first batch synced"))
+            .await
+            .expect("wait");
+        // B queues behind it (polled once by hand, never again), then C.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut second = Box::pin({
+            let store = store.clone();
+            async move { store.send(new_document(2, &[COMMUNE_A])).await }
+        });
+        assert!(second.as_mut().poll(&mut cx).is_pending(), "{name}");
+        let mut third = Box::pin({
+            let store = store.clone();
+            async move { store.send(new_document(3, &[COMMUNE_A])).await }
+        });
+        assert!(
+            matches!(third.as_mut().poll(&mut cx), Poll::Pending),
+            "{name}"
+        );
+        let third = tokio::spawn(third);
+        // A finishes and hands the role to B, which is never polled again.
+        release.send(()).expect("release");
+        let outcome = first.await.expect("task").expect("send");
+        assert!(matches!(outcome, SendOutcome::Accepted(..)), "{name}");
+        drop(second);
+        // A guard, not a measurement: without a leader C would wait forever.
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), third)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: no leader took the queued writes"))
+            .expect("task")
+            .expect("send");
+        let SendOutcome::Accepted(..) = outcome else {
+            panic!("{name}: expected Accepted, got {outcome:?}")
+        };
     }
 }
