@@ -2,6 +2,8 @@
 //! directory, development PKI) and clients that connect as an organisation.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::path::PathBuf;
 
 use lienthong::client::{self, AttachmentFile, ClientConfig};
