@@ -93,6 +93,37 @@ impl PostgresUrl {
         Ok(PostgresUrl(url.to_string()))
     }
 
+    /// `url` with any password it holds replaced by `***`, for showing
+    /// (`config print`).
+    pub fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_string();
+        };
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, hosts)) => match user_info.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{hosts}"),
+                None => authority.to_string(),
+            },
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some(("password", _)) => "password=***".to_string(),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", query.join("&"))
+            }
+            None => tail.to_string(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+
     fn config(&self) -> Result<Config> {
         self.0
             .parse::<Config>()
