@@ -273,7 +273,12 @@ impl Engine for PostgresEngine {
         block_on(conn.client.batch_execute(&format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SELECT pg_advisory_xact_lock({COMMIT_LOCK})"
         )))
-        .map_err(|e| conn.failed(&format!("beginning a transaction at {}", self.at), e))?;
+        .map_err(|e| {
+            // Whatever part of the batch ran, the session may be left in a
+            // transaction: never lend it again.
+            conn.broken = true;
+            conn.failed(&format!("beginning a transaction at {}", self.at), e)
+        })?;
         let mut txn = PgTxn::new(&mut conn);
         let outcome = work(&mut txn).and_then(|()| match txn.take_failure() {
             // `work` went on past a failed statement: the SQL transaction
