@@ -84,7 +84,7 @@
 //!   client certificate.
 //! - [`store`]: durable storage behind a narrow interface: the rules of a
 //!   commit written once over an engine-neutral transaction, group commit,
-//!   and the engines (sled today). The only module that knows how anything
+//!   and the engines (sled, the embedded default; PostgreSQL). The only module that knows how anything
 //!   is stored.
 //! - [`keys`]: the registry of organisations' signing keys and their
 //!   validity.

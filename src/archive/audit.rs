@@ -17,7 +17,7 @@ use crate::crypto::{self, PublicKey};
 use crate::error::{Error, Result};
 use crate::merkle::{appended_nodes, leaf_hash, node_hash, Hash};
 use crate::pb;
-use crate::store::{self, DocId, Store, StoreOptions};
+use crate::store::{self, DocId, Store, StoreEngine, StoreOptions};
 
 #[derive(Debug, Default)]
 pub struct AuditReport {
@@ -31,6 +31,13 @@ pub struct AuditReport {
 /// kept there. An `Err` means the audit could not run (no key, the store
 /// cannot be opened or read); what it finds wrong is in the report.
 pub fn audit(data_dir: &Path) -> Result<AuditReport> {
+    audit_store(data_dir, &StoreEngine::Embedded)
+}
+
+/// [`audit`] of the store that `engine` names (a PostgreSQL database may be
+/// audited while front ends write to it: the audit reads up to the archive
+/// size it finds first), with the service key of `data_dir`.
+pub fn audit_store(data_dir: &Path, engine: &StoreEngine) -> Result<AuditReport> {
     let pem_path = data_dir.join(crate::receipt::PUBLIC_FILE);
     let pem_text = std::fs::read_to_string(&pem_path)
         .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))?;
@@ -40,10 +47,15 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport> {
             PublicKey::from_spki_der(b.contents())
                 .map_err(|e| Error::storage(format!("{}: {e}", pem_path.display())))
         })?;
-    let engine = store::open_engine(data_dir, &StoreOptions::default()).map_err(|e| {
-        Error::storage(format!(
+    let options = StoreOptions {
+        engine: engine.clone(),
+        ..StoreOptions::default()
+    };
+    let engine = store::open_engine(data_dir, &options).map_err(|e| match engine {
+        StoreEngine::Embedded => Error::storage(format!(
             "cannot open the store (is the server still running? audit a stopped server or a copy): {e}"
-        ))
+        )),
+        StoreEngine::Postgres(_) => e,
     })?;
     let store = Store::open_read_only(engine, &data_dir.join("attachments"))?;
     Auditor {

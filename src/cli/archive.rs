@@ -87,11 +87,17 @@ pub enum ArchiveCommand {
         force: bool,
     },
     /// Recompute the whole archive of a stopped server's data directory (or
-    /// a copy) and report the first mismatch.
+    /// a copy), or of a PostgreSQL store, and report the first mismatch.
     Audit {
-        /// The data directory of a stopped server, or a copy of it.
+        /// The data directory of a stopped server, or a copy of it (with
+        /// --store: the directory whose service key signed the archive).
         #[arg(long, default_value = crate::defaults::DATA_DIR)]
         data: PathBuf,
+        /// The PostgreSQL database the servers keep the store in
+        /// (postgres://…), as given to `serve --store`; it may be audited
+        /// while they run.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
 }
 
@@ -259,8 +265,10 @@ pub async fn run(command: ArchiveCommand) -> Result {
             }
             export_outcome(&failed, &out)
         }
-        ArchiveCommand::Audit { data } => {
-            let report = crate::archive::audit::audit(&data).map_err(|e| e.to_string())?;
+        ArchiveCommand::Audit { data, store } => {
+            let engine = super::serve::store_engine(store.as_deref())?;
+            let report =
+                crate::archive::audit::audit_store(&data, &engine).map_err(|e| e.to_string())?;
             match report.problem {
                 None => {
                     outln!(

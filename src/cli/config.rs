@@ -12,6 +12,7 @@ use super::error::{CliError, Result};
 use super::layers::{self, Parsed, Source};
 use super::output::{outln, print_json};
 use super::serve::ServeArgs;
+use crate::store::postgres::PostgresUrl;
 
 #[derive(Subcommand)]
 pub enum ConfigCommand {
@@ -78,7 +79,14 @@ fn print(json: bool, parsed: &Parsed) -> Result {
     for arg in layers::keys() {
         let key = arg.get_long().unwrap_or_default();
         let source = Source::of(matches, file, &arg);
-        let values = layers::values(matches, arg.get_id().as_str());
+        let mut values = layers::values(matches, arg.get_id().as_str());
+        if key == "store" {
+            // A database URL may hold a password: never shown.
+            values = values
+                .iter()
+                .map(|url| PostgresUrl::redacted(url))
+                .collect();
+        }
         let mut entry = json!({
             "value": match values.as_slice() {
                 [] => Value::Null,

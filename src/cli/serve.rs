@@ -22,7 +22,8 @@ use crate::calendar::Calendar;
 use crate::defaults;
 use crate::exchange::Limits;
 use crate::server::{self, ServerConfig, TlsFiles};
-use crate::store::StoreOptions;
+use crate::store::postgres::PostgresUrl;
+use crate::store::{StoreEngine, StoreOptions};
 use crate::transfer::UploadLimits;
 
 /// The options of `serve`. Each `--KEY` is also `KEY = …` in the
@@ -38,6 +39,13 @@ pub struct ServeArgs {
     /// Data directory: the store, and the development PKI if no --tls-cert.
     #[arg(long, default_value = defaults::DATA_DIR)]
     pub data: PathBuf,
+    /// Keep the store in the PostgreSQL database at URL
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, or postgresql://)
+    /// rather than embedded under DATA/store. Attachments over 8 KiB and
+    /// uploads stay files under DATA/attachments: front ends that share a
+    /// database must share that directory too.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
@@ -281,6 +289,7 @@ impl ServeArgs {
             },
             network: self.limits.network(),
             store: StoreOptions {
+                engine: store_engine(self.store.as_deref())?,
                 cache_bytes: self.cache_mib * 1024 * 1024,
                 events_kept: self.events_kept,
                 checkpoint_every: self.checkpoint_every,
@@ -292,6 +301,17 @@ impl ServeArgs {
                 buffer: self.event_buffer,
             },
         })
+    }
+}
+
+/// The engine `--store` names. Checked here rather than by clap, whose
+/// message would repeat the value, and a URL may hold a password.
+pub(super) fn store_engine(url: Option<&str>) -> Result<StoreEngine> {
+    match url {
+        None => Ok(StoreEngine::Embedded),
+        Some(url) => PostgresUrl::parse(url)
+            .map(StoreEngine::Postgres)
+            .map_err(|reason| CliError::new(Code::InvalidArgument, format!("--store: {reason}"))),
     }
 }
 

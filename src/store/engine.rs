@@ -5,7 +5,7 @@
 //! Everything the service stores — and every rule of a commit — is written
 //! against these few calls (see `commit` and the key layout in the parent
 //! module), so an engine knows nothing of documents, mailboxes or archives.
-//! sled implements it in `store::sled`; a PostgreSQL engine would map each
+//! sled implements it in `store::sled`; `store::postgres` maps each
 //! keyspace to a table of `(key bytea primary key, value bytea)` and a
 //! transaction to an SQL transaction.
 
@@ -120,7 +120,9 @@ pub trait Txn {
 ///
 /// Writers are serialised by the caller (one commit leader at a time), so an
 /// engine need not resolve write conflicts between transactions; readers
-/// run concurrently with it and see committed transactions only.
+/// run concurrently with it and see committed transactions only. (An
+/// engine that several processes share must serialise their writers
+/// itself: the PostgreSQL engine does, with an advisory lock.)
 pub trait Engine: Send + Sync {
     /// Runs `work` as one transaction: if it returns `Ok`, all its writes
     /// are committed together; if it returns `Err`, none is. Committed is
@@ -151,7 +153,7 @@ pub trait Engine: Send + Sync {
     /// transaction is in it by halves, and every transaction committed
     /// before the call is in it. It may be read slowly while transactions
     /// go on (an online backup). sled keeps before-images of what is written
-    /// meanwhile (`store::sled::snapshot`); PostgreSQL would read in one
+    /// meanwhile (`store::sled::snapshot`); PostgreSQL reads in one
     /// `REPEATABLE READ` transaction.
     fn snapshot(&self) -> Result<Snapshot>;
 }

@@ -9,8 +9,10 @@
 //!   a commit (numbering, arrival numbers, events, receipt, archive append,
 //!   idempotency), written once against [`engine::Txn`].
 //! - [`engine::Engine`]: keyspaces of ordered byte keys with transactions
-//!   and `sync`. [`sled::SledEngine`] is the embedded default; another
-//!   engine implements the same five calls and nothing else.
+//!   and `sync`. [`sled::SledEngine`] is the embedded default;
+//!   [`postgres::PostgresEngine`] (`serve --store postgres://…`) implements
+//!   the same five calls over tables of the same keys (its schema is
+//!   documented in `postgres`).
 //!
 //! # Key layout
 //!
@@ -131,6 +133,7 @@ pub mod engine;
 pub(crate) mod files;
 mod keys;
 pub mod load;
+pub mod postgres;
 mod records;
 mod references;
 pub mod sled;
@@ -578,6 +581,18 @@ pub struct StoreOptions {
     pub events_kept: u64,
     /// A checkpoint of the archive is signed every this many leaves.
     pub checkpoint_every: u64,
+    /// Which engine holds the store.
+    pub engine: StoreEngine,
+}
+
+/// Which engine holds the store (see [`open_engine`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreEngine {
+    /// sled, under `DATA/store/`: the default, which needs nothing else.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database (`--store postgres://…`).
+    Postgres(postgres::PostgresUrl),
 }
 
 impl Default for StoreOptions {
@@ -587,6 +602,7 @@ impl Default for StoreOptions {
             cache_bytes: crate::defaults::CACHE_MIB * 1024 * 1024,
             events_kept: crate::defaults::EVENTS_KEPT,
             checkpoint_every: crate::defaults::CHECKPOINT_EVERY,
+            engine: StoreEngine::Embedded,
         }
     }
 }
@@ -1408,17 +1424,22 @@ impl Store {
     }
 }
 
-/// Opens the storage engine of the data directory `data_dir`: today always
-/// the embedded sled database in `DATA/store/`. The one place that chooses
-/// an engine.
+/// Opens the storage engine that `options` names: the embedded sled
+/// database in `DATA/store/` of the data directory `data_dir`, or a
+/// PostgreSQL database. The one place that chooses an engine.
 pub fn open_engine(data_dir: &Path, options: &StoreOptions) -> Result<Arc<dyn Engine>> {
-    let sled = sled::SledOptions {
-        cache_bytes: options.cache_bytes,
-    };
-    Ok(Arc::new(sled::SledEngine::open(
-        &data_dir.join("store"),
-        &sled,
-    )?))
+    match &options.engine {
+        StoreEngine::Embedded => {
+            let sled = sled::SledOptions {
+                cache_bytes: options.cache_bytes,
+            };
+            Ok(Arc::new(sled::SledEngine::open(
+                &data_dir.join("store"),
+                &sled,
+            )?))
+        }
+        StoreEngine::Postgres(url) => Ok(Arc::new(postgres::PostgresEngine::open(url)?)),
+    }
 }
 
 /// The bytes the engine's files take in the data directory `data_dir`

@@ -35,6 +35,7 @@ mod notifications;
 mod numbering;
 mod outside;
 mod paper;
+mod postgres;
 mod registers;
 mod reload;
 mod report;

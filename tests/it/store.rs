@@ -6,31 +6,64 @@
 //! A second engine joins the whole suite by one more line in `ENGINES`.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::common::postgres::TestDatabase;
 use lienthong::directory::OrgCode;
 use lienthong::error::Error;
 use lienthong::merkle;
 use lienthong::receipt::{Notary, ServiceKey};
 use lienthong::store::engine::{Engine, Order, Space};
+use lienthong::store::postgres::PostgresEngine;
 use lienthong::store::sled::{SledEngine, SledOptions};
 use lienthong::store::{
     CommitListener, DocId, NewDocument, Numbering, SendOutcome, Series, Store, StoreOptions,
     StoredEvent,
 };
 
-type Factory = fn(&Path) -> Arc<dyn Engine>;
+type Factory = fn(&Place) -> Arc<dyn Engine>;
 
-/// Every engine the suite runs against, each opened on a directory of its
-/// own (a server-based engine would use the directory's name as its
-/// database or schema).
-const ENGINES: &[(&str, Factory)] = &[("sled", sled)];
+/// Every engine the suite runs against, each opened on a [`Place`] of its
+/// own; opened twice on one place, it finds what it left there.
+const ENGINES: &[(&str, Factory)] = &[("sled", sled), ("postgres", postgres)];
 
-fn sled(dir: &Path) -> Arc<dyn Engine> {
+fn sled(place: &Place) -> Arc<dyn Engine> {
     let options = SledOptions {
         cache_bytes: 8 << 20,
     };
-    Arc::new(SledEngine::open(&dir.join("store"), &options).expect("open sled"))
+    Arc::new(SledEngine::open(&place.path().join("store"), &options).expect("open sled"))
+}
+
+/// A database of its own on the test cluster (see `common::postgres`).
+fn postgres(place: &Place) -> Arc<dyn Engine> {
+    let url = place.database().url();
+    Arc::new(PostgresEngine::open(&url).expect("open the PostgreSQL engine"))
+}
+
+/// Where one test keeps its data: a temporary directory (the service key,
+/// attachment files, sled's files) and, made at the first use, a database
+/// of its own, dropped with it.
+pub struct Place {
+    // Declared first: the database goes before the directory.
+    database: OnceLock<TestDatabase>,
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    pub fn new() -> Place {
+        Place {
+            database: OnceLock::new(),
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn database(&self) -> &TestDatabase {
+        self.database.get_or_init(TestDatabase::create)
+    }
 }
 
 fn code(text: &str) -> OrgCode {
@@ -121,8 +154,8 @@ async fn accepted(store: &Store, new: NewDocument) -> DocId {
 #[test]
 fn a_transaction_commits_all_its_writes_or_none() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let engine = make(dir.path());
+        let dir = Place::new();
+        let engine = make(&dir);
         let failed = engine.transact(&mut |txn| {
             txn.put(Space::Counters, b"a", b"1")?;
             txn.put(Space::Inbox, b"b", b"2")?;
@@ -164,8 +197,8 @@ fn a_transaction_commits_all_its_writes_or_none() {
 #[test]
 fn a_scan_walks_its_range_in_byte_order_either_way_up_to_its_limit() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let engine = make(dir.path());
+        let dir = Place::new();
+        let engine = make(&dir);
         engine
             .transact(&mut |txn| {
                 for k in [3u8, 1, 255, 2, 0] {
@@ -209,15 +242,15 @@ fn a_scan_walks_its_range_in_byte_order_either_way_up_to_its_limit() {
 #[test]
 fn what_was_synced_is_there_after_a_reopen() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
+        let dir = Place::new();
         {
-            let engine = make(dir.path());
+            let engine = make(&dir);
             engine
                 .transact(&mut |txn| txn.put(Space::Documents, b"id", b"bytes"))
                 .expect("commit");
             engine.sync().expect("sync");
         }
-        let engine = make(dir.path());
+        let engine = make(&dir);
         assert_eq!(
             engine.get(Space::Documents, b"id").expect("get"),
             Some(b"bytes".to_vec()),
@@ -229,8 +262,8 @@ fn what_was_synced_is_there_after_a_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_numbers_arrivals_logs_events_and_fills_both_mailboxes() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        let dir = Place::new();
+        let store = open_store(dir.path(), make(&dir), 1000, 100);
         let mut ids = Vec::new();
         for n in 1..=3 {
             ids.push(accepted(&store, new_document(n, &[COMMUNE_A, COMMUNE_B])).await);
@@ -269,8 +302,8 @@ async fn a_send_numbers_arrivals_logs_events_and_fills_both_mailboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_send_writes_nothing() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        let dir = Place::new();
+        let store = open_store(dir.path(), make(&dir), 1000, 100);
         let mut first = new_document(1, &[COMMUNE_A]);
         first.idempotency_key = Some("key-1".into());
         let id = accepted(&store, first.clone()).await;
@@ -333,8 +366,8 @@ async fn a_refused_send_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_document_is_a_leaf_with_a_proof_and_checkpoints_come_on_schedule() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = open_store(dir.path(), make(dir.path()), 4, 100);
+        let dir = Place::new();
+        let store = open_store(dir.path(), make(&dir), 4, 100);
         let mut ids = Vec::new();
         for n in 1..=10 {
             ids.push(accepted(&store, new_document(n, &[COMMUNE_A])).await);
@@ -372,8 +405,8 @@ async fn every_document_is_a_leaf_with_a_proof_and_checkpoints_come_on_schedule(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_events_are_trimmed_and_pages_follow_on() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = open_store(dir.path(), make(dir.path()), 1000, 3);
+        let dir = Place::new();
+        let store = open_store(dir.path(), make(&dir), 1000, 3);
         for n in 1..=7 {
             accepted(&store, new_document(n, &[COMMUNE_A])).await;
         }
@@ -404,14 +437,14 @@ async fn old_events_are_trimmed_and_pages_follow_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_store_has_everything_and_numbers_on() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
+        let dir = Place::new();
         let id = {
-            let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+            let store = open_store(dir.path(), make(&dir), 1000, 100);
             let id = accepted(&store, new_document(1, &[COMMUNE_A])).await;
             store.close().await.expect("close");
             id
         };
-        let store = open_store(dir.path(), make(dir.path()), 1000, 100);
+        let store = open_store(dir.path(), make(&dir), 1000, 100);
         assert!(store.document(&id).expect("read").is_some(), "{name}");
         accepted(&store, new_document(2, &[COMMUNE_A])).await;
         let inbox = store.inbox_page(&code(COMMUNE_A), None, 10).expect("inbox");
@@ -421,8 +454,8 @@ async fn a_reopened_store_has_everything_and_numbers_on() {
         store.close().await.expect("close");
         drop(store);
         // Read-only, as the audit opens it: reads work, sends are refused.
-        let reader = Store::open_read_only(make(dir.path()), &dir.path().join("attachments"))
-            .expect("read-only");
+        let reader =
+            Store::open_read_only(make(&dir), &dir.path().join("attachments")).expect("read-only");
         assert!(reader.document(&id).expect("read").is_some(), "{name}");
         assert!(matches!(
             reader.send(new_document(3, &[COMMUNE_A])).await,
@@ -434,8 +467,8 @@ async fn a_reopened_store_has_everything_and_numbers_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let engine = make(dir.path());
+        let dir = Place::new();
+        let engine = make(&dir);
         // What the earlier build wrote: one series, `org ‖ year ‖ number ‖ notation`.
         let held = DocId::random().expect("id");
         let mut old_key = code(SENDER).as_bytes().to_vec();

@@ -2,6 +2,8 @@
 //! directory, development PKI) and clients that connect as an organisation.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::path::PathBuf;
 
 use lienthong::client::{self, AttachmentFile, ClientConfig};
@@ -214,6 +216,38 @@ pub fn pdf(name: &str, content: &[u8]) -> AttachmentFile {
         media_type: "application/pdf".into(),
         content: content.to_vec(),
     }
+}
+
+/// `client`'s inclusion proof of document `id` at the latest checkpoint,
+/// after checking it as a saved proof file against the service key the
+/// development PKI holds.
+pub async fn proof_that_verifies(
+    server: &TestServer,
+    client: &mut Client,
+    id: &str,
+) -> pb::InclusionProof {
+    let proof = client
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            document_id: id.into(),
+            tree_size: 0,
+            leaf_index: None,
+        })
+        .await
+        .expect("proof")
+        .into_inner();
+    let keys = client
+        .get_keys(pb::GetKeysRequest {})
+        .await
+        .expect("keys")
+        .into_inner();
+    let trusted = lienthong::evidence::read_public_key(&server.pki().service_key()).expect("key");
+    let file = lienthong::archive::proof::ProofFile::Inclusion(
+        lienthong::archive::proof::InclusionFile::new(id, &proof, keys.service_key.as_ref())
+            .expect("proof file"),
+    );
+    let checks = file.check(&trusted);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    proof
 }
 
 pub async fn inbox_all(client: &mut Client) -> Vec<pb::InboxEntry> {
