@@ -242,7 +242,7 @@ pub fn machine() -> serde_json::Value {
 }
 
 /// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the whole line.
@@ -253,7 +253,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
 }
 
-fn peak_rss(pid: u32) -> Option<u64> {
+/// The peak resident memory of a process so far (VmHWM), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = status
         .lines()
@@ -324,16 +325,7 @@ async fn drive(
         let signer =
             pki::find_signing_key(&PkiPaths::new(pki_dir), &sender).map_err(|e| e.to_string())?;
         let mut client = connect_as(url, pki_dir, &sender).await?;
-        // A công văn's notation: the sender's abbreviation, then a unit.
-        let caller = client
-            .get_directory(pb::GetDirectoryRequest {})
-            .await
-            .map_err(|e| format!("the directory: {}", e.message()))?
-            .into_inner()
-            .caller
-            .unwrap_or_default();
-        let abbreviation = Some(caller.abbreviation).filter(|a| !a.is_empty());
-        let notation = format!("{}-TH", abbreviation.as_deref().unwrap_or("VP"));
+        let notation = notation(&mut client).await?;
         clients.push((sender, notation, Arc::new(signer), client));
     }
     // Every document needs a number unique for its sender in the year.
@@ -451,6 +443,29 @@ async fn drive(
     Ok(report)
 }
 
+/// The client's organisation's abbreviation, from the directory.
+async fn abbreviation(
+    client: &mut pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
+) -> Result<String, String> {
+    Ok(client
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(|e| format!("the directory: {}", e.message()))?
+        .into_inner()
+        .caller
+        .map(|o| o.abbreviation)
+        .unwrap_or_default())
+}
+
+/// A công văn's notation for the client's organisation: its abbreviation,
+/// then a unit.
+pub async fn notation(
+    client: &mut pb::exchange_client::ExchangeClient<tonic::transport::Channel>,
+) -> Result<String, String> {
+    let abbreviation = Some(abbreviation(client).await?).filter(|a| !a.is_empty());
+    Ok(format!("{}-TH", abbreviation.as_deref().unwrap_or("VP")))
+}
+
 /// Clients acting as the first recipient read the first page of its inbox
 /// (50 entries, each with its document's summary) over and over.
 async fn drive_inbox(
@@ -518,14 +533,7 @@ async fn drive_statuses(
     let signer =
         pki::find_signing_key(&PkiPaths::new(pki_dir), sender).map_err(|e| e.to_string())?;
     let mut send_client = connect_as(url, pki_dir, sender).await?;
-    let abbreviation = send_client
-        .get_directory(pb::GetDirectoryRequest {})
-        .await
-        .map_err(|e| format!("the directory: {}", e.message()))?
-        .into_inner()
-        .caller
-        .map(|o| o.abbreviation)
-        .unwrap_or_default();
+    let abbreviation = abbreviation(&mut send_client).await?;
     // The documents of each client, sent before the clock starts.
     let mut work: Vec<(String, Vec<String>)> = Vec::with_capacity(options.clients);
     for i in 0..options.clients {

@@ -22,7 +22,7 @@ pub enum BenchCommand {
     /// The report's cost on a running server: a period's report and one
     /// organisation's explanation, each timed against a trivial call.
     Report(ReportBenchArgs),
-    /// The side-by-side comparison with NATS JetStream (workloads a, b, c).
+    /// The side-by-side comparison with NATS JetStream (workloads a to d).
     #[cfg(feature = "jetstream")]
     CompareJetstream(CompareArgs),
 }
@@ -118,9 +118,15 @@ pub struct CompareArgs {
     /// Rounds per workload, alternating which side goes first.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// How long each side sends per round, in seconds.
+    /// How long each side sends per round, in seconds (workloads a to c;
+    /// d is one transfer per side and round).
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
+    /// The workloads to run, by letter: a (4 KiB × 1, 64 senders), b
+    /// (100 KiB × 23, 16 senders), c (1 MiB × 1, 4 senders), d (one 256 MiB
+    /// attachment, streamed; JetStream's object store).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d", value_parser = crate::compare::WORKLOAD_IDS)]
+    pub workloads: Vec<String>,
 }
 
 pub async fn run(command: BenchCommand) -> Result {
@@ -162,7 +168,9 @@ pub async fn run(command: BenchCommand) -> Result {
         #[cfg(feature = "jetstream")]
         BenchCommand::CompareJetstream(args) => {
             let note = |line: &str| output::note(line);
-            print_json(&crate::compare::run(args.rounds, args.seconds, &note).await?);
+            print_json(
+                &crate::compare::run(args.rounds, args.seconds, &args.workloads, &note).await?,
+            );
             Ok(())
         }
     }

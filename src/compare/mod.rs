@@ -16,6 +16,11 @@
 //! syncs every two minutes (faster, and not durable against a power cut).
 //! The three sides take turns going first, round by round, so that none
 //! always meets a warm or a cold disk.
+//!
+//! Workloads (a) to (c) are documents sent for a given time; (d), one
+//! 256 MiB attachment, is one transfer per side and round ([`large`]).
+
+mod large;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,6 +38,8 @@ pub type Note<'a> = &'a (dyn Fn(&str) + Sync);
 /// One workload of the issue: size, recipients, concurrent senders.
 #[derive(Debug, Clone)]
 pub struct Workload {
+    /// Its letter, as `--workloads` names it.
+    pub id: &'static str,
     pub name: &'static str,
     pub size: usize,
     pub to: &'static str,
@@ -43,6 +50,7 @@ pub struct Workload {
 pub fn workloads() -> Vec<Workload> {
     vec![
         Workload {
+            id: "a",
             name: "a: 4 KiB, 1 recipient, 64 senders",
             size: 4096,
             to: "xa-van-nham",
@@ -50,6 +58,7 @@ pub fn workloads() -> Vec<Workload> {
             clients: 64,
         },
         Workload {
+            id: "b",
             name: "b: 100 KiB to all-communes (23), 16 senders",
             size: 100 * 1024,
             to: "all-communes",
@@ -57,14 +66,26 @@ pub fn workloads() -> Vec<Workload> {
             clients: 16,
         },
         Workload {
+            id: "c",
             name: "c: 1 MiB, 1 recipient, 4 senders",
             size: 1024 * 1024,
             to: "xa-van-nham",
             recipients: 1,
             clients: 4,
         },
+        Workload {
+            id: "d",
+            name: "d: one 256 MiB attachment, 1 recipient",
+            size: large::SIZE as usize,
+            to: "xa-van-nham",
+            recipients: 1,
+            clients: 1,
+        },
     ]
 }
+
+/// The letters of every workload, for `--workloads`.
+pub const WORKLOAD_IDS: [&str; 4] = ["a", "b", "c", "d"];
 
 /// The figures of one side in one round.
 #[derive(Debug, Clone, Default)]
@@ -75,10 +96,14 @@ pub struct Side {
     pub p99_ms: f64,
     pub consumed: u64,
     pub expected_consumed: u64,
+    /// The server's peak RSS, where the side measures it (workload d).
+    pub server_peak_rss_bytes: Option<u64>,
+    /// What else the side reports (workload d: CPU times, phases, chunks).
+    pub detail: serde_json::Value,
 }
 
 struct NatsServer {
-    child: Child,
+    pub(crate) child: Child,
     _dir: tempfile::TempDir,
     url: String,
 }
@@ -308,6 +333,7 @@ async fn jetstream_round(
         p99_ms: percentile(&latencies, 0.99),
         consumed: consumed.load(Ordering::Relaxed),
         expected_consumed: expected,
+        ..Default::default()
     })
 }
 
@@ -343,18 +369,26 @@ fn lienthong_round(w: &Workload, seconds: f64) -> Result<Side, String> {
         p99_ms: r["ack_latency_ms"]["p99"].as_f64().unwrap_or(0.0),
         consumed: r["notify_delay_ms"]["received"].as_u64().unwrap_or(0),
         expected_consumed: r["notify_delay_ms"]["expected"].as_u64().unwrap_or(0),
+        ..Default::default()
     })
 }
 
 fn side_json(s: &Side) -> serde_json::Value {
-    json!({
+    let mut json = json!({
         "documents_per_second": s.documents_per_second,
         "megabytes_per_second": s.megabytes_per_second,
         "ack_p50_ms": s.p50_ms,
         "ack_p99_ms": s.p99_ms,
         "consumed": s.consumed,
         "expected_consumed": s.expected_consumed,
-    })
+    });
+    if let Some(rss) = s.server_peak_rss_bytes {
+        json["server_peak_rss_bytes"] = rss.into();
+    }
+    if !s.detail.is_null() {
+        json["detail"] = s.detail.clone();
+    }
+    json
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -374,54 +408,112 @@ async fn side_round(
     w: &Workload,
     seconds: f64,
     binary: &Path,
+    attachment: Option<&large::Attachment>,
 ) -> Result<Side, String> {
-    match side {
-        0 => lienthong_round(w, seconds),
-        1 => jetstream_round(w, seconds, binary, Acknowledge::Always).await,
-        _ => jetstream_round(w, seconds, binary, Acknowledge::Default).await,
+    let sync = if side == 1 {
+        Acknowledge::Always
+    } else {
+        Acknowledge::Default
+    };
+    match (side, attachment) {
+        (0, Some(a)) => large::lienthong_round(a).await,
+        (_, Some(a)) => large::jetstream_round(a, binary, sync).await,
+        (0, None) => lienthong_round(w, seconds),
+        (_, None) => jetstream_round(w, seconds, binary, sync).await,
     }
 }
 
-/// Runs every workload for `rounds` rounds, the three sides taking turns
-/// to go first, and returns the report as JSON (also printed, round by
-/// round, on stderr).
-pub async fn run(rounds: usize, seconds: f64, note: Note<'_>) -> Result<serde_json::Value, String> {
+/// The progress line of one round.
+fn round_line(w: &Workload, round: usize, sides: &[Side; 3]) -> String {
+    let [ours, always, default] = sides;
+    let (r_always, r_default) = (ratio(ours, always), ratio(ours, default));
+    if w.id == "d" {
+        let mib = |s: &Side| {
+            s.server_peak_rss_bytes.map_or(String::from("?"), |b| {
+                format!("{:.0}", b as f64 / 1048576.0)
+            })
+        };
+        return format!(
+            "{} round {round}: lienthong {:.1} MB/s ({:.1} s, server peak RSS {} MiB); JetStream sync always {:.1} MB/s ({:.1} s, {} MiB); JetStream default {:.1} MB/s ({:.1} s, {} MiB); ratios {r_always:.2} / {r_default:.2}",
+            w.name,
+            ours.megabytes_per_second, ours.p50_ms / 1e3, mib(ours),
+            always.megabytes_per_second, always.p50_ms / 1e3, mib(always),
+            default.megabytes_per_second, default.p50_ms / 1e3, mib(default),
+        );
+    }
+    format!(
+        "{} round {round}: lienthong {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms); JetStream sync always {:.0} ({:.1} MB/s, p99 {:.1} ms); JetStream default {:.0} ({:.1} MB/s, p99 {:.1} ms); ratios {r_always:.2} / {r_default:.2}",
+        w.name, ours.documents_per_second, ours.megabytes_per_second, ours.p99_ms,
+        always.documents_per_second, always.megabytes_per_second, always.p99_ms,
+        default.documents_per_second, default.megabytes_per_second, default.p99_ms,
+    )
+}
+
+/// Our rate over theirs, in documents per second (for (d), one document of
+/// the same size on each side, the same as in MB/s).
+fn ratio(ours: &Side, theirs: &Side) -> f64 {
+    ours.documents_per_second / theirs.documents_per_second.max(1e-9)
+}
+
+/// Runs the workloads named in `only` (letters, see [`WORKLOAD_IDS`]) for
+/// `rounds` rounds each, the three sides taking turns to go first, and
+/// returns the report as JSON (also printed, round by round, on stderr).
+pub async fn run(
+    rounds: usize,
+    seconds: f64,
+    only: &[String],
+    note: Note<'_>,
+) -> Result<serde_json::Value, String> {
+    let chosen: Vec<Workload> = workloads()
+        .into_iter()
+        .filter(|w| only.iter().any(|o| o == w.id))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "no workload chosen: give --workloads with some of {}",
+            WORKLOAD_IDS.join(",")
+        ));
+    }
     let binary = nats_server_binary(note)?;
     let version = nats_server_version(&binary);
     note(&format!("compare: {version}"));
     let mut report = Vec::new();
-    for w in workloads() {
+    for w in chosen {
+        // Workload (d)'s file, written once for all its rounds and removed
+        // after them.
+        let attachment = if w.id == "d" {
+            note(&format!(
+                "compare: writing the {} MiB attachment",
+                large::SIZE >> 20
+            ));
+            Some(large::make_attachment(large::SIZE)?)
+        } else {
+            None
+        };
         let mut rows = Vec::new();
         let (mut vs_always, mut vs_default) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             let mut sides: [Side; 3] = Default::default();
             for k in 0..SIDES.len() {
                 let side = (round - 1 + k) % SIDES.len();
-                sides[side] = side_round(side, &w, seconds, &binary).await?;
+                sides[side] = side_round(side, &w, seconds, &binary, attachment.as_ref()).await?;
             }
+            note(&round_line(&w, round, &sides));
             let [ours, always, default] = &sides;
-            let ratio =
-                |theirs: &Side| ours.documents_per_second / theirs.documents_per_second.max(1e-9);
-            note(&format!(
-                "{} round {round}: lienthong {:.0} docs/s ({:.1} MB/s, p99 {:.1} ms); JetStream sync always {:.0} ({:.1} MB/s, p99 {:.1} ms); JetStream default {:.0} ({:.1} MB/s, p99 {:.1} ms); ratios {:.2} / {:.2}",
-                w.name, ours.documents_per_second, ours.megabytes_per_second, ours.p99_ms,
-                always.documents_per_second, always.megabytes_per_second, always.p99_ms,
-                default.documents_per_second, default.megabytes_per_second, default.p99_ms,
-                ratio(always), ratio(default)
-            ));
-            vs_always.push(ratio(always));
-            vs_default.push(ratio(default));
+            vs_always.push(ratio(ours, always));
+            vs_default.push(ratio(ours, default));
             rows.push(json!({
                 "round": round,
                 "first": SIDES[(round - 1) % SIDES.len()],
                 "lienthong": side_json(ours),
                 "jetstream_sync_always": side_json(always),
                 "jetstream_default": side_json(default),
-                "ratio_vs_sync_always": ratio(always),
-                "ratio_vs_default": ratio(default),
+                "ratio_vs_sync_always": ratio(ours, always),
+                "ratio_vs_default": ratio(ours, default),
             }));
         }
         report.push(json!({
+            "id": w.id,
             "workload": w.name,
             "rounds": rows,
             "median_ratio_vs_sync_always": median(vs_always),
@@ -438,34 +530,36 @@ pub async fn run(rounds: usize, seconds: f64, note: Note<'_>) -> Result<serde_js
         2.0 * ed["sign_us"].as_f64().unwrap_or(0.0) + ed["verify_us"].as_f64().unwrap_or(0.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let ceiling = cores * 1e6 / per_document_us.max(1e-9);
-    let ours_a = report
-        .first()
+    // Only when (a) ran: its median round against the ceiling.
+    let ceiling_a = report
+        .iter()
+        .find(|w| w["id"] == "a")
         .and_then(|w| w["rounds"].as_array())
         .map(|rounds| {
-            median(
+            let ours_a = median(
                 rounds
                     .iter()
                     .filter_map(|r| r["lienthong"]["documents_per_second"].as_f64())
                     .collect(),
-            )
-        })
-        .unwrap_or(0.0);
-    note(&format!(
-        "ceiling for (a): {cores} cores / {per_document_us:.1} µs of signature work per document = {ceiling:.0} documents/s; lienthong reached {ours_a:.0} ({:.1} %)",
-        100.0 * ours_a / ceiling
-    ));
+            );
+            note(&format!(
+                "ceiling for (a): {cores} cores / {per_document_us:.1} µs of signature work per document = {ceiling:.0} documents/s; lienthong reached {ours_a:.0} ({:.1} %)",
+                100.0 * ours_a / ceiling
+            ));
+            json!({
+                "signature_work_per_document_us": per_document_us,
+                "documents_per_second": ceiling,
+                "lienthong_median_documents_per_second": ours_a,
+                "fraction": ours_a / ceiling,
+            })
+        });
     Ok(json!({
         "machine": crate::bench::machine(),
         "limits": limits,
-        "ceiling_a": {
-            "signature_work_per_document_us": per_document_us,
-            "documents_per_second": ceiling,
-            "lienthong_median_documents_per_second": ours_a,
-            "fraction": ours_a / ceiling,
-        },
+        "ceiling_a": ceiling_a,
         "seconds_per_run": seconds,
         "nats_server": version,
-        "durability": "lienthong: fsync before every acknowledgement (group commit). jetstream_sync_always: file storage with sync_interval: always, an fsync of each message before its acknowledgement (like for like). jetstream_default: file storage, acknowledged from the page cache and synced every 2 minutes (not durable against a power cut).",
+        "durability": "lienthong: fsync before every acknowledgement (group commit). jetstream_sync_always: file storage with sync_interval: always, an fsync of each message before its acknowledgement (like for like). jetstream_default: file storage, acknowledged from the page cache and synced every 2 minutes (not durable against a power cut). Workload d: lienthong fsyncs the uploaded file before the upload completes and the send's commit before its acknowledgement; JetStream's object store puts 128 KiB chunks on a file-storage stream, each acknowledged as the server's sync_interval says.",
         "workloads": report,
     }))
 }
