@@ -508,8 +508,8 @@ async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn senders_that_give_up_while_waiting_do_not_stall_the_group_commit() {
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Arc::new(open_store(dir.path(), make(dir.path()), 1000, 1000));
+        let dir = Place::new();
+        let store = Arc::new(open_store(dir.path(), make(&dir), 1000, 1000));
         let mut kept = Vec::new();
         let mut abandoned = Vec::new();
         for number in 1..=300u64 {
@@ -566,7 +566,7 @@ async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
     for (name, make) in ENGINES {
-        let dir = tempfile::tempdir().expect("tmp");
+        let dir = Place::new();
         let (entered, in_sync) = std::sync::mpsc::sync_channel(1);
         let (release, released) = std::sync::mpsc::channel();
         let listener = Arc::new(FirstSyncHeld {
@@ -575,7 +575,7 @@ async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
         });
         let store = Arc::new(open_store_telling(
             dir.path(),
-            make(dir.path()),
+            make(&dir),
             1000,
             1000,
             listener,
