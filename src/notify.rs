@@ -13,6 +13,20 @@
 //! is in the store. Should a live event ever arrive beyond the next
 //! sequence, the missing ones are read from the store first.
 //!
+//! # Several front ends
+//!
+//! When other front ends commit to the same store (PostgreSQL), their
+//! events reach this one's subscribers too: the engine wakes the publisher
+//! after their commits (LISTEN/NOTIFY, see `store::postgres`), and the
+//! publisher reads from the store every event above each organisation's
+//! watermark and publishes it. The store is the truth and the wake-up only
+//! a signal, so events are published in order, each once, whichever front
+//! end committed them; an event at or below the watermark (already read
+//! from the store) is skipped, and one beyond the next sequence is preceded
+//! by those missing, read from the store. A subscriber that resumes here
+//! with a sequence seen on another front end is served from the store up
+//! to the committed counter.
+//!
 //! # Bounded memory
 //!
 //! An organisation's broadcast buffer holds at most `buffer` events, and
@@ -82,6 +96,8 @@ type Item = Arc<pb::MailboxEvent>;
 pub struct Notifier {
     store: Arc<Store>,
     options: NotifyOptions,
+    /// Other front ends commit to the store too.
+    shared: bool,
     channels: Mutex<HashMap<OrgCode, broadcast::Sender<Item>>>,
     watermarks: Mutex<HashMap<OrgCode, u64>>,
     closing: watch::Sender<bool>,
@@ -109,9 +125,15 @@ impl Notifier {
     ) -> Result<Arc<Notifier>> {
         let watermarks = store.event_counters()?.into_iter().collect();
         let (closing, _) = watch::channel(false);
+        let others = Arc::new(tokio::sync::Notify::new());
+        let shared = {
+            let others = others.clone();
+            store.watch_others(Arc::new(move || others.notify_one()))?
+        };
         let notifier = Arc::new(Notifier {
             store,
             options,
+            shared,
             channels: Mutex::new(HashMap::new()),
             watermarks: Mutex::new(watermarks),
             closing,
@@ -121,8 +143,14 @@ impl Notifier {
         let publisher = notifier.clone();
         let task = tokio::spawn(async move {
             // Ends when the store's committer stops and drops its Listener.
-            while let Some(batch) = committed.recv().await {
-                publisher.publish(batch);
+            loop {
+                tokio::select! {
+                    batch = committed.recv() => match batch {
+                        Some(batch) => publisher.publish(batch),
+                        None => break,
+                    },
+                    () = others.notified(), if shared => publisher.catch_up(),
+                }
             }
         });
         *lock(&notifier.publisher) = Some(task);
@@ -150,22 +178,92 @@ impl Notifier {
         }
     }
 
+    /// Publishes events this front end committed.
     fn publish(&self, batch: Vec<StoredEvent>) {
         let mut headers: HashMap<Vec<u8>, Option<pb::Document>> = HashMap::new();
         for event in batch {
             let Some(org) = OrgCode::parse(&event.org) else {
                 continue;
             };
-            let header = headers
-                .entry(event.document_id.clone())
-                .or_insert_with(|| self.header(&event.document_id));
-            let item = Arc::new(to_pb(&event, header.as_ref()));
-            // Watermark first, then broadcast: see the module documentation.
-            lock(&self.watermarks).insert(org, event.seq);
-            let sender = lock(&self.channels).get(&org).cloned();
-            if let Some(sender) = sender {
-                let _ = sender.send(item); // no receiver: nobody is listening
+            if self.shared {
+                let watermark = self.watermark(&org);
+                if event.seq <= watermark {
+                    continue; // read from the store already
+                }
+                if event.seq > watermark + 1 {
+                    // Another front end's, not heard of yet: first those.
+                    self.publish_stored(&org, event.seq - 1, &mut headers);
+                }
             }
+            self.publish_one(org, &event, &mut headers);
+        }
+    }
+
+    /// Publishes the events other front ends committed (woken by the
+    /// engine): every organisation's events above its watermark.
+    fn catch_up(&self) {
+        let counters = match self.store.event_counters() {
+            Ok(counters) => counters,
+            Err(e) => {
+                // The next wake-up, or the next local commit, tries again.
+                tracing::warn!(error = %e, "reading the event counters of other front ends' commits");
+                return;
+            }
+        };
+        let mut headers = HashMap::new();
+        for (org, committed) in counters {
+            if committed > self.watermark(&org) {
+                self.publish_stored(&org, committed, &mut headers);
+            }
+        }
+    }
+
+    /// Publishes `org`'s stored events above its watermark, up to `up_to`.
+    fn publish_stored(
+        &self,
+        org: &OrgCode,
+        up_to: u64,
+        headers: &mut HashMap<Vec<u8>, Option<pb::Document>>,
+    ) {
+        loop {
+            let after = self.watermark(org);
+            if after >= up_to {
+                return;
+            }
+            let events = match self.store.events(org, after, up_to, REPLAY_PAGE) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, %org, "reading events committed by other front ends");
+                    return;
+                }
+            };
+            if events.is_empty() {
+                // Trimmed (older than the events kept): subscribers that
+                // need them resynchronise, as on one front end.
+                lock(&self.watermarks).insert(*org, up_to);
+                return;
+            }
+            for event in &events {
+                self.publish_one(*org, event, headers);
+            }
+        }
+    }
+
+    fn publish_one(
+        &self,
+        org: OrgCode,
+        event: &StoredEvent,
+        headers: &mut HashMap<Vec<u8>, Option<pb::Document>>,
+    ) {
+        let header = headers
+            .entry(event.document_id.clone())
+            .or_insert_with(|| self.header(&event.document_id));
+        let item = Arc::new(to_pb(event, header.as_ref()));
+        // Watermark first, then broadcast: see the module documentation.
+        lock(&self.watermarks).insert(org, event.seq);
+        let sender = lock(&self.channels).get(&org).cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(item); // no receiver: nobody is listening
         }
     }
 
@@ -220,7 +318,13 @@ impl Notifier {
         }
         // Order matters: receiver, then watermark, then the stored range.
         let live = self.receiver(&org)?;
-        let latest = self.watermark(&org);
+        let mut latest = self.watermark(&org);
+        if self.shared {
+            // Events another front end committed and this one has not
+            // published yet: in the store, and so replayed; those after
+            // will be published, and so received.
+            latest = latest.max(self.store.committed_event_counter(&org)?);
+        }
         let after = match start {
             Start::Now => latest,
             Start::After(after) => {

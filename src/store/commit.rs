@@ -605,12 +605,18 @@ pub(super) fn append_leaf(txn: &mut dyn Txn, leaf: &[u8]) -> Result<u64> {
 pub(super) enum Checkpoint {
     /// Signed now, of this many leaves.
     Made(u64, Vec<u8>),
-    /// Not due: the latest one (empty if none was ever made).
-    Latest(Vec<u8>),
+    /// Not due: the latest one, of this many leaves (empty if none was
+    /// ever made).
+    Latest(u64, Vec<u8>),
 }
 
 /// Signs and stores a checkpoint of the archive as it stands if `force` or
-/// if `every` leaves were appended since the one of size `last`.
+/// if `every` leaves were appended since the latest.
+///
+/// The latest checkpoint's size is read from the store (counter
+/// `"checkpoint"`), not taken from the caller, whose memory of it may be
+/// old when other front ends make checkpoints too; `last` is only for a
+/// store written before that counter.
 pub(super) fn checkpoint(
     txn: &mut dyn Txn,
     sealer: &dyn Sealer,
@@ -619,17 +625,22 @@ pub(super) fn checkpoint(
     force: bool,
     now_ms: i64,
 ) -> Result<Checkpoint> {
+    let last = match txn.get(Space::Counters, keys::LAST_CHECKPOINT)? {
+        Some(v) => keys::be_u64(&v).ok_or_else(|| corrupt_counter(keys::LAST_CHECKPOINT))?,
+        None => last,
+    };
     let size = counter(txn, keys::ARCHIVE_SIZE)?;
     let due = size > last && (force || size - last >= every);
     if !due {
         return match txn.get(Space::Checkpoints, &last.to_be_bytes())? {
-            Some(latest) => Ok(Checkpoint::Latest(latest)),
+            Some(latest) => Ok(Checkpoint::Latest(last, latest)),
             None if force => Err(Error::not_found("a checkpoint (the archive is empty)")),
-            None => Ok(Checkpoint::Latest(Vec::new())),
+            None => Ok(Checkpoint::Latest(last, Vec::new())),
         };
     }
     let root = merkle::Tree::new(&TxnNodes(RefCell::new(&mut *txn))).root(size)?;
     let signed = sealer.seal_checkpoint(size, root, now_ms)?;
     txn.put(Space::Checkpoints, &size.to_be_bytes(), &signed)?;
+    txn.put(Space::Counters, keys::LAST_CHECKPOINT, &size.to_be_bytes())?;
     Ok(Checkpoint::Made(size, signed))
 }

@@ -445,7 +445,11 @@ impl Setup {
                 self.last_checkpoint = size;
                 signed
             }
-            commit::Checkpoint::Latest(signed) => signed,
+            commit::Checkpoint::Latest(size, signed) => {
+                // Perhaps another front end's, newer than we knew.
+                self.last_checkpoint = size;
+                signed
+            }
         })
     }
 

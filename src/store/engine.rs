@@ -156,7 +156,38 @@ pub trait Engine: Send + Sync {
     /// meanwhile (`store::sled::snapshot`); PostgreSQL reads in one
     /// `REPEATABLE READ` transaction.
     fn snapshot(&self) -> Result<Snapshot>;
+
+    /// Whether other processes commit to the same data (several front
+    /// ends on one database). If they may, `wake` is called soon after each
+    /// of their commits — possibly once for several, possibly when nothing
+    /// is new — and `true` is returned: what they committed is read from
+    /// the keyspaces, which are the truth; the call is only a signal to
+    /// look. An embedded engine, which only this process writes, returns
+    /// `false` and never calls it.
+    fn watch_others(&self, wake: Wake) -> Result<bool> {
+        let _ = wake;
+        Ok(false)
+    }
+
+    /// Whether other processes may write the same data (see
+    /// [`Engine::watch_others`]). Then what this process holds in memory
+    /// about shared files is not the whole story (`store::files`).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Runs `work` while no other process opening the same data runs its
+    /// own (the one-time upgrades and index builds at open, which check a
+    /// mark and then build). An embedded engine's data is already held by
+    /// one process only.
+    fn exclusive(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        work()
+    }
 }
+
+/// Called when other processes may have committed (see
+/// [`Engine::watch_others`]). Must return quickly: it only signals.
+pub type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Runs `work` in one transaction of `engine` and returns what it returned.
 pub fn transact<T>(

@@ -17,6 +17,12 @@
 //! the same lock that takes claims, so a send that finds a file in place
 //! (and skips writing it) can never lose it to a concurrent clean-up.
 //!
+//! With several front ends on one folder (a shared store), a front end
+//! cannot see the others' claims: then files are removed only by the
+//! sweep, and only once older than [`SHARED_GRACE`] and named by no
+//! completed upload on disk; the sweep then runs at every upload clean-up
+//! interval rather than once.
+//!
 //! When files are removed: right after a send that wrote them failed
 //! ([`AttachmentFiles::release`]); when a completed upload expires unsent;
 //! and in one sweep after each start ([`AttachmentFiles::sweep`]), for the
@@ -38,28 +44,56 @@ pub(super) fn io(path: &Path, e: std::io::Error) -> Error {
 /// Whether a document refers to the content with this digest.
 pub(super) type Referenced<'a> = &'a dyn Fn(&[u8; 32]) -> Result<bool>;
 
+/// With several front ends on one folder, how old an unreferenced file must
+/// be before one front end may remove it: far longer than any send takes
+/// between writing its files and committing.
+pub const SHARED_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether the file at `path` was last modified longer than
+/// [`SHARED_GRACE`] ago (a file gone meanwhile counts as young: nothing
+/// to remove).
+fn older_than_grace(path: &Path) -> Result<bool> {
+    match fs::metadata(path).and_then(|m| m.modified()) {
+        Ok(modified) => Ok(modified.elapsed().is_ok_and(|age| age > SHARED_GRACE)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(path, e)),
+    }
+}
+
 pub struct AttachmentFiles {
     dir: PathBuf,
     /// Claims on digests: a file claimed is never removed.
     claims: Mutex<HashMap<[u8; 32], usize>>,
+    /// Other front ends write here too: a file is removed only by the
+    /// sweep, once older than [`SHARED_GRACE`].
+    shared: bool,
 }
 
 impl AttachmentFiles {
-    pub fn open(dir: &Path) -> Result<AttachmentFiles> {
+    /// Opens `dir`; `shared` if other front ends use it too (their claims
+    /// are not visible here: see [`SHARED_GRACE`]).
+    pub fn open(dir: &Path, shared: bool) -> Result<AttachmentFiles> {
         fs::create_dir_all(dir.join("tmp")).map_err(|e| io(dir, e))?;
         Ok(AttachmentFiles {
             dir: dir.to_owned(),
             claims: Mutex::new(HashMap::new()),
+            shared,
         })
     }
 
     /// Removes what a write interrupted by a crash left in `tmp/`. Only
-    /// when the store opens for writing: no write is in progress then.
+    /// when the store opens for writing: no write of this process is in
+    /// progress then. When shared, other front ends may be writing into
+    /// the same folder: only files older than [`SHARED_GRACE`] go.
     pub(super) fn clear_tmp(&self) -> Result<usize> {
+        let shared = self.shared;
         let tmp = self.dir.join("tmp");
         let mut removed = 0;
         for entry in fs::read_dir(&tmp).map_err(|e| io(&tmp, e))? {
             let path = entry.map_err(|e| io(&tmp, e))?.path();
+            if shared && !older_than_grace(&path)? {
+                continue;
+            }
             fs::remove_file(&path).map_err(|e| io(&path, e))?;
             removed += 1;
         }
@@ -91,7 +125,8 @@ impl AttachmentFiles {
 
     /// Drops one claim on each digest, and removes the file of each that
     /// nobody claims any more and no document refers to. Returns how many
-    /// files were removed.
+    /// files were removed. When shared, removes none: another front end
+    /// may be sending the same content now; the sweep removes it later.
     pub fn release(&self, digests: &[[u8; 32]], referenced: Referenced<'_>) -> Result<usize> {
         let mut claims = self.claims();
         let mut removed = 0;
@@ -105,7 +140,7 @@ impl AttachmentFiles {
                     claims.remove(digest);
                 }
             }
-            if !referenced(digest)? && self.remove(digest)? {
+            if !self.shared && !referenced(digest)? && self.remove(digest)? {
                 removed += 1;
             }
         }
@@ -123,8 +158,17 @@ impl AttachmentFiles {
     }
 
     /// Removes every file that nobody claims and no document refers to.
-    /// Returns how many.
-    pub fn sweep(&self, referenced: Referenced<'_>) -> Result<usize> {
+    /// Returns how many. When shared (other front ends on the same
+    /// folder, whose claims this process cannot see), a file is also kept
+    /// if it is younger than [`SHARED_GRACE`] — a send of theirs between
+    /// writing it and committing — or named in `uploaded` (their completed
+    /// uploads, read from disk by the caller).
+    pub fn sweep(
+        &self,
+        referenced: Referenced<'_>,
+        uploaded: &std::collections::HashSet<[u8; 32]>,
+    ) -> Result<usize> {
+        let shared = self.shared;
         let mut removed = 0;
         for sub in fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))? {
             let sub = sub.map_err(|e| io(&self.dir, e))?.path();
@@ -145,6 +189,10 @@ impl AttachmentFiles {
                 else {
                     continue; // not one of ours
                 };
+                if shared && (uploaded.contains(&digest) || !older_than_grace(&self.path(&digest))?)
+                {
+                    continue;
+                }
                 // Under the claims' lock, so no send claims it meanwhile.
                 let claims = self.claims();
                 if !claims.contains_key(&digest) && !referenced(&digest)? && self.remove(&digest)? {

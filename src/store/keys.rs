@@ -119,6 +119,8 @@ pub fn event_counter_org(key: &[u8]) -> Option<OrgCode> {
 
 /// The number of leaves in the archive log.
 pub const ARCHIVE_SIZE: &[u8] = b"archive";
+/// The size of the latest checkpoint (`counters`).
+pub const LAST_CHECKPOINT: &[u8] = b"checkpoint";
 
 /// `level u8 ‖ index u64`: the perfect subtree of 2^level leaves starting
 /// at leaf `index << level`.

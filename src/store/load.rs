@@ -29,7 +29,7 @@ impl Loader {
     pub fn create(data_dir: &Path) -> Result<Loader> {
         Ok(Loader {
             engine: open_engine(data_dir, &StoreOptions::default())?,
-            files: AttachmentFiles::open(&data_dir.join("attachments"))?,
+            files: AttachmentFiles::open(&data_dir.join("attachments"), false)?,
             batch: Vec::with_capacity(BATCH_ENTRIES),
             batch_bytes: 0,
         })

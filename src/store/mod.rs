@@ -39,6 +39,7 @@
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
 //! |               | `"events" ‖ org`                      | last event seq, u64                  |
 //! |               | `"archive"`                           | leaves in the archive log, u64       |
+//! |               | `"checkpoint"`                        | leaves in the latest checkpoint, u64 (absent in stores from before it: then the greatest `checkpoints` key) |
 //! |               | `"issued" ‖ org ‖ year u16 ‖ series u8` | highest number the issuer used in that series, u64 |
 //! | `idempotency` | `org ‖ key`                           | `doc_id[16] ‖ content_digest[32]`    |
 //! | `numbering`   | `org ‖ year u16 ‖ series u8 ‖ number u64 ‖ notation` | `doc_id[16]`        |
@@ -651,12 +652,16 @@ impl Store {
         sealer: Arc<dyn Sealer>,
         listener: Arc<dyn CommitListener>,
     ) -> Result<Store> {
-        check_schema(engine.as_ref())?;
-        deadlines::build_index_once(engine.as_ref())?;
-        unread::build_index_once(engine.as_ref())?;
-        counters::rebuild_once(engine.as_ref())?;
-        references::build_once(engine.as_ref())?;
-        let files = Arc::new(AttachmentFiles::open(attachments_dir)?);
+        // Front ends starting together on one database take turns: the
+        // second finds each mark set by the first and builds nothing twice.
+        engine.exclusive(&mut || {
+            check_schema(engine.as_ref())?;
+            deadlines::build_index_once(engine.as_ref())?;
+            unread::build_index_once(engine.as_ref())?;
+            counters::rebuild_once(engine.as_ref())?;
+            references::build_once(engine.as_ref())
+        })?;
+        let files = Arc::new(AttachmentFiles::open(attachments_dir, engine.shared())?);
         files.clear_tmp()?;
         let uploads = Arc::new(UploadFiles::open(
             &attachments_dir.join("uploads"),
@@ -699,7 +704,8 @@ impl Store {
         Ok(Store {
             clock: crate::clock::Clock::system(),
             engine,
-            files: Arc::new(AttachmentFiles::open(attachments_dir)?),
+            // Removes nothing: read-only.
+            files: Arc::new(AttachmentFiles::open(attachments_dir, true)?),
             // Reads nothing of uploads; forgets none.
             uploads: Arc::new(UploadFiles::open(
                 &attachments_dir.join("uploads"),
@@ -910,8 +916,15 @@ impl Store {
     /// commit. Returns how many. Blocking.
     pub fn sweep_attachment_files(&self) -> Result<usize> {
         let engine = self.engine.as_ref();
-        self.files
-            .sweep(&|sha: &[u8; 32]| references::referenced(engine, sha))
+        let uploaded = if engine.shared() {
+            self.uploads.completed_on_disk()?.into_iter().collect()
+        } else {
+            std::collections::HashSet::new()
+        };
+        self.files.sweep(
+            &|sha: &[u8; 32]| references::referenced(engine, sha),
+            &uploaded,
+        )
     }
 
     /// The partial file of an upload, created empty if there is none, its
@@ -1306,6 +1319,29 @@ impl Store {
             out.push((org, seq));
         }
         Ok(out)
+    }
+
+    /// The last event sequence of `org` as committed now (0 if none). Only
+    /// for a store that other front ends share ([`Store::watch_others`]),
+    /// where committed is durable: with an embedded engine it may count
+    /// events not yet synced.
+    pub fn committed_event_counter(&self, org: &OrgCode) -> Result<u64> {
+        let key = keys::event_counter(org);
+        match self.engine.get(Space::Counters, &key)? {
+            Some(value) => keys::be_u64(&value).ok_or_else(|| commit::corrupt_counter(&key)),
+            None => Ok(0),
+        }
+    }
+
+    /// Whether other front ends share this store (and its files).
+    pub fn shared(&self) -> bool {
+        self.engine.shared()
+    }
+
+    /// Whether other front ends commit to this store too; if so, `wake`
+    /// is called after their commits (see [`Engine::watch_others`]).
+    pub fn watch_others(&self, wake: engine::Wake) -> Result<bool> {
+        self.engine.watch_others(wake)
     }
 
     /// Signs a checkpoint of the archive now (if anything was appended since

@@ -253,9 +253,28 @@ impl UploadFiles {
         Ok(at)
     }
 
-    /// When `key` completed, if it did and has not been forgotten.
+    /// When `key` completed, if it did and has not been forgotten. Looks
+    /// on disk too: with several front ends sharing the directory, another
+    /// may have completed it (a client that reconnected elsewhere).
     pub fn completed_at(&self, key: &UploadKey) -> Option<SystemTime> {
-        self.completed().get(key).copied()
+        if let Some(at) = self.completed().get(key).copied() {
+            return Some(at);
+        }
+        let at = fs::metadata(self.marker_path(key))
+            .and_then(|m| m.modified())
+            .ok()?;
+        self.completed().insert(*key, at);
+        Some(at)
+    }
+
+    /// The content digest of every completed upload on disk now, whichever
+    /// front end completed it.
+    pub fn completed_on_disk(&self) -> Result<Vec<[u8; 32]>> {
+        Ok(entries(&self.dir)?
+            .into_iter()
+            .filter(|(_, partial, _)| !partial)
+            .map(|(key, _, _)| key.sha256)
+            .collect())
     }
 
     /// Every completed upload, with when it completed.

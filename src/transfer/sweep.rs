@@ -74,6 +74,18 @@ impl Transfers {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if self.store.shared() {
+                // Other front ends' leftovers are only removed here (see
+                // `store::files`).
+                let store = self.store.clone();
+                match blocking(move || store.sweep_attachment_files()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(files = n, "removed attachment files no document refers to")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "sweeping attachment files"),
+                }
+            }
             match self.sweep().await {
                 Ok(swept) if swept == Swept::default() => {}
                 Ok(swept) => tracing::info!(

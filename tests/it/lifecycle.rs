@@ -150,14 +150,7 @@ async fn a_directive_lives_from_arrival_to_revocation_replacement_and_answers() 
     let communes = communes();
     assert_eq!(communes.len(), 23);
     let mut noi_vu = server.client(sender).await;
-    let mut events = noi_vu
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            from_now: true,
-        })
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut events = crate::common::subscribe_from_now(&mut noi_vu).await;
     let sent = server
         .send(&mut noi_vu, directive(sender, &["all-communes"], 1))
         .await;

@@ -22,6 +22,7 @@ mod demo;
 mod deploy;
 mod exchange;
 mod explain;
+mod fronts;
 mod health;
 mod hostile;
 mod identity;

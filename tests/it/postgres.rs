@@ -70,9 +70,7 @@ fn a_server_that_acknowledges_before_the_disk_is_refused() {
 
 /// The database's URL as text (the cluster's with this database).
 fn url_text(database: &TestDatabase) -> String {
-    let cluster = crate::common::postgres::cluster_url();
-    let (server, _) = cluster.rsplit_once('/').expect("a URL");
-    format!("{server}/{}", database.name)
+    database.url_text()
 }
 
 /// Two engines are two front ends. Each commits read-then-increment

@@ -115,14 +115,7 @@ async fn sighup_takes_a_good_certificate_and_keeps_the_old_one_for_a_bad_one() {
     let mut watcher = lienthong::client::connect_as(&server.url, &pki.dir, "xa-van-nham")
         .await
         .expect("connect");
-    let mut stream = watcher
-        .subscribe(pb::SubscribeRequest {
-            after_seq: 0,
-            from_now: true,
-        })
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = crate::common::subscribe_from_now(&mut watcher).await;
     let mut sending =
         KeepSending::start(&server.url, &pki.dir, "phong-noi-vu", "xa-van-nham", 1).await;
     sending.until(3).await;

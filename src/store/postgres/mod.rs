@@ -47,6 +47,7 @@
 //! when it opens and the engine refuses to work with either
 //! (`check_durability`).
 
+mod listen;
 mod migrations;
 mod pool;
 mod snapshot;
@@ -56,7 +57,7 @@ use std::fmt;
 
 use tokio_postgres::{Client, Config};
 
-use super::engine::{Engine, Entry, Order, Snapshot, Space, Txn};
+use super::engine::{Engine, Entry, Order, Snapshot, Space, Txn, Wake};
 use crate::error::{Error, Result};
 use pool::{block_on, Conn, Connector, Kind, Pool};
 use snapshot::PgSnapshot;
@@ -66,6 +67,10 @@ use txn::PgTxn;
 /// bytes "lienthng"). Advisory locks are per database, so deployments in
 /// other databases of one cluster do not wait for each other.
 const COMMIT_LOCK: i64 = 0x6c69_656e_7468_6e67;
+
+/// The advisory lock held while a front end does the store's one-time work
+/// at open ([`Engine::exclusive`]); "lienthop".
+const OPEN_LOCK: i64 = 0x6c69_656e_7468_6f70;
 
 /// A PostgreSQL connection URL (`postgres://` or `postgresql://`), checked
 /// to parse. Shown without its password.
@@ -144,6 +149,9 @@ pub struct PostgresEngine {
     pool: Pool,
     /// Where the database is, for messages (no password).
     at: String,
+    /// Names this engine's commits in their notifications (`listen`), so
+    /// that it can tell them from other front ends'.
+    id: String,
 }
 
 impl PostgresEngine {
@@ -157,9 +165,14 @@ impl PostgresEngine {
         let conn = connector.connect()?;
         block_on(migrations::migrate(&conn.client, &at))?;
         drop(conn);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(PostgresEngine {
             pool: Pool::new(connector),
             at,
+            // Unique enough: a process id and the nanosecond it opened.
+            id: format!("{}-{}", std::process::id(), since_epoch.as_nanos()),
         })
     }
 
@@ -280,15 +293,30 @@ impl Engine for PostgresEngine {
             conn.failed(&format!("beginning a transaction at {}", self.at), e)
         })?;
         let mut txn = PgTxn::new(&mut conn);
+        let mut wrote = false;
         let outcome = work(&mut txn).and_then(|()| match txn.take_failure() {
             // `work` went on past a failed statement: the SQL transaction
             // is aborted, and its COMMIT would quietly roll back.
             Some(e) => Err(e),
-            None => txn.flush(),
+            None => {
+                wrote = txn.has_writes();
+                txn.flush()
+            }
         });
         drop(txn);
+        // Other front ends hear of the commit (see `listen`); the id is our
+        // own digits and a dash, safe to quote.
+        let commit = if wrote {
+            format!(
+                "SELECT pg_notify('{}', '{}'); COMMIT",
+                listen::CHANNEL,
+                self.id
+            )
+        } else {
+            "COMMIT".to_string()
+        };
         match outcome {
-            Ok(()) => block_on(conn.client.batch_execute("COMMIT")).map_err(|e| {
+            Ok(()) => block_on(conn.client.batch_execute(&commit)).map_err(|e| {
                 if e.as_db_error().is_some() {
                     Error::storage_from("PostgreSQL refused the commit", e)
                 } else {
@@ -346,6 +374,38 @@ impl Engine for PostgresEngine {
                 .map_err(|e| conn.failed(&format!("scanning table {}", space.name()), e))?;
             entries(rows, space)
         })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    /// A session-level advisory lock, on a session of its own held for
+    /// the whole of `work` (which uses the pool); closing the session
+    /// releases it, also if this front end dies meanwhile.
+    fn exclusive(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        let mut conn = self.pool.connector().connect()?;
+        block_on(
+            conn.client
+                .batch_execute(&format!("SELECT pg_advisory_lock({OPEN_LOCK})")),
+        )
+        .map_err(|e| conn.failed("waiting for other front ends to finish opening", e))?;
+        let outcome = work();
+        drop(conn);
+        outcome
+    }
+
+    /// Other front ends may write the same database: listen for their
+    /// commits on a session of our own.
+    fn watch_others(&self, wake: Wake) -> Result<bool> {
+        let connector = self.pool.connector();
+        listen::spawn(
+            connector.runtime(),
+            connector.config().clone(),
+            self.id.clone(),
+            wake,
+        );
+        Ok(true)
     }
 
     fn snapshot(&self) -> Result<Snapshot> {

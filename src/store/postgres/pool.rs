@@ -225,6 +225,15 @@ impl Connector {
         describe(&self.config)
     }
 
+    /// The runtime that drives the connections' sockets.
+    pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime.handle
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A new connection, checked to be fit for the engine (see
     /// `check_durability`).
     pub(super) fn connect(&self) -> Result<Conn> {

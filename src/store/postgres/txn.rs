@@ -44,6 +44,11 @@ impl<'a> PgTxn<'a> {
         e
     }
 
+    /// Whether the transaction put or deleted anything.
+    pub(super) fn has_writes(&self) -> bool {
+        self.writes.iter().any(|writes| !writes.is_empty())
+    }
+
     /// Writes the buffered puts and deletes (the caller then commits).
     pub(super) fn flush(&mut self) -> Result<()> {
         let writes = std::mem::take(&mut self.writes);

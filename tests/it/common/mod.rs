@@ -386,3 +386,15 @@ impl KeepSending {
         ids
     }
 }
+
+/// The client's organisation's event stream from now on.
+pub async fn subscribe_from_now(client: &mut Client) -> tonic::Streaming<pb::SubscribeResponse> {
+    client
+        .subscribe(pb::SubscribeRequest {
+            after_seq: 0,
+            from_now: true,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
