@@ -4,9 +4,11 @@
 //! here to build it; the Kubernetes API's schemas, strictly, for the
 //! manifests (`kubernetes-validate`, offline: kubectl's dry run needs a
 //! cluster, and kubeconform is not packaged); the Compose specification for
-//! compose.yaml. `bash tests/run` installs the tools (systemd from Debian,
-//! the rest into its Python environment). Also: every file the build
-//! embeds reaches the image's build stage.
+//! the compose files; HAProxy itself for the balancer's configuration, and
+//! a client's connection through it. `bash tests/run` installs the tools
+//! (systemd from Debian, HAProxy unpacked from Debian's package, the rest
+//! into its Python environment). Also: every file the build embeds reaches
+//! the image's build stage.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -207,32 +209,44 @@ fn every_file_the_build_embeds_reaches_the_image_build() {
     }
 }
 
-#[test]
-fn the_kubernetes_manifests_match_the_api_schemas() {
-    let dir = deploy("kubernetes");
-    let mut manifests: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The `.yaml` files directly in `dir`, sorted.
+fn manifests_in(dir: &Path) -> Vec<PathBuf> {
+    let mut manifests: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     manifests.sort();
-    assert!(manifests.len() >= 3, "{manifests:?}");
+    manifests
+}
+
+fn read_all(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_manifests_match_the_api_schemas() {
+    let embedded = manifests_in(&deploy("kubernetes"));
+    let front_ends = manifests_in(&deploy("kubernetes/front-ends"));
+    assert!(embedded.len() >= 3, "{embedded:?}");
+    assert!(front_ends.len() >= 3, "{front_ends:?}");
     // The oldest release with gRPC probes generally available, and the
     // newest the checker knows.
     for version in ["1.27.0", "1.37.0"] {
         let output = run(Command::new(venv_tool("kubernetes-validate"))
             .args(["--strict", "--quiet", "--kubernetes-version", version])
-            .args(&manifests));
+            .args(&embedded)
+            .args(&front_ends));
         assert!(
             output.status.success(),
             "kubernetes-validate --strict (Kubernetes {version}):\n{}",
             report(&output)
         );
     }
-    let all: String = manifests
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let all = read_all(&embedded);
     for kind in ["StatefulSet", "Service", "ConfigMap"] {
         assert!(all.contains(&format!("\nkind: {kind}\n")), "no {kind}");
     }
@@ -240,16 +254,182 @@ fn the_kubernetes_manifests_match_the_api_schemas() {
         all.contains("\n  replicas: 1\n"),
         "one replica: the store is embedded"
     );
+
+    // Several front ends: stateless pods on a shared volume, the store's
+    // URL from a Secret, probed as the StatefulSet is.
+    let all = read_all(&front_ends);
+    for kind in [
+        "Deployment",
+        "Service",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+    ] {
+        assert!(all.contains(&format!("\nkind: {kind}\n")), "no {kind}");
+    }
+    assert!(!all.contains("\nkind: StatefulSet\n"));
+    assert!(all.contains("\n  replicas: 2\n"), "two front ends");
+    assert!(all.contains("accessModes: [\"ReadWriteMany\"]"));
+    assert!(
+        all.contains(
+            "- name: LIENTHONG_STORE\n              valueFrom:\n                secretKeyRef:\n"
+        ),
+        "the store's URL comes from a Secret"
+    );
+    assert_eq!(all.matches("grpc:\n              port: 8081\n").count(), 3);
 }
 
 #[test]
-fn the_compose_file_matches_the_compose_specification() {
-    let output = run(Command::new(venv_tool("check-jsonschema"))
-        .args(["--builtin-schema", "vendor.compose-spec"])
-        .arg(deploy("compose.yaml")));
+fn the_compose_files_match_the_compose_specification() {
+    for name in ["compose.yaml", "compose-postgres.yaml"] {
+        let output = run(Command::new(venv_tool("check-jsonschema"))
+            .args(["--builtin-schema", "vendor.compose-spec"])
+            .arg(deploy(name)));
+        assert!(
+            output.status.success(),
+            "check-jsonschema deploy/{name}:\n{}",
+            report(&output)
+        );
+    }
+    // The database's password is never in the file: it must be given.
+    let text = std::fs::read_to_string(deploy("compose-postgres.yaml")).unwrap();
+    let placeholder = "${LIENTHONG_PG_PASSWORD:?set LIENTHONG_PG_PASSWORD}";
+    assert!(text.contains(&format!("POSTGRES_PASSWORD: {placeholder}\n")));
+    assert!(text.contains(&format!(
+        "LIENTHONG_STORE: postgres://lienthong:{placeholder}@postgres:5432/lienthong\n"
+    )));
+    assert!(text.contains("\n    image: postgres:15\n"));
+    assert!(text.contains("[\"CMD\", \"pg_isready\""));
+}
+
+/// HAProxy as `bash tests/run` provides it.
+fn haproxy() -> PathBuf {
+    let haproxy = root().join("target/test-haproxy/haproxy");
     assert!(
-        output.status.success(),
-        "check-jsonschema deploy/compose.yaml:\n{}",
-        report(&output)
+        haproxy.exists(),
+        "{} is missing: run `bash tests/run`, which provides it",
+        haproxy.display()
     );
+    haproxy
+}
+
+/// What `haproxy -c` says of `config`: success, or the output. Warnings
+/// that the compose network's names do not resolve here are expected.
+fn haproxy_check(config: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("haproxy.cfg");
+    std::fs::write(&file, config).unwrap();
+    let output = run(Command::new(haproxy()).arg("-c").arg("-f").arg(&file));
+    let said = report(&output);
+    let unexpected = said
+        .lines()
+        .filter(|l| l.contains("[WARNING]") || l.contains("[ALERT]"))
+        .any(|l| !l.contains("could not resolve address 'front-end-"));
+    if output.status.success() && !unexpected {
+        Ok(())
+    } else {
+        Err(said)
+    }
+}
+
+#[test]
+fn the_balancer_configuration_passes_haproxy_check() {
+    let config = std::fs::read_to_string(deploy("haproxy.cfg")).unwrap();
+    if let Err(said) = haproxy_check(&config) {
+        panic!("haproxy -c -f deploy/haproxy.cfg:\n{said}");
+    }
+    // Layer 4: TLS passes through.
+    assert!(config.contains("\n    mode tcp\n"));
+    let compose = std::fs::read_to_string(deploy("compose-postgres.yaml")).unwrap();
+    for server in ["front-end-1", "front-end-2"] {
+        assert!(config.contains(&format!("    server {server} {server}:50051\n")));
+        assert!(compose.contains(&format!("\n  {server}:\n")));
+    }
+    // The check sees a mistake.
+    let said = haproxy_check(&config.replace("inter 2s", "intre 2s")).expect_err("refused");
+    assert!(said.contains("intre"), "{said}");
+}
+
+/// HAProxy running `config` in the foreground; stopped on drop.
+struct Balancer(std::process::Child);
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        use rustix::process::{kill_process, Pid, Signal};
+        // SIGTERM: the master stops its worker, then itself.
+        let _ = kill_process(Pid::from_child(&self.0), Signal::TERM);
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts HAProxy on `config`, handing it `listener` as `fd@N` (so no
+/// port is given up and taken again), and waits for its readiness
+/// notification.
+fn start_balancer(config: &str, listener: &std::net::TcpListener, dir: &Path) -> Balancer {
+    use std::os::unix::net::UnixDatagram;
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, config).unwrap();
+    let notify = dir.join("notify");
+    let socket = UnixDatagram::bind(&notify).unwrap();
+    // The listener is inherited: it must survive exec. Other processes
+    // spawned meanwhile may inherit it too, which only keeps it open.
+    rustix::io::fcntl_setfd(listener, rustix::io::FdFlags::empty()).unwrap();
+    let spawned = Command::new(haproxy())
+        .args(["-Ws", "-db", "-f"])
+        .arg(&file)
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn();
+    rustix::io::fcntl_setfd(listener, rustix::io::FdFlags::CLOEXEC).unwrap();
+    let balancer = Balancer(spawned.expect("haproxy starts"));
+    // A bound on a wait for a signal, so that a HAProxy that never starts
+    // fails the test rather than hanging it.
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = socket.recv(&mut buf).unwrap_or_else(|e| {
+            let said = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+            panic!("no readiness notification from HAProxy ({e}):\n{said}")
+        });
+        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+            return balancer;
+        }
+    }
+}
+
+/// Through the balancer of compose-postgres.yaml, as configured: TLS ends
+/// in the front end, which names each caller from its own certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_balancer_each_client_is_named_by_its_own_certificate() {
+    use std::os::fd::AsRawFd;
+    let server = crate::common::TestServer::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = std::fs::read_to_string(deploy("haproxy.cfg")).unwrap();
+    let bind = "\n    bind :50051\n";
+    assert!(config.contains(bind));
+    let mut config = config.replace(bind, &format!("\n    bind fd@{}\n", listener.as_raw_fd()));
+    for server_name in ["front-end-1:50051", "front-end-2:50051"] {
+        assert!(config.contains(server_name));
+        config = config.replace(server_name, &server.addr().to_string());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let _balancer = start_balancer(&config, &listener, dir.path());
+
+    let url = format!("https://127.0.0.1:{port}");
+    for org in ["xa-van-nham", "ubnd-huyen"] {
+        let channel = crate::common::channel_to(&url, &server.pki(), org, None).await;
+        let directory = lienthong::pb::exchange_client::ExchangeClient::new(channel)
+            .get_directory(lienthong::pb::GetDirectoryRequest {})
+            .await
+            .expect("directory through the balancer")
+            .into_inner();
+        assert_eq!(
+            directory.caller.map(|c| c.alias),
+            Some(org.to_string()),
+            "the front end saw {org}'s certificate"
+        );
+    }
 }
