@@ -32,15 +32,16 @@ impl ServiceKey {
     /// Loads the service key from `dir`, creating it on first start.
     pub fn load_or_create(dir: &Path) -> Result<ServiceKey, String> {
         let private = dir.join(PRIVATE_FILE);
-        let key = if private.exists() {
-            let text = std::fs::read_to_string(&private)
-                .map_err(|e| format!("cannot read {}: {e}", private.display()))?;
-            SigningKey::from_pem(&text).map_err(|e| format!("{}: {e}", private.display()))?
-        } else {
+        if !private.exists() {
             let text = SigningKey::generate_ed25519_pem().map_err(|e| e.to_string())?;
+            // Several front ends may start together on one shared data
+            // directory: the first key in place wins, whole, and the
+            // others read it (see `write_private`).
             write_private(&private, &text)?;
-            SigningKey::from_pem(&text).map_err(|e| e.to_string())?
-        };
+        }
+        let text = std::fs::read_to_string(&private)
+            .map_err(|e| format!("cannot read {}: {e}", private.display()))?;
+        let key = SigningKey::from_pem(&text).map_err(|e| format!("{}: {e}", private.display()))?;
         if key.algorithm() != crypto::Algorithm::Ed25519 {
             return Err(format!(
                 "{}: the service key must be Ed25519",
@@ -80,8 +81,16 @@ impl ServiceKey {
     }
 }
 
+/// Writes a new private key file at `path`, readable by its owner only,
+/// unless one is there already (then that one stands). Written whole to a
+/// file of its own, synced, then linked into place: a link never replaces
+/// a file, and nobody ever reads a half-written key.
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
+    // Unique to this process and call: several may be writing at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("new-{}-{call}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -89,12 +98,22 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let written = options
+        .open(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())
+                .and_then(|_| file.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+        });
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(()),
+        // Another process put its key there first: it stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 /// Seals receipts inside the store's commit.
@@ -214,5 +233,43 @@ impl Sealer for Notary {
             signature,
         }
         .encode_to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceKey;
+
+    /// Front ends starting together on one shared data directory end up
+    /// with one service key, whoever wrote it.
+    #[test]
+    fn front_ends_starting_together_share_one_service_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("tmp");
+            let ids: Vec<String> = std::thread::scope(|scope| {
+                let starts: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            ServiceKey::load_or_create(dir.path())
+                                .expect("service key")
+                                .key_id()
+                                .to_string()
+                        })
+                    })
+                    .collect();
+                starts
+                    .into_iter()
+                    .map(|s| s.join().expect("thread"))
+                    .collect()
+            });
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().contains(".new-"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
     }
 }
