@@ -70,6 +70,11 @@ impl TestDatabase {
     /// The URL of this database: the cluster's, with its database (the
     /// last part of the path) replaced.
     pub fn url(&self) -> PostgresUrl {
+        PostgresUrl::parse(&self.url_text()).expect("the test database's URL")
+    }
+
+    /// [`TestDatabase::url`] as text, as a command line takes it.
+    pub fn url_text(&self) -> String {
         let cluster = cluster_url();
         let (base, query) = match cluster.split_once('?') {
             Some((base, query)) => (base, format!("?{query}")),
@@ -78,8 +83,7 @@ impl TestDatabase {
         let (server, _) = base
             .rsplit_once('/')
             .unwrap_or_else(|| panic!("{VARIABLE} must be a URL postgres://…/DATABASE"));
-        PostgresUrl::parse(&format!("{server}/{}{query}", self.name))
-            .expect("the test database's URL")
+        format!("{server}/{}{query}", self.name)
     }
 }
 
