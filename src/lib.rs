@@ -13,7 +13,8 @@
 //!   and `config` (its configuration: flags, environment, file),
 //!   and the client commands (`send`, `inbox`, `outbox`, `show`, `register`,
 //!   `watch`, `verify`, `directory`, `archive`, `pki`, `bench`, `fill`,
-//!   `report`, `demo`), and the operator's (`backup`, `restore`, `reload`).
+//!   `report`, `demo`), and the operator's (`backup`, `restore`, `reload`,
+//!   `migrate`).
 //! - [`compare`] (feature `jetstream`): the bench's workloads against NATS
 //!   JetStream.
 //! - [`bench`]: the load generator behind `lienthong bench`, and the
@@ -22,6 +23,8 @@
 //!   real API, for showing the service.
 //! - [`fill`]: `lienthong fill`: signed documents straight into a stopped
 //!   server's store, for measuring at scale.
+//! - [`migrate`]: `lienthong migrate`: a stopped server's embedded store
+//!   copied into PostgreSQL, entry for entry, and the copy verified.
 //! - [`process`]: a `lienthong serve` child process with a readiness signal,
 //!   for `bench` and the tests.
 //! - [`client`]: connecting and building requests, shared by the command
@@ -134,6 +137,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod merkle;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
 pub mod paper;
 pub mod pki;

@@ -10,6 +10,7 @@
 //! interface, so the audit works on any engine.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -17,12 +18,16 @@ use crate::crypto::{self, PublicKey};
 use crate::error::{Error, Result};
 use crate::merkle::{appended_nodes, leaf_hash, node_hash, Hash};
 use crate::pb;
+use crate::store::engine::Engine;
 use crate::store::{self, DocId, Store, StoreEngine, StoreOptions};
 
 #[derive(Debug, Default)]
 pub struct AuditReport {
     pub leaves: u64,
     pub checkpoints: u64,
+    /// The root recomputed from the leaves checked (`None` for an empty
+    /// archive, or when the audit stopped at a problem).
+    pub root: Option<Hash>,
     /// The first mismatch, if any.
     pub problem: Option<String>,
 }
@@ -38,15 +43,7 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport> {
 /// audited while front ends write to it: the audit reads up to the archive
 /// size it finds first), with the service key of `data_dir`.
 pub fn audit_store(data_dir: &Path, engine: &StoreEngine) -> Result<AuditReport> {
-    let pem_path = data_dir.join(crate::receipt::PUBLIC_FILE);
-    let pem_text = std::fs::read_to_string(&pem_path)
-        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))?;
-    let service = pem::parse(pem_text)
-        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))
-        .and_then(|b| {
-            PublicKey::from_spki_der(b.contents())
-                .map_err(|e| Error::storage(format!("{}: {e}", pem_path.display())))
-        })?;
+    let service = service_public_key(data_dir)?;
     let options = StoreOptions {
         engine: engine.clone(),
         ..StoreOptions::default()
@@ -57,13 +54,71 @@ pub fn audit_store(data_dir: &Path, engine: &StoreEngine) -> Result<AuditReport>
         )),
         StoreEngine::Postgres(_) => e,
     })?;
-    let store = Store::open_read_only(engine, &data_dir.join("attachments"))?;
+    audit_engine(service, engine, &data_dir.join("attachments"))
+}
+
+/// [`audit`] of a store already open on `engine`, against the service key
+/// `service` (attachment files in `attachments_dir`). Nothing is written.
+pub fn audit_engine(
+    service: PublicKey,
+    engine: Arc<dyn Engine>,
+    attachments_dir: &Path,
+) -> Result<AuditReport> {
+    let store = Store::open_read_only(engine, attachments_dir)?;
     Auditor {
         store: &store,
         service,
         last: vec![None; 64],
     }
     .run()
+}
+
+/// The public half of the service key kept in the data directory
+/// `data_dir`, which signed its receipts and checkpoints.
+pub fn service_public_key(data_dir: &Path) -> Result<PublicKey> {
+    let pem_path = data_dir.join(crate::receipt::PUBLIC_FILE);
+    let pem_text = std::fs::read_to_string(&pem_path)
+        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))?;
+    pem::parse(pem_text)
+        .map_err(|e| Error::storage_from(pem_path.display().to_string(), e))
+        .and_then(|b| {
+            PublicKey::from_spki_der(b.contents())
+                .map_err(|e| Error::storage(format!("{}: {e}", pem_path.display())))
+        })
+}
+
+/// The document receipt `receipt` (an encoded `Receipt`), if `signature`
+/// is the service's over it; else why not.
+pub fn verified_receipt(
+    service: &PublicKey,
+    receipt: &[u8],
+    signature: &[u8],
+) -> std::result::Result<pb::Receipt, String> {
+    let decoded =
+        pb::Receipt::decode(receipt).map_err(|e| format!("the receipt does not decode: {e}"))?;
+    if !service.verify(
+        &crypto::receipt_message(&decoded.service_key_id, receipt),
+        signature,
+    ) {
+        return Err("the receipt's signature does not verify".into());
+    }
+    Ok(decoded)
+}
+
+/// The root of the tree of `size` leaves from the last perfect subtree
+/// completed at each level (`last`, as the audit keeps them).
+fn composed_root(last: &[Option<Hash>], size: u64) -> std::result::Result<Option<Hash>, u32> {
+    let mut root: Option<Hash> = None;
+    for level in 0..64u32 {
+        if size >> level & 1 == 1 {
+            let node = last.get(level as usize).copied().flatten().ok_or(level)?;
+            root = Some(match root {
+                None => node,
+                Some(right) => node_hash(&node, &right),
+            });
+        }
+    }
+    Ok(root)
 }
 
 struct Auditor<'a> {
@@ -92,6 +147,8 @@ impl Auditor<'_> {
                 }
             }
         }
+        report.root = composed_root(&self.last, size)
+            .map_err(|level| Error::storage(format!("no subtree at level {level} for the root")))?;
         Ok(report)
     }
 
@@ -150,18 +207,10 @@ impl Auditor<'_> {
         id: DocId,
         sealed: &pb::SealedReceipt,
     ) -> Result<Option<String>> {
-        let receipt = match pb::Receipt::decode(sealed.receipt.as_slice()) {
+        let receipt = match verified_receipt(&self.service, &sealed.receipt, &sealed.signature) {
             Ok(receipt) => receipt,
-            Err(e) => return Ok(Some(format!("leaf {i}: its receipt does not decode: {e}"))),
+            Err(why) => return Ok(Some(format!("leaf {i}: {why}"))),
         };
-        if !self.service.verify(
-            &crypto::receipt_message(&receipt.service_key_id, &sealed.receipt),
-            &sealed.signature,
-        ) {
-            return Ok(Some(format!(
-                "leaf {i}: the receipt's signature does not verify"
-            )));
-        }
         if self.store.archive_index(&id)? != Some(i) {
             return Ok(Some(format!(
                 "leaf {i}: the index does not point back to it"
@@ -250,18 +299,12 @@ impl Auditor<'_> {
             Ok(c) => c,
             Err(e) => return problem(format!("its signed bytes do not decode: {e}")),
         };
-        let mut root: Option<Hash> = None;
-        for level in 0..64u32 {
-            if size >> level & 1 == 1 {
-                let Some(node) = self.last[level as usize] else {
-                    return problem(format!("no subtree at level {level} to compose its root"));
-                };
-                root = Some(match root {
-                    None => node,
-                    Some(right) => node_hash(&node, &right),
-                });
+        let root = match composed_root(&self.last, size) {
+            Ok(root) => root,
+            Err(level) => {
+                return problem(format!("no subtree at level {level} to compose its root"))
             }
-        }
+        };
         let signature_holds = self.service.verify(
             &crypto::checkpoint_message(&c.service_key_id, &signed.checkpoint),
             &signed.signature,

@@ -26,6 +26,7 @@ mod layers;
 mod lifecycle;
 mod login;
 mod mailbox;
+mod migrate;
 mod output;
 mod overdue;
 mod paper;
@@ -140,6 +141,10 @@ enum Command {
     /// Make a running server read its certificates, client CA and signing
     /// keys again, as an operator (--as admin); SIGHUP does the same.
     Reload(reload::ReloadArgs),
+    /// Copy a stopped server's embedded store into PostgreSQL and verify
+    /// the copy (entries, documents, receipts, the archive's root); run
+    /// again, it completes or repeats the copy.
+    Migrate(migrate::MigrateArgs),
     /// List the 29 document types: code, abbreviation and Vietnamese name.
     Types(types::TypesArgs),
     /// Remember the PKI folder, organisation and server for later commands
@@ -211,6 +216,7 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(*args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Reload(args) => reload::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Types(args) => types::run(args),
             Command::Login(args) => login::login(args),
             Command::Whoami(args) => login::whoami(args),

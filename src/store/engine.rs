@@ -209,3 +209,59 @@ pub fn last(engine: &dyn Engine, space: Space) -> Result<Option<Entry>> {
         .into_iter()
         .next())
 }
+
+/// The smallest key after `key`: where a scan resumes after it.
+pub fn after_key(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+/// Every committed entry of one keyspace in key order, read a page (one
+/// [`Engine::scan`]) at a time. Unlike a [`Snapshot`], the pages are not
+/// read at one instant: for an engine no one else writes to meanwhile.
+pub struct Walk<'a> {
+    engine: &'a dyn Engine,
+    space: Space,
+    page: usize,
+    /// Where the next page starts; `None` once the last one was read.
+    from: Option<Vec<u8>>,
+    ready: std::vec::IntoIter<Entry>,
+}
+
+impl<'a> Walk<'a> {
+    pub fn new(engine: &'a dyn Engine, space: Space, page: usize) -> Walk<'a> {
+        Walk {
+            engine,
+            space,
+            page: page.max(1),
+            from: Some(Vec::new()),
+            ready: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.ready.next() {
+            return Some(Ok(entry));
+        }
+        // A failed read ends the walk: `from` stays taken.
+        let from = self.from.take()?;
+        let page = match self
+            .engine
+            .scan(self.space, &from, None, Order::Ascending, self.page)
+        {
+            Ok(page) => page,
+            Err(e) => return Some(Err(e)),
+        };
+        if page.len() == self.page {
+            self.from = page.last().map(|(key, _)| after_key(key));
+        }
+        self.ready = page.into_iter();
+        self.ready.next().map(Ok)
+    }
+}

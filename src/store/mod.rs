@@ -166,7 +166,8 @@ use files::AttachmentFiles;
 use uploads::UploadFiles;
 pub use uploads::{FoundPartial, PartialFile, UploadKey};
 
-const SCHEMA: &[u8] = b"lienthong-store-2";
+/// The `meta` key `"schema"` of a store this build wrote.
+pub const SCHEMA: &[u8] = b"lienthong-store-2";
 
 /// Attachments up to this size stay inside the engine. Larger values would
 /// make sled rewrite whole leaves as unsynced blob files (a leaf holds up to

@@ -32,6 +32,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod metrics;
+mod migrate;
 mod notifications;
 mod numbering;
 mod outside;

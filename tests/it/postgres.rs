@@ -54,7 +54,7 @@ fn a_server_that_acknowledges_before_the_disk_is_refused() {
     .expect("reset");
     let url = PostgresUrl::parse(&format!(
         "{}?options=-c%20synchronous_commit%3Doff",
-        url_text(&database)
+        database.url_text()
     ))
     .expect("url");
     assert!(error_of(&url).contains("synchronous_commit = off"));
@@ -62,15 +62,10 @@ fn a_server_that_acknowledges_before_the_disk_is_refused() {
     // `local` waits for this machine's disk, as the embedded store does.
     let url = PostgresUrl::parse(&format!(
         "{}?options=-c%20synchronous_commit%3Dlocal",
-        url_text(&database)
+        database.url_text()
     ))
     .expect("url");
     PostgresEngine::open(&url).expect("synchronous_commit = local is accepted");
-}
-
-/// The database's URL as text (the cluster's with this database).
-fn url_text(database: &TestDatabase) -> String {
-    database.url_text()
 }
 
 /// Two engines are two front ends. Each commits read-then-increment

@@ -217,14 +217,6 @@ async fn check_durability(client: &Client, at: &str) -> Result<()> {
     Ok(())
 }
 
-/// The smallest key after `key`.
-fn after_key(key: &[u8]) -> Vec<u8> {
-    let mut next = Vec::with_capacity(key.len() + 1);
-    next.extend_from_slice(key);
-    next.push(0);
-    next
-}
-
 fn row_bytes(row: &tokio_postgres::Row, column: usize, space: Space) -> Result<Vec<u8>> {
     row.try_get::<_, Vec<u8>>(column).map_err(|e| {
         Error::storage_from(

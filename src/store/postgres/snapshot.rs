@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::pool::{block_on, Conn};
 use crate::error::Result;
-use crate::store::engine::{Entry, Space};
+use crate::store::engine::{after_key, Entry, Space};
 
 /// Rows read at a time.
 const PAGE: i64 = 512;
@@ -58,7 +58,7 @@ impl PgSnapshot {
             self.space += 1;
             self.from = Vec::new();
         } else if let Some((last, _)) = page.last() {
-            self.from = super::after_key(last);
+            self.from = after_key(last);
         }
         self.ready
             .extend(page.into_iter().map(|entry| (space, entry)));

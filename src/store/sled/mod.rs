@@ -239,6 +239,16 @@ impl Engine for SledEngine {
     }
 }
 
+/// What [`open_sled`] says when another owner holds the store.
+const LOCKED: &str =
+    "the store is locked by another process (is a server running on this data directory?)";
+
+/// Whether `e` is [`open_sled`]'s refusal of a store that another process
+/// (a running server) holds.
+pub fn is_locked(e: &Error) -> bool {
+    matches!(e, Error::Storage(s) if s.what == LOCKED)
+}
+
 /// Opens sled, waiting up to ten seconds for a previous owner of the
 /// directory to let go of its lock: sled's I/O threads release it a moment
 /// after the process (or, in one process, the store) that held it is gone,
@@ -250,7 +260,8 @@ pub fn open_sled(config: ::sled::Config) -> Result<Db> {
         match config.open() {
             // sled reports a held lock as ErrorKind::Other with this text.
             Err(::sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
             {
                 if !said {
                     // Not silently: another server on the same data holds
@@ -263,10 +274,7 @@ pub fn open_sled(config: ::sled::Config) -> Result<Db> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(::sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                return Err(Error::storage_from(
-                    "the store is locked by another process (is a server running on this data directory?)",
-                    e,
-                ))
+                return Err(Error::storage_from(LOCKED, e))
             }
             Err(e) => return Err(sled_error("opening the database", e)),
             Ok(db) => return Ok(db),

@@ -226,6 +226,16 @@ pub async fn proof_that_verifies(
     client: &mut Client,
     id: &str,
 ) -> pb::InclusionProof {
+    proof_that_verifies_with(&server.pki(), client, id).await
+}
+
+/// [`proof_that_verifies`] against the service key of the PKI `pki` (a
+/// server whose data directory is not its test directory).
+pub async fn proof_that_verifies_with(
+    pki: &PkiPaths,
+    client: &mut Client,
+    id: &str,
+) -> pb::InclusionProof {
     let proof = client
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             document_id: id.into(),
@@ -240,7 +250,7 @@ pub async fn proof_that_verifies(
         .await
         .expect("keys")
         .into_inner();
-    let trusted = lienthong::evidence::read_public_key(&server.pki().service_key()).expect("key");
+    let trusted = lienthong::evidence::read_public_key(&pki.service_key()).expect("key");
     let file = lienthong::archive::proof::ProofFile::Inclusion(
         lienthong::archive::proof::InclusionFile::new(id, &proof, keys.service_key.as_ref())
             .expect("proof file"),

@@ -73,7 +73,7 @@ impl TestDatabase {
         PostgresUrl::parse(&self.url_text()).expect("the test database's URL")
     }
 
-    /// [`TestDatabase::url`] as text (for a command line).
+    /// [`TestDatabase::url`] as text, as a command line takes it.
     pub fn url_text(&self) -> String {
         let cluster = cluster_url();
         let (base, query) = match cluster.split_once('?') {
