@@ -1,10 +1,12 @@
 //! `lienthong bench`: a load generator over real mutual TLS.
 //!
 //! N concurrent clients send documents of a given size to a given recipient
-//! set, for a given time or count, against a server it starts itself (a child
-//! process on a temporary data directory, so that the server's own CPU time
-//! and peak memory can be read from /proc) or one given by URL. It reports
-//! documents/s, MB/s, acknowledgement latency percentiles and the machine.
+//! set, for a given time or count, against servers it starts itself (child
+//! processes on a temporary data directory, so that the servers' own CPU time
+//! and peak memory can be read from /proc: one, or several front ends on one
+//! PostgreSQL store) or ones given by URL. Clients are spread over the
+//! servers in turn. It reports documents/s, MB/s, acknowledgement latency
+//! percentiles and the machine.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,8 +46,15 @@ impl Operation {
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// `None`: start a server.
-    pub server: Option<String>,
+    /// Servers to measure, clients spread over them in turn; none: start
+    /// `front_ends` servers.
+    pub servers: Vec<String>,
+    /// With servers of its own: the store they share (`postgres://…`);
+    /// `None`: one server on the embedded store.
+    pub store: Option<String>,
+    /// With servers of its own: how many, on one data directory and
+    /// `store` (more than one needs `store`).
+    pub front_ends: usize,
     pub pki: PathBuf,
     pub clients: usize,
     pub duration: Duration,
@@ -61,8 +70,36 @@ pub struct BenchOptions {
     pub subscribers: usize,
     /// What the clients do.
     pub operation: Operation,
-    /// The pid of an external server, to read its CPU time and peak RSS.
-    pub server_pid: Option<u32>,
+    /// The pids of the servers given, to read their CPU time and peak RSS.
+    pub server_pids: Vec<u32>,
+}
+
+/// The servers a run measures.
+struct Servers {
+    urls: Vec<String>,
+    pki: PathBuf,
+    /// Known only for servers started here or given with their pids.
+    pids: Vec<u32>,
+}
+
+impl Servers {
+    /// The server of the `i`-th client: each in turn.
+    fn url(&self, i: usize) -> &str {
+        &self.urls[i % self.urls.len()]
+    }
+
+    /// Their CPU time in all, if every one can be read.
+    fn cpu_seconds(&self) -> Option<f64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+    }
+
+    /// The largest peak RSS among them.
+    fn peak_rss(&self) -> Option<u64> {
+        self.pids.iter().filter_map(|pid| peak_rss(*pid)).max()
+    }
 }
 
 /// The figures of one run.
@@ -74,8 +111,12 @@ pub struct BenchReport {
     pub bytes_per_document: usize,
     pub recipients: usize,
     pub latencies: Vec<Duration>,
+    /// The servers' CPU time in all.
     pub server_cpu_seconds: Option<f64>,
+    /// The largest of the servers' peak RSS.
     pub server_peak_rss_bytes: Option<u64>,
+    /// Acknowledged operations per server, in the order of the URLs.
+    pub per_server: Vec<u64>,
     /// Delay from acknowledgement to each subscriber's receipt of the event;
     /// zero where the event arrived before the sender had its reply.
     pub notify_delays: Vec<Duration>,
@@ -104,22 +145,29 @@ impl BenchReport {
             latencies: Vec::new(),
             server_cpu_seconds: None,
             server_peak_rss_bytes: None,
+            per_server: Vec::new(),
             notify_delays: Vec::new(),
             notify_expected: 0,
             first_error: None,
         }
     }
 
-    /// Closes the run: its length, the sorted latencies, and the server's
-    /// CPU time since `cpu_before` and peak memory, when its pid is known.
-    fn finish(&mut self, started: Instant, pid: Option<u32>, cpu_before: Option<f64>) {
+    /// Closes the run: its length, the sorted latencies, and the servers'
+    /// CPU time since `cpu_before` and peak memory, when their pids are known.
+    fn finish(&mut self, started: Instant, servers: &Servers, cpu_before: Option<f64>) {
         self.seconds = started.elapsed().as_secs_f64();
         self.documents = self.latencies.len() as u64;
         self.latencies.sort_unstable();
-        if let (Some(pid), Some(before)) = (pid, cpu_before) {
-            self.server_cpu_seconds = cpu_seconds(pid).map(|after| after - before);
-            self.server_peak_rss_bytes = peak_rss(pid);
+        if let Some(before) = cpu_before {
+            self.server_cpu_seconds = servers.cpu_seconds().map(|after| after - before);
+            self.server_peak_rss_bytes = servers.peak_rss();
         }
+    }
+
+    /// Counts `done` operations of the `i`-th client against its server.
+    fn count_for(&mut self, servers: &Servers, i: usize, done: usize) {
+        self.per_server.resize(servers.urls.len(), 0);
+        self.per_server[i % servers.urls.len()] += done as u64;
     }
 
     fn percentile(&self, p: f64) -> f64 {
@@ -135,6 +183,8 @@ impl BenchReport {
             "machine": machine(),
             "operation": options.operation.unit(),
             "clients": options.clients,
+            "servers": self.per_server.len(),
+            "per_server": self.per_server,
             "document_bytes": self.bytes_per_document,
             "recipients": self.recipients,
             "documents": self.documents,
@@ -165,11 +215,16 @@ impl BenchReport {
 
     pub fn to_text(&self, options: &BenchOptions) -> String {
         let mut text = format!(
-            "{} clients, {} bytes per document, {} recipients, {:.1} s on {}\n\
+            "{} clients{}, {} bytes per document, {} recipients, {:.1} s on {}\n\
              {}: {} acknowledged, {} failed{}\n\
              throughput: {:.0} {}/s, {:.1} MB/s\n\
              ack latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n",
             options.clients,
+            if self.per_server.len() > 1 {
+                format!(" over {} servers", self.per_server.len())
+            } else {
+                String::new()
+            },
             self.bytes_per_document,
             self.recipients,
             self.seconds,
@@ -202,7 +257,12 @@ impl BenchReport {
         }
         if let (Some(cpu), Some(rss)) = (self.server_cpu_seconds, self.server_peak_rss_bytes) {
             text.push_str(&format!(
-                "server: {:.1} CPU s ({:.0} µs per {}), peak RSS {:.1} MiB\n",
+                "server{}: {:.1} CPU s ({:.0} µs per {}), peak RSS {:.1} MiB\n",
+                if self.per_server.len() > 1 {
+                    "s in all"
+                } else {
+                    ""
+                },
                 cpu,
                 cpu * 1e6 / self.documents.max(1) as f64,
                 options.operation.unit().trim_end_matches('s'),
@@ -267,47 +327,54 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
 }
 
 pub async fn run(options: &BenchOptions) -> Result<BenchReport, String> {
-    // A server of its own: a child process on a temporary data directory,
+    // Servers of its own: child processes on one temporary data directory,
     // killed and reaped when `spawned` is dropped.
-    let (_data, spawned) = match &options.server {
-        None => {
-            let data = tempfile::tempdir()
-                .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-            let exe =
-                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-            // It measures the server, not the send rate per organisation.
-            let spawned = ServeProcess::start(&exe, data.path(), &["--org-sends-per-minute", "0"])?;
-            (Some(data), Some(spawned))
+    let mut spawned = Vec::new();
+    let _data = if options.servers.is_empty() {
+        if options.front_ends > 1 && options.store.is_none() {
+            return Err("several front ends need a shared store: give --store postgres://…".into());
         }
-        Some(_) => (None, None),
+        let data =
+            tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        // It measures the server, not the send rate per organisation.
+        let mut args = vec!["--org-sends-per-minute", "0"];
+        if let Some(store) = &options.store {
+            args.extend(["--store", store.as_str()]);
+        }
+        // One after the other: the first makes the development PKI and the
+        // service key that the others then read.
+        for _ in 0..options.front_ends.max(1) {
+            spawned.push(ServeProcess::start(&exe, data.path(), &args)?);
+        }
+        Some(data)
+    } else {
+        None
     };
-    let (url, pki_dir) = match (&spawned, &options.server) {
-        (Some(s), _) => (s.url.clone(), s.ready.pki.clone().unwrap_or_default()),
-        (None, Some(url)) => (url.clone(), options.pki.clone()),
-        (None, None) => return Err("no server".into()),
+    let servers = match spawned.first() {
+        Some(first) => Servers {
+            urls: spawned.iter().map(|s| s.url.clone()).collect(),
+            pki: first.ready.pki.clone().unwrap_or_default(),
+            pids: spawned.iter().map(|s| s.child.id()).collect(),
+        },
+        None => Servers {
+            urls: options.servers.clone(),
+            pki: options.pki.clone(),
+            pids: options.server_pids.clone(),
+        },
     };
-    let pid = spawned
-        .as_ref()
-        .map(|s| s.child.id())
-        .or(options.server_pid);
-    drive(options, &url, &pki_dir, pid).await
+    drive(options, &servers).await
 }
 
-async fn drive(
-    options: &BenchOptions,
-    url: &str,
-    pki_dir: &Path,
-    pid: Option<u32>,
-) -> Result<BenchReport, String> {
+async fn drive(options: &BenchOptions, servers: &Servers) -> Result<BenchReport, String> {
+    let pki_dir = servers.pki.as_path();
     if options.clients == 0 || options.senders.is_empty() {
         return Err("bench needs at least one client and one sender".into());
     }
     match options.operation {
         Operation::Send => {}
-        Operation::Inbox => return drive_inbox(options, url, pki_dir, pid).await,
-        Operation::Status { prepare } => {
-            return drive_statuses(options, url, pki_dir, pid, prepare).await
-        }
+        Operation::Inbox => return drive_inbox(options, servers).await,
+        Operation::Status { prepare } => return drive_statuses(options, servers, prepare).await,
     }
     let content: Vec<u8> = (0..options.size).map(|i| (i % 251) as u8).collect();
     let attachments = if options.size > 0 {
@@ -324,9 +391,9 @@ async fn drive(
         let sender = options.senders[i % options.senders.len()].clone();
         let signer =
             pki::find_signing_key(&PkiPaths::new(pki_dir), &sender).map_err(|e| e.to_string())?;
-        let mut client = connect_as(url, pki_dir, &sender).await?;
+        let mut client = connect_as(servers.url(i), pki_dir, &sender).await?;
         let notation = notation(&mut client).await?;
-        clients.push((sender, notation, Arc::new(signer), client));
+        clients.push((i, sender, notation, Arc::new(signer), client));
     }
     // Every document needs a number unique for its sender in the year.
     let base = crate::clock::now_ms() as u64 % 10_000_000_000 * 5;
@@ -334,12 +401,12 @@ async fn drive(
     let sent = Arc::new(AtomicU64::new(0));
     let date = crate::clock::format_date(crate::clock::today());
     let acks: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
-    let (stop_subscribers, subscribers) = subscribe_all(options, url, pki_dir).await?;
-    let cpu_before = pid.and_then(cpu_seconds);
+    let (stop_subscribers, subscribers) = subscribe_all(options, servers).await?;
+    let cpu_before = servers.cpu_seconds();
     let started = Instant::now();
     let deadline = started + options.duration;
     let mut tasks = Vec::with_capacity(clients.len());
-    for (sender, notation, signer, mut client) in clients {
+    for (i, sender, notation, signer, mut client) in clients {
         let (attachments, next_number, sent, date) = (
             attachments.clone(),
             next_number.clone(),
@@ -406,13 +473,14 @@ async fn drive(
                     }
                 }
             }
-            (latencies, errors, first_error, recipients)
+            (i, latencies, errors, first_error, recipients)
         }));
     }
     let mut report = BenchReport::new(options.size);
     for task in tasks {
-        let (latencies, errors, first_error, recipients) =
+        let (i, latencies, errors, first_error, recipients) =
             task.await.map_err(|e| format!("a client failed: {e}"))?;
+        report.count_for(servers, i, latencies.len());
         report.latencies.extend(latencies);
         report.errors += errors;
         if report.first_error.is_none() {
@@ -420,7 +488,7 @@ async fn drive(
         }
         report.recipients = report.recipients.max(recipients);
     }
-    report.finish(started, pid, cpu_before);
+    report.finish(started, servers, cpu_before);
     report.notify_expected = report.documents * options.subscribers as u64;
     // Let the last notifications arrive (at most a few seconds), then stop.
     let drain_until = Instant::now() + Duration::from_secs(5);
@@ -468,22 +536,17 @@ pub async fn notation(
 
 /// Clients acting as the first recipient read the first page of its inbox
 /// (50 entries, each with its document's summary) over and over.
-async fn drive_inbox(
-    options: &BenchOptions,
-    url: &str,
-    pki_dir: &Path,
-    pid: Option<u32>,
-) -> Result<BenchReport, String> {
+async fn drive_inbox(options: &BenchOptions, servers: &Servers) -> Result<BenchReport, String> {
     let org = options.to.first().ok_or("bench needs --to")?.clone();
     let mut clients = Vec::with_capacity(options.clients);
-    for _ in 0..options.clients {
-        clients.push(connect_as(url, pki_dir, &org).await?);
+    for i in 0..options.clients {
+        clients.push((i, connect_as(servers.url(i), &servers.pki, &org).await?));
     }
-    let cpu_before = pid.and_then(cpu_seconds);
+    let cpu_before = servers.cpu_seconds();
     let started = Instant::now();
     let deadline = started + options.duration;
     let mut tasks = Vec::new();
-    for mut client in clients {
+    for (i, mut client) in clients {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -502,17 +565,18 @@ async fn drive_inbox(
                     Err(_) => errors += 1,
                 }
             }
-            (latencies, errors, entries)
+            (i, latencies, errors, entries)
         }));
     }
     let mut report = BenchReport::new(0);
     for t in tasks {
-        let (latencies, errors, entries) = t.await.map_err(|e| e.to_string())?;
+        let (i, latencies, errors, entries) = t.await.map_err(|e| e.to_string())?;
+        report.count_for(servers, i, latencies.len());
         report.latencies.extend(latencies);
         report.errors += errors;
         report.recipients = report.recipients.max(entries);
     }
-    report.finish(started, pid, cpu_before);
+    report.finish(started, servers, cpu_before);
     Ok(report)
 }
 
@@ -523,16 +587,15 @@ async fn drive_inbox(
 /// first sender, and not timed.
 async fn drive_statuses(
     options: &BenchOptions,
-    url: &str,
-    pki_dir: &Path,
-    pid: Option<u32>,
+    servers: &Servers,
     prepare: usize,
 ) -> Result<BenchReport, String> {
     use prost::Message;
+    let pki_dir = servers.pki.as_path();
     let sender = options.senders.first().ok_or("bench needs a sender")?;
     let signer =
         pki::find_signing_key(&PkiPaths::new(pki_dir), sender).map_err(|e| e.to_string())?;
-    let mut send_client = connect_as(url, pki_dir, sender).await?;
+    let mut send_client = connect_as(servers.url(0), pki_dir, sender).await?;
     let abbreviation = abbreviation(&mut send_client).await?;
     // The documents of each client, sent before the clock starts.
     let mut work: Vec<(String, Vec<String>)> = Vec::with_capacity(options.clients);
@@ -561,17 +624,18 @@ async fn drive_statuses(
         work.push((to, ids));
     }
     let mut clients = Vec::with_capacity(work.len());
-    for (to, ids) in work {
+    for (i, (to, ids)) in work.into_iter().enumerate() {
         let key = pki::find_signing_key(&PkiPaths::new(pki_dir), &to).map_err(|e| e.to_string())?;
-        clients.push((connect_as(url, pki_dir, &to).await?, key, to, ids));
+        let client = connect_as(servers.url(i), pki_dir, &to).await?;
+        clients.push((i, client, key, to, ids));
     }
-    let cpu_before = pid.and_then(cpu_seconds);
+    let cpu_before = servers.cpu_seconds();
     let started = Instant::now();
     let deadline = started + options.duration;
     let limit = options.count.unwrap_or(u64::MAX);
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for (mut client, key, org, ids) in clients {
+    for (i, mut client, key, org, ids) in clients {
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -617,20 +681,21 @@ async fn drive_statuses(
                     }
                 }
             }
-            (latencies, errors, first_error)
+            (i, latencies, errors, first_error)
         }));
     }
     let mut report = BenchReport::new(0);
     report.recipients = 1;
     for t in tasks {
-        let (latencies, errors, first_error) = t.await.map_err(|e| e.to_string())?;
+        let (i, latencies, errors, first_error) = t.await.map_err(|e| e.to_string())?;
+        report.count_for(servers, i, latencies.len());
         report.latencies.extend(latencies);
         report.errors += errors;
         if report.first_error.is_none() {
             report.first_error = first_error;
         }
     }
-    report.finish(started, pid, cpu_before);
+    report.finish(started, servers, cpu_before);
     Ok(report)
 }
 
@@ -646,8 +711,7 @@ fn delivered(logs: &[DeliveryLog]) -> u64 {
 /// each logging when every event arrives, until told to stop.
 async fn subscribe_all(
     options: &BenchOptions,
-    url: &str,
-    pki_dir: &Path,
+    servers: &Servers,
 ) -> Result<(tokio::sync::watch::Sender<bool>, Vec<DeliveryLog>), String> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut logs = Vec::new();
@@ -665,7 +729,7 @@ async fn subscribe_all(
     }
     for i in 0..options.subscribers {
         let org = &recipients[i % recipients.len()];
-        let mut client = connect_as(url, pki_dir, org).await?;
+        let mut client = connect_as(servers.url(i), &servers.pki, org).await?;
         let mut stream = client
             .subscribe(pb::SubscribeRequest {
                 after_seq: 0,

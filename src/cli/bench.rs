@@ -29,10 +29,19 @@ pub enum BenchCommand {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// Server URL; without it, bench starts a server of its own on a
-    /// temporary data directory and reports its CPU time and peak memory.
-    #[arg(long)]
-    pub server: Option<String>,
+    /// Server URL (repeatable: clients are spread over the servers in
+    /// turn); without it, bench starts servers of its own on a temporary
+    /// data directory and reports their CPU time and peak memory.
+    #[arg(long = "server", value_name = "URL")]
+    pub servers: Vec<String>,
+    /// With servers of its own: their store, a PostgreSQL database
+    /// (`postgres://…`), instead of the embedded one.
+    #[arg(long, value_name = "URL", conflicts_with = "servers")]
+    pub store: Option<String>,
+    /// With servers of its own: how many front ends to start, on one data
+    /// directory and the one --store.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "store")]
+    pub front_ends: usize,
     /// PKI folder of the given server.
     #[arg(long, default_value = crate::defaults::PKI_DIR)]
     pub pki: PathBuf,
@@ -67,9 +76,10 @@ pub struct LoadArgs {
     /// clock starts (each takes four changes).
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub prepare: usize,
-    /// The pid of the --server given, to report its CPU time and peak RSS.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The pid of a --server given (repeatable), to report the servers' CPU
+    /// time and peak RSS.
+    #[arg(long = "server-pid", value_name = "PID", requires = "servers")]
+    pub server_pids: Vec<u32>,
     /// Subscribers to the recipients' event streams (spread over them), to
     /// measure the delay from acknowledgement to notification.
     #[arg(long, default_value_t = 0)]
@@ -178,7 +188,9 @@ pub async fn run(command: BenchCommand) -> Result {
 
 async fn load(args: LoadArgs) -> Result {
     let options = crate::bench::BenchOptions {
-        server: args.server,
+        servers: args.servers,
+        store: args.store,
+        front_ends: args.front_ends,
         pki: args.pki,
         clients: args.clients,
         duration: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
@@ -194,7 +206,7 @@ async fn load(args: LoadArgs) -> Result {
             },
             _ => crate::bench::Operation::Send,
         },
-        server_pid: args.server_pid,
+        server_pids: args.server_pids,
     };
     let report = crate::bench::run(&options).await?;
     if args.json {

@@ -3,9 +3,12 @@
 //!
 //! Senders queue their job and wait. If no commit is running, the sender
 //! that queued becomes the *leader* and commits on its own thread: it takes
-//! everything queued (up to a batch limit), applies each job as its own
-//! transaction (the rules are in `commit`), makes the batch durable with one
-//! [`Engine::sync`], and only then answers each sender. Jobs queued while it
+//! everything queued (up to a batch limit), applies the jobs in one engine
+//! transaction, each apart in an overlay so that one refused job leaves
+//! nothing and fails no other (the rules are in `commit`), makes the batch
+//! durable with one [`Engine::sync`], and only then answers each sender.
+//! One transaction per batch rather than per job: on PostgreSQL, one
+//! advisory lock, one `COMMIT` and one WAL flush for the batch. Jobs queued while it
 //! worked wait for the next batch, whose leader is the first of their
 //! senders: the leader passes the role on and returns to its own request.
 //! One fsync covers many sends, and no reply leaves before its data is on
@@ -29,10 +32,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, Notify};
 
 use super::commit;
-use super::engine::{self, Engine, Space};
+use super::engine::{self, Engine, Space, Txn};
 use super::keys;
+use super::overlay::Overlay;
 use super::records::StoredEvent;
-use super::{CommitListener, NewDocument, NewStatus, Pending, Sealer, SendOutcome, StatusOutcome};
+use super::{
+    CommitListener, DocId, NewDocument, NewStatus, Pending, Sealer, SendOutcome, StatusOutcome,
+};
 use crate::error::{Error, Result};
 
 /// How many sends one flush covers at most.
@@ -453,34 +459,154 @@ impl Setup {
         })
     }
 
-    fn status(&self, new: &NewStatus) -> Result<(StatusOutcome, Vec<StoredEvent>)> {
-        engine::transact(self.engine.as_ref(), |txn| {
-            commit::status(
-                txn,
-                new,
-                self.sealer.as_ref(),
-                self.events_kept,
-                self.clock.now_ms(),
-            )
-        })
+    /// Applies one send or status change to `txn` by the rules.
+    fn apply(&self, txn: &mut dyn Txn, job: &Job) -> Result<Applied> {
+        let now = self.clock.now_ms();
+        let (sealer, kept) = (self.sealer.as_ref(), self.events_kept);
+        match job {
+            Job::Send { new, .. } => commit::send(txn, new, sealer, kept, now)
+                .map(|(outcome, events)| Applied::Send(outcome, events)),
+            Job::Status { new, .. } => commit::status(txn, new, sealer, kept, now)
+                .map(|(outcome, events)| Applied::Status(outcome, events)),
+            Job::Checkpoint { .. } | Job::Snapshot { .. } => Err(Error::storage(
+                "a checkpoint or snapshot was applied as a write",
+            )),
+        }
     }
 
-    fn send(&self, new: &NewDocument) -> Result<(SendOutcome, Vec<StoredEvent>)> {
-        engine::transact(self.engine.as_ref(), |txn| {
-            commit::send(
-                txn,
-                new,
-                self.sealer.as_ref(),
-                self.events_kept,
-                self.clock.now_ms(),
-            )
-        })
+    /// Applies a group of sends and status changes in one engine
+    /// transaction, each job apart in an [`Overlay`]: a job the rules refuse
+    /// leaves nothing and fails no other. If the transaction itself fails
+    /// (the engine, not the rules), each job is tried again in a
+    /// transaction of its own, so that one job's storage failure is its
+    /// own.
+    fn apply_group(
+        &self,
+        group: Vec<Job>,
+        answers: &mut Vec<Answer>,
+        events: &mut Vec<StoredEvent>,
+    ) {
+        if group.is_empty() {
+            return;
+        }
+        let mut outcomes: Vec<Result<Applied>> = Vec::with_capacity(group.len());
+        let together = self.engine.transact(&mut |txn| {
+            // The engine may run this again: start over.
+            outcomes.clear();
+            for job in &group {
+                let mut overlay = Overlay::new(&mut *txn);
+                match self.apply(&mut overlay, job) {
+                    Ok(applied) => {
+                        overlay.apply()?;
+                        outcomes.push(Ok(applied));
+                    }
+                    // The engine failed: the transaction may be broken.
+                    Err(e @ Error::Storage(_)) => return Err(e),
+                    Err(refused) => outcomes.push(Err(refused)),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = together {
+            tracing::warn!(error = %e, jobs = group.len(), "a batch's transaction failed; its jobs are applied one by one");
+            outcomes = group
+                .iter()
+                .map(|job| engine::transact(self.engine.as_ref(), |txn| self.apply(txn, job)))
+                .collect();
+        }
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            match (job, outcome) {
+                (Job::Send { reply, .. }, outcome) => {
+                    answers.push(answer(
+                        reply,
+                        outcome.and_then(|applied| match applied {
+                            Applied::Send(outcome, mut new) => {
+                                events.append(&mut new);
+                                Ok(outcome)
+                            }
+                            Applied::Status(..) => Err(mismatched()),
+                        }),
+                    ));
+                }
+                (Job::Status { reply, .. }, outcome) => {
+                    answers.push(answer(
+                        reply,
+                        outcome.and_then(|applied| match applied {
+                            Applied::Status(outcome, mut new) => {
+                                events.append(&mut new);
+                                Ok(outcome)
+                            }
+                            Applied::Send(..) => Err(mismatched()),
+                        }),
+                    ));
+                }
+                (job, _) => job.refuse(mismatched()),
+            }
+        }
+    }
+
+    /// Before a send or status change joins the batch: marks what it will
+    /// change as in flight, holding the durable records readers are shown
+    /// meanwhile. A job that cannot be held is answered with the error and
+    /// not applied.
+    fn hold(&self, job: Job, ids: &mut Vec<DocId>, answers: &mut Vec<Answer>) -> Option<Job> {
+        let held = match &job {
+            Job::Send { new, .. } => {
+                self.pending.insert(new.id);
+                ids.push(new.id);
+                // The earlier documents it names have their records
+                // rewritten (replies, supersession): held as they were.
+                let mut held = Ok(());
+                for earlier in new
+                    .reply_to
+                    .iter()
+                    .chain(new.supersedes.iter().map(|(id, _)| id))
+                {
+                    ids.push(*earlier);
+                    held =
+                        held.and_then(|()| self.pending.hold(self.engine.as_ref(), *earlier, None));
+                }
+                held
+            }
+            Job::Status { new, .. } => {
+                ids.push(new.document);
+                self.pending
+                    .hold(self.engine.as_ref(), new.document, Some(&new.from))
+            }
+            Job::Checkpoint { .. } | Job::Snapshot { .. } => Ok(()),
+        };
+        match (held, job) {
+            (Ok(()), job) => Some(job),
+            (Err(e), Job::Send { reply, .. }) => {
+                answers.push(answer(reply, Err(e)));
+                None
+            }
+            (Err(e), Job::Status { reply, .. }) => {
+                answers.push(answer(reply, Err(e)));
+                None
+            }
+            (Err(e), job) => {
+                job.refuse(e);
+                None
+            }
+        }
     }
 }
 
+/// What a send or a status change made, with its events.
+enum Applied {
+    Send(SendOutcome, Vec<StoredEvent>),
+    Status(StatusOutcome, Vec<StoredEvent>),
+}
+
+fn mismatched() -> Error {
+    Error::storage("a job's outcome did not match the job")
+}
+
 impl Setup {
-    /// Applies `jobs`, each its own transaction, syncs once, and then
-    /// answers them all.
+    /// Applies `jobs` (runs of sends and status changes in one transaction
+    /// each, see [`Setup::apply_group`]), syncs once, and then answers them
+    /// all.
     fn commit(&mut self, jobs: Vec<Job>) {
         let setup = self;
         if let Some(reason) = &setup.failed {
@@ -495,55 +621,30 @@ impl Setup {
         let mut ids = Vec::with_capacity(jobs.len());
         let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
         let mut events = Vec::new();
+        let mut group = Vec::with_capacity(jobs.len());
         for job in jobs {
             match job {
-                Job::Send { new, reply } => {
-                    setup.pending.insert(new.id);
-                    ids.push(new.id);
-                    // The earlier documents it names have their records
-                    // rewritten (replies, supersession): held as they were.
-                    let mut held = Ok(());
-                    for earlier in new
-                        .reply_to
-                        .iter()
-                        .chain(new.supersedes.iter().map(|(id, _)| id))
-                    {
-                        ids.push(*earlier);
-                        held = held.and_then(|()| {
-                            setup.pending.hold(setup.engine.as_ref(), *earlier, None)
-                        });
+                Job::Send { .. } | Job::Status { .. } => {
+                    if let Some(job) = setup.hold(job, &mut ids, &mut answers) {
+                        group.push(job);
                     }
-                    let outcome =
-                        held.and_then(|()| setup.send(&new))
-                            .map(|(outcome, mut new_events)| {
-                                events.append(&mut new_events);
-                                outcome
-                            });
-                    answers.push(answer(reply, outcome));
                 }
-                Job::Status { new, reply } => {
-                    ids.push(new.document);
-                    let outcome = setup
-                        .pending
-                        .hold(setup.engine.as_ref(), new.document, Some(&new.from))
-                        .and_then(|()| setup.status(&new))
-                        .map(|(outcome, mut new_events)| {
-                            events.append(&mut new_events);
-                            outcome
-                        });
-                    answers.push(answer(reply, outcome));
-                }
+                // A checkpoint or a snapshot sees every write queued before
+                // it: the group so far is committed first.
                 Job::Checkpoint { reply } => {
+                    setup.apply_group(std::mem::take(&mut group), &mut answers, &mut events);
                     answers.push(answer(reply, setup.checkpoint(true)));
                 }
                 // Answered after this batch's sync, like a send: a failed
                 // sync fails the snapshot too, so it never holds a send
                 // that was not acknowledged.
                 Job::Snapshot { reply } => {
+                    setup.apply_group(std::mem::take(&mut group), &mut answers, &mut events);
                     answers.push(answer(reply, setup.engine.snapshot()));
                 }
             }
         }
+        setup.apply_group(group, &mut answers, &mut events);
         // Every `checkpoint_every` appends, a checkpoint in the same sync. A
         // failure here loses nothing acknowledged: the next batch, or the
         // timer, tries again.

@@ -134,6 +134,7 @@ pub mod engine;
 pub(crate) mod files;
 mod keys;
 pub mod load;
+mod overlay;
 pub mod postgres;
 mod records;
 mod references;

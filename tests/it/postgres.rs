@@ -346,3 +346,54 @@ async fn a_server_on_postgres_sends_reads_changes_and_proves() {
         1
     );
 }
+
+/// `bench load --store URL --front-ends 3` starts three front ends on the
+/// database and spreads its clients over them: every one acknowledges sends,
+/// and every acknowledged document is in the database.
+#[test]
+fn bench_spreads_its_clients_over_several_front_ends() {
+    let database = TestDatabase::create();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["bench", "load", "--json", "--clients", "6", "--count", "60"])
+        .args(["--size", "100", "--front-ends", "3", "--store"])
+        .arg(database.url_text())
+        .output()
+        .expect("run bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(report["documents"], 60, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    let per_server: Vec<u64> = report["per_server"]
+        .as_array()
+        .expect("per_server")
+        .iter()
+        .filter_map(|n| n.as_u64())
+        .collect();
+    assert_eq!(per_server.len(), 3, "{report}");
+    assert!(per_server.iter().all(|n| *n > 0), "{report}");
+    assert_eq!(per_server.iter().sum::<u64>(), 60);
+    assert!(report["server_cpu_seconds"].as_f64().is_some(), "{report}");
+
+    let engine = open(&database);
+    assert_eq!(
+        engine
+            .scan(Space::Documents, &[], None, Order::Ascending, 100)
+            .expect("scan")
+            .len(),
+        60
+    );
+}
+
+/// Several front ends of its own need a store they can share.
+#[test]
+fn bench_refuses_several_front_ends_without_a_shared_store() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lienthong"))
+        .args(["bench", "load", "--count", "1", "--front-ends", "2"])
+        .output()
+        .expect("run bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--store"), "{stderr}");
+}

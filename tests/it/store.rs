@@ -17,8 +17,8 @@ use lienthong::store::engine::{Engine, Order, Space};
 use lienthong::store::postgres::PostgresEngine;
 use lienthong::store::sled::{SledEngine, SledOptions};
 use lienthong::store::{
-    CommitListener, DocId, NewDocument, Numbering, SendOutcome, Series, Store, StoreOptions,
-    StoredEvent,
+    Accepted, AcceptedStatus, CommitListener, DocId, NewDocument, Numbering, Sealed, Sealer,
+    SendOutcome, Series, Store, StoreOptions, StoredEvent,
 };
 
 type Factory = fn(&Place) -> Arc<dyn Engine>;
@@ -129,19 +129,30 @@ fn open_store_telling(
     listener: Arc<dyn CommitListener>,
 ) -> Store {
     let service = Arc::new(ServiceKey::load_or_create(dir).expect("service key"));
+    open_store_sealed(
+        dir,
+        engine,
+        checkpoint_every,
+        events_kept,
+        listener,
+        Arc::new(Notary::new(service)),
+    )
+}
+
+fn open_store_sealed(
+    dir: &Path,
+    engine: Arc<dyn Engine>,
+    checkpoint_every: u64,
+    events_kept: u64,
+    listener: Arc<dyn CommitListener>,
+    sealer: Arc<dyn Sealer>,
+) -> Store {
     let options = StoreOptions {
         checkpoint_every,
         events_kept,
         ..StoreOptions::default()
     };
-    Store::open(
-        engine,
-        &dir.join("attachments"),
-        &options,
-        Arc::new(Notary::new(service)),
-        listener,
-    )
-    .expect("store")
+    Store::open(engine, &dir.join("attachments"), &options, sealer, listener).expect("store")
 }
 
 async fn accepted(store: &Store, new: NewDocument) -> DocId {
@@ -558,6 +569,22 @@ impl CommitListener for FirstSyncHeld {
     }
 }
 
+/// Sends document 1, whose leader a [`FirstSyncHeld`] then holds, and
+/// returns once it is held (told by `in_sync`).
+async fn first_batch_held(
+    store: &Arc<Store>,
+    in_sync: std::sync::mpsc::Receiver<()>,
+) -> tokio::task::JoinHandle<Result<SendOutcome, Error>> {
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { store.send(new_document(1, &[COMMUNE_A])).await })
+    };
+    tokio::task::spawn_blocking(move || in_sync.recv().expect("the first batch synced"))
+        .await
+        .expect("wait");
+    first
+}
+
 /// The role of leader is handed to the first waiting sender; if that
 /// sender's request is dropped before it could take the role, the role is
 /// not lost with it: the writes still queued are committed and answered.
@@ -581,13 +608,7 @@ async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
             listener,
         ));
         // A leads the first batch and is held after its sync.
-        let first = {
-            let store = store.clone();
-            tokio::spawn(async move { store.send(new_document(1, &[COMMUNE_A])).await })
-        };
-        tokio::task::spawn_blocking(move || in_sync.recv().expect("the first batch synced"))
-            .await
-            .expect("wait");
+        let first = first_batch_held(&store, in_sync).await;
         // B queues behind it (polled once by hand, never again), then C.
         let mut cx = Context::from_waker(Waker::noop());
         let mut second = Box::pin({
@@ -618,5 +639,143 @@ async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
         let SendOutcome::Accepted(..) = outcome else {
             panic!("{name}: expected Accepted, got {outcome:?}")
         };
+    }
+}
+
+/// Holds the first batch's leader after its sync, until released, and
+/// counts the jobs of every sync.
+struct BatchesCounted {
+    held: FirstSyncHeld,
+    jobs: std::sync::Mutex<Vec<usize>>,
+}
+
+impl CommitListener for BatchesCounted {
+    fn committed(&self, _events: Vec<StoredEvent>) {}
+
+    fn synced(&self, jobs: usize, sync: std::time::Duration) {
+        self.jobs.lock().expect("lock").push(jobs);
+        self.held.synced(jobs, sync);
+    }
+}
+
+/// The service's sealer, except that it refuses to seal the document
+/// numbered `refused`: a job that fails after it has written (the arrival
+/// counters come before the receipt).
+struct RefusingSealer {
+    inner: Notary,
+    refused: u64,
+}
+
+impl Sealer for RefusingSealer {
+    fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed, Error> {
+        if accepted.number == self.refused {
+            return Err(Error::invalid("document", "refused by the test's sealer"));
+        }
+        self.inner.seal(accepted)
+    }
+
+    fn seal_status(&self, accepted: &AcceptedStatus<'_>) -> Result<Sealed, Error> {
+        self.inner.seal_status(accepted)
+    }
+
+    fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>, Error> {
+        self.inner.seal_checkpoint(size, root, at_ms)
+    }
+}
+
+/// A batch is applied in one engine transaction, each job apart: a send
+/// refused in the middle of a batch, after it had written its arrival
+/// numbers, leaves nothing of itself and fails none of the others, whose
+/// arrival numbers have no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_refused_inside_a_batch_leaves_nothing_and_fails_no_other() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    for (name, make) in ENGINES {
+        let dir = Place::new();
+        let (entered, in_sync) = std::sync::mpsc::sync_channel(1);
+        let (release, released) = std::sync::mpsc::channel();
+        let listener = Arc::new(BatchesCounted {
+            held: FirstSyncHeld {
+                entered,
+                release: std::sync::Mutex::new(Some(released)),
+            },
+            jobs: std::sync::Mutex::new(Vec::new()),
+        });
+        let service = Arc::new(ServiceKey::load_or_create(dir.path()).expect("service key"));
+        let sealer = Arc::new(RefusingSealer {
+            inner: Notary::new(service),
+            refused: 3,
+        });
+        let store = Arc::new(open_store_sealed(
+            dir.path(),
+            make(&dir),
+            1000,
+            1000,
+            listener.clone(),
+            sealer,
+        ));
+        // The first batch's leader is held after its sync, so that the
+        // sends below queue up behind it and make the second batch.
+        let first = first_batch_held(&store, in_sync).await;
+        let queued = [
+            new_document(2, &[COMMUNE_A]),
+            new_document(3, &[COMMUNE_A]), // refused by the sealer
+            new_document(4, &[COMMUNE_A]),
+            new_document(2, &[COMMUNE_A]), // number 2 again: taken
+            new_document(5, &[COMMUNE_A]),
+        ];
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut tasks = Vec::new();
+        for new in queued {
+            let store = store.clone();
+            let mut send = Box::pin(async move { store.send(new).await });
+            // Polled once by hand: queued now, in this order.
+            assert!(send.as_mut().poll(&mut cx).is_pending(), "{name}");
+            tasks.push(tokio::spawn(send));
+        }
+        release.send(()).expect("release");
+        assert!(matches!(
+            first.await.expect("task").expect("send"),
+            SendOutcome::Accepted(..)
+        ));
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("task"));
+        }
+        assert_eq!(
+            *listener.jobs.lock().expect("lock"),
+            [1, 5],
+            "{name}: one batch after the first"
+        );
+        assert!(
+            matches!(outcomes[0], Ok(SendOutcome::Accepted(..))),
+            "{name}: {outcomes:?}"
+        );
+        match &outcomes[1] {
+            Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "document", "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(
+            matches!(outcomes[2], Ok(SendOutcome::Accepted(..))),
+            "{name}"
+        );
+        assert!(
+            matches!(outcomes[3], Ok(SendOutcome::NumberTaken(..))),
+            "{name}"
+        );
+        assert!(
+            matches!(outcomes[4], Ok(SendOutcome::Accepted(..))),
+            "{name}"
+        );
+
+        let inbox = store.inbox_page(&code(COMMUNE_A), None, 10).expect("inbox");
+        let numbers: Vec<u64> = inbox.items.iter().map(|i| i.arrival_number).collect();
+        assert_eq!(numbers, [4, 3, 2, 1], "{name}: newest first, no gap");
+        assert_eq!(store.archive_size().expect("size"), 4, "{name}");
+        let events = store.events(&code(COMMUNE_A), 0, 100, 100).expect("events");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "{name}");
+        store.close().await.expect("close");
     }
 }

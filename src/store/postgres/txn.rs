@@ -7,19 +7,14 @@
 //! for the deletes. A send touches about a dozen keyspaces and writes some
 //! thirty keys: this saves the round trips of one statement per key.
 
-use std::collections::BTreeMap;
-
 use super::pool::{block_on, Conn, Kind};
 use crate::error::{Error, Result};
 use crate::store::engine::{Space, Txn};
-
-/// A key's fate in the transaction: `Some` put, `None` deleted.
-type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+use crate::store::overlay::WriteSet;
 
 pub(super) struct PgTxn<'a> {
     conn: &'a mut Conn,
-    /// Per keyspace, by position in [`Space::ALL`].
-    writes: Vec<Writes>,
+    writes: WriteSet,
     /// The first statement that failed: the SQL transaction is aborted
     /// then, whatever `work` makes of the error, so it must not commit.
     failure: Option<Error>,
@@ -29,7 +24,7 @@ impl<'a> PgTxn<'a> {
     pub(super) fn new(conn: &'a mut Conn) -> PgTxn<'a> {
         PgTxn {
             conn,
-            writes: vec![Writes::new(); Space::ALL.len()],
+            writes: WriteSet::new(),
             failure: None,
         }
     }
@@ -46,13 +41,13 @@ impl<'a> PgTxn<'a> {
 
     /// Whether the transaction put or deleted anything.
     pub(super) fn has_writes(&self) -> bool {
-        self.writes.iter().any(|writes| !writes.is_empty())
+        !self.writes.is_empty()
     }
 
     /// Writes the buffered puts and deletes (the caller then commits).
     pub(super) fn flush(&mut self) -> Result<()> {
-        let writes = std::mem::take(&mut self.writes);
-        for (space, writes) in Space::ALL.into_iter().zip(writes) {
+        let writes = std::mem::replace(&mut self.writes, WriteSet::new());
+        for (space, writes) in writes.into_spaces() {
             if writes.is_empty() {
                 continue;
             }
@@ -98,8 +93,8 @@ impl<'a> PgTxn<'a> {
 
 impl Txn for PgTxn<'_> {
     fn get(&mut self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(value) = self.writes[space.index()].get(key) {
-            return Ok(value.clone());
+        if let Some(value) = self.writes.get(space, key) {
+            return Ok(value);
         }
         if let Some(e) = &self.failure {
             return Err(e.clone());
@@ -109,12 +104,12 @@ impl Txn for PgTxn<'_> {
     }
 
     fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<()> {
-        self.writes[space.index()].insert(key.to_vec(), Some(value.to_vec()));
+        self.writes.put(space, key, value);
         Ok(())
     }
 
     fn delete(&mut self, space: Space, key: &[u8]) -> Result<()> {
-        self.writes[space.index()].insert(key.to_vec(), None);
+        self.writes.delete(space, key);
         Ok(())
     }
 }
