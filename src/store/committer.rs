@@ -22,16 +22,9 @@
 //! `block_in_place`, so the runtime moves its other tasks elsewhere while
 //! the sync blocks.
 //!
-//! Exactly one leader exists at a time, so transactions never conflict.
-//!
-//! Applying and syncing overlap: a leader that has applied its batch takes
-//! the *sync turn* (waiting for the previous batch's sync to end), hands the
-//! role on, and only then syncs and answers. The next leader applies its
-//! batch on the CPU while this one waits for the disk. Syncs go one at a
-//! time (sled 0.34.7 deadlocks when several `flush_async` calls overlap) and
-//! in the order of the batches, so answers and events follow that order
-//! too; a sync covers every transaction applied before it began, so an
-//! answer still leaves only after the sync of its own batch.
+//! Exactly one leader exists at a time, so exactly one sync is ever in
+//! progress (sled 0.34.7 deadlocks when several `flush_async` calls
+//! overlap), and transactions never conflict.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -174,17 +167,11 @@ struct Queued {
 
 struct Shared {
     state: Mutex<State>,
-    /// Locked by the leader while it applies its batch: never contended,
-    /// since there is one leader at a time. Taken by [`Committer::stop`].
+    /// Locked by the leader for the whole of a batch: never contended,
+    /// since there is one leader at a time. Taken by [`Committer::stop`],
+    /// which drops the listener with it: that ends the notifier's
+    /// publisher.
     setup: Mutex<Option<Setup>>,
-    /// The sync turn: held from the end of a batch's apply to its last
-    /// answer. Taken by [`Committer::stop`], which drops the listener with
-    /// it: that ends the notifier's publisher.
-    syncer: Mutex<Option<Syncer>>,
-    /// Set once a sync failed: what was in memory may never reach the
-    /// disk, so no more writes are taken, and nothing is acknowledged on
-    /// top of a lost one.
-    failed: Mutex<Option<String>>,
     /// Woken when the last leader steps down (for [`Committer::stop`]).
     idle: Notify,
 }
@@ -201,12 +188,7 @@ struct State {
 pub(super) struct Committer(Arc<Shared>);
 
 impl Committer {
-    pub(super) fn start(setup: Setup, listener: Arc<dyn CommitListener>) -> Result<Committer> {
-        let syncer = Syncer {
-            engine: setup.engine.clone(),
-            pending: setup.pending.clone(),
-            listener,
-        };
+    pub(super) fn start(setup: Setup) -> Result<Committer> {
         Ok(Committer(Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -214,8 +196,6 @@ impl Committer {
                 closed: false,
             }),
             setup: Mutex::new(Some(setup)),
-            syncer: Mutex::new(Some(syncer)),
-            failed: Mutex::new(None),
             idle: Notify::new(),
         })))
     }
@@ -324,7 +304,6 @@ impl Committer {
         let Some(setup) = lock(&self.0.setup).take() else {
             return; // stopped before
         };
-        drop(lock(&self.0.syncer).take());
         let synced = tokio::task::spawn_blocking(move || setup.engine.sync()).await;
         match synced {
             Ok(Ok(())) => {}
@@ -393,107 +372,23 @@ fn lead(shared: &Arc<Shared>) {
             // for the role and waits for its answer.
             state.queue.drain(..n).map(|queued| queued.job).collect()
         };
-        let failed = lock(&shared.failed).clone();
-        let batch = match lock(&shared.setup).as_mut() {
-            Some(setup) => setup.apply_batch(jobs, failed),
+        match lock(&shared.setup).as_mut() {
+            Some(setup) => setup.commit(jobs),
             // Cannot happen: stop takes the setup only once no job is left.
-            None => {
-                jobs.into_iter().for_each(|job| job.refuse(closed()));
-                Batch::default()
-            }
-        };
-        // The sync turn is taken before the role is handed on, so that the
-        // batches are synced, and answered, in the order they were applied.
-        let syncer = lock(&shared.syncer);
-        let handed_on = hand_on(shared);
-        match syncer.as_ref() {
-            Some(syncer) => syncer.sync(batch, &shared.failed),
-            None => batch.fail(&closed()),
+            None => jobs.into_iter().for_each(|job| job.refuse(closed())),
         }
-        drop(syncer);
-        if handed_on {
-            return;
-        }
-        // Nobody waiting could take the role: this leader goes on.
-    }
-}
-
-/// Hands the role of leader to the first waiting sender that can take it;
-/// false if none can.
-fn hand_on(shared: &Arc<Shared>) -> bool {
-    let mut state = lock(&shared.state);
-    for queued in state.queue.iter_mut() {
-        let (stand_in, _) = oneshot::channel();
-        let promote = std::mem::replace(&mut queued.promote, stand_in);
-        match promote.send(Leadership(Some(shared.clone()))) {
-            Ok(()) => return true,
-            // That sender is gone; its job stays queued, in its place, to
-            // be committed all the same. Try the next.
-            Err(mut refused) => refused.0 = None,
-        }
-    }
-    false
-}
-
-/// What the sync stage uses (one batch at a time, in order).
-struct Syncer {
-    engine: Arc<dyn Engine>,
-    pending: Arc<Pending>,
-    listener: Arc<dyn CommitListener>,
-}
-
-/// A batch applied, with its answers held until the sync that makes it
-/// durable.
-#[derive(Default)]
-struct Batch {
-    /// Documents whose changes are in flight (hidden from readers).
-    ids: Vec<DocId>,
-    answers: Vec<Answer>,
-    events: Vec<StoredEvent>,
-}
-
-impl Batch {
-    fn fail(self, error: &Error) {
-        for answer in self.answers {
-            answer(Some(error.clone()));
-        }
-    }
-}
-
-impl Syncer {
-    /// Makes `batch` durable, then answers it; or, if a sync failed (this
-    /// one or an earlier one), fails it.
-    fn sync(&self, batch: Batch, failed: &Mutex<Option<String>>) {
-        if batch.answers.is_empty() {
-            return;
-        }
-        if let Some(reason) = lock(failed).clone() {
-            // Applied on top of writes a failed sync may have lost.
-            return batch.fail(&Error::storage(format!("sync failed: {reason}")));
-        }
-        let syncing = std::time::Instant::now();
-        match self.engine.sync() {
-            Ok(()) => {
-                self.listener.synced(batch.answers.len(), syncing.elapsed());
-                self.pending.remove(&batch.ids);
-                // Durable now: first tell the listener, so that a sender who
-                // subscribes right after its acknowledgement finds the event.
-                if !batch.events.is_empty() {
-                    self.listener.committed(batch.events);
-                }
-                for answer in batch.answers {
-                    answer(None);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "sync failed; refusing further writes");
-                let reason = e.to_string();
-                *lock(failed) = Some(reason.clone());
-                for answer in batch.answers {
-                    answer(Some(Error::storage(format!("sync failed: {reason}"))));
-                }
+        let mut state = lock(&shared.state);
+        for queued in state.queue.iter_mut() {
+            let (stand_in, _) = oneshot::channel();
+            let promote = std::mem::replace(&mut queued.promote, stand_in);
+            match promote.send(Leadership(Some(shared.clone()))) {
+                Ok(()) => return,
+                // That sender is gone; its job stays queued, in its place,
+                // to be committed all the same. Try the next.
+                Err(mut refused) => refused.0 = None,
             }
         }
+        // Nobody waiting can take the role: this leader goes on.
     }
 }
 
@@ -510,6 +405,7 @@ pub(super) struct Setup {
     pub engine: Arc<dyn Engine>,
     pub pending: Arc<Pending>,
     pub sealer: Arc<dyn Sealer>,
+    pub listener: Arc<dyn CommitListener>,
     pub events_kept: u64,
     /// A checkpoint is made once this many leaves were appended since the
     /// last one.
@@ -517,6 +413,10 @@ pub(super) struct Setup {
     /// The size of the last checkpoint.
     pub last_checkpoint: u64,
     pub clock: crate::clock::Clock,
+    /// Set once a sync failed: what was in memory may never reach the
+    /// disk, so no more writes are taken, and nothing is acknowledged on
+    /// top of a lost one.
+    pub failed: Option<String>,
 }
 
 impl Setup {
@@ -705,17 +605,17 @@ fn mismatched() -> Error {
 
 impl Setup {
     /// Applies `jobs` (runs of sends and status changes in one transaction
-    /// each, see [`Setup::apply_group`]) and returns them for the sync that
-    /// will answer them; refuses them all if a sync `failed` before.
-    fn apply_batch(&mut self, jobs: Vec<Job>, failed: Option<String>) -> Batch {
+    /// each, see [`Setup::apply_group`]), syncs once, and then answers them
+    /// all.
+    fn commit(&mut self, jobs: Vec<Job>) {
         let setup = self;
-        if let Some(reason) = failed {
+        if let Some(reason) = &setup.failed {
             for job in jobs {
                 job.refuse(Error::Unavailable(format!(
                     "storage failed earlier ({reason}); the service must be restarted"
                 )));
             }
-            return Batch::default();
+            return;
         }
 
         let mut ids = Vec::with_capacity(jobs.len());
@@ -751,10 +651,28 @@ impl Setup {
         if let Err(e) = setup.checkpoint(false) {
             tracing::error!(error = %e, "cannot make the periodic checkpoint");
         }
-        Batch {
-            ids,
-            answers,
-            events,
+        let syncing = std::time::Instant::now();
+        match setup.engine.sync() {
+            Ok(()) => {
+                setup.listener.synced(answers.len(), syncing.elapsed());
+                setup.pending.remove(&ids);
+                // Durable now: first tell the listener, so that a sender who
+                // subscribes right after its acknowledgement finds the event.
+                if !events.is_empty() {
+                    setup.listener.committed(events);
+                }
+                for answer in answers {
+                    answer(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sync failed; refusing further writes");
+                let reason = e.to_string();
+                for answer in answers {
+                    answer(Some(Error::storage(format!("sync failed: {reason}"))));
+                }
+                setup.failed = Some(reason);
+            }
         }
     }
 }

@@ -679,18 +679,17 @@ impl Store {
                 .ok_or_else(|| Error::storage("a checkpoint key is not 8 bytes"))?,
             None => 0,
         };
-        let committer = Committer::start(
-            committer::Setup {
-                engine: engine.clone(),
-                pending: pending.clone(),
-                sealer,
-                events_kept: options.events_kept.max(1),
-                checkpoint_every: options.checkpoint_every.max(1),
-                last_checkpoint,
-                clock: options.clock.clone(),
-            },
+        let committer = Committer::start(committer::Setup {
+            engine: engine.clone(),
+            pending: pending.clone(),
+            sealer,
             listener,
-        )?;
+            events_kept: options.events_kept.max(1),
+            checkpoint_every: options.checkpoint_every.max(1),
+            last_checkpoint,
+            clock: options.clock.clone(),
+            failed: None,
+        })?;
         Ok(Store {
             clock: options.clock.clone(),
             engine,

@@ -569,81 +569,46 @@ impl CommitListener for FirstSyncHeld {
     }
 }
 
-/// Sends document 1, whose leader a [`FirstSyncHeld`] or a
-/// [`FirstSealHeld`] then holds, and returns once it is held (told by
-/// `held`).
+/// Sends document 1, whose leader a [`FirstSyncHeld`] then holds, and
+/// returns once it is held (told by `in_sync`).
 async fn first_batch_held(
     store: &Arc<Store>,
-    held: std::sync::mpsc::Receiver<()>,
+    in_sync: std::sync::mpsc::Receiver<()>,
 ) -> tokio::task::JoinHandle<Result<SendOutcome, Error>> {
     let first = {
         let store = store.clone();
         tokio::spawn(async move { store.send(new_document(1, &[COMMUNE_A])).await })
     };
-    tokio::task::spawn_blocking(move || held.recv().expect("the first batch's leader is held"))
+    tokio::task::spawn_blocking(move || in_sync.recv().expect("the first batch synced"))
         .await
         .expect("wait");
     first
 }
 
-/// The service's sealer, except that the first seal waits until released:
-/// holds the first batch's leader while it applies its batch (before it
-/// hands the role on).
-struct FirstSealHeld {
-    inner: Notary,
-    entered: std::sync::mpsc::SyncSender<()>,
-    release: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
-}
-
-impl Sealer for FirstSealHeld {
-    fn seal(&self, accepted: &Accepted<'_>) -> Result<Sealed, Error> {
-        let release = self.release.lock().expect("lock").take();
-        if let Some(release) = release {
-            let _ = self.entered.send(());
-            let _ = release.recv();
-        }
-        self.inner.seal(accepted)
-    }
-
-    fn seal_status(&self, accepted: &AcceptedStatus<'_>) -> Result<Sealed, Error> {
-        self.inner.seal_status(accepted)
-    }
-
-    fn seal_checkpoint(&self, size: u64, root: [u8; 32], at_ms: i64) -> Result<Vec<u8>, Error> {
-        self.inner.seal_checkpoint(size, root, at_ms)
-    }
-}
-
-/// The role of leader is handed to the first waiting sender once the
-/// leader has applied its batch; if that sender's request is dropped before
-/// it could take the role, the role is not lost with it: the writes still
-/// queued are committed and answered.
+/// The role of leader is handed to the first waiting sender; if that
+/// sender's request is dropped before it could take the role, the role is
+/// not lost with it: the writes still queued are committed and answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_role_handed_to_a_cancelled_sender_is_not_lost() {
     use std::future::Future;
     use std::task::{Context, Poll, Waker};
     for (name, make) in ENGINES {
         let dir = Place::new();
-        let (entered, in_apply) = std::sync::mpsc::sync_channel(1);
+        let (entered, in_sync) = std::sync::mpsc::sync_channel(1);
         let (release, released) = std::sync::mpsc::channel();
-        let service = Arc::new(ServiceKey::load_or_create(dir.path()).expect("service key"));
-        let sealer = Arc::new(FirstSealHeld {
-            inner: Notary::new(service),
+        let listener = Arc::new(FirstSyncHeld {
             entered,
             release: std::sync::Mutex::new(Some(released)),
         });
-        let (listener, mut committed) = lienthong::notify::listener();
-        tokio::spawn(async move { while committed.recv().await.is_some() {} });
-        let store = Arc::new(open_store_sealed(
+        let store = Arc::new(open_store_telling(
             dir.path(),
             make(&dir),
             1000,
             1000,
-            Arc::new(listener),
-            sealer,
+            listener,
         ));
-        // A leads the first batch and is held while it applies it.
-        let first = first_batch_held(&store, in_apply).await;
+        // A leads the first batch and is held after its sync.
+        let first = first_batch_held(&store, in_sync).await;
         // B queues behind it (polled once by hand, never again), then C.
         let mut cx = Context::from_waker(Waker::noop());
         let mut second = Box::pin({
