@@ -5,7 +5,8 @@
 //!
 //! - [`Store`] (this file): what the domain calls. Engine-neutral; hides
 //!   documents that are committed but not yet durable.
-//! - `committer` and `commit`: group commit (one leader at a time), and the rules of
+//! - `committer`, `overlay` and `commit`: group commit (one leader at a
+//!   time, one transaction per batch, each job apart), and the rules of
 //!   a commit (numbering, arrival numbers, events, receipt, archive append,
 //!   idempotency), written once against [`engine::Txn`].
 //! - [`engine::Engine`]: keyspaces of ordered byte keys with transactions
@@ -113,8 +114,9 @@
 //!
 //! A send first makes its attachment files durable (`files`), then goes
 //! through the group commit (see `committer`): one leader at a time
-//! applies each send as one transaction, then syncs once for all the sends
-//! it applied, and only then answers them.
+//! applies the queued sends in one transaction, each send kept apart in an
+//! overlay (`overlay`) so that it is all or nothing on its own, then syncs
+//! once for all of them, and only then answers them.
 //!
 //! With sled, "sync" means more than sled's `flush()`: on Linux that only
 //! calls `sync_file_range`, which writes neither the file's metadata nor the
