@@ -515,33 +515,7 @@ impl Setup {
                 .collect();
         }
         for (job, outcome) in group.into_iter().zip(outcomes) {
-            match (job, outcome) {
-                (Job::Send { reply, .. }, outcome) => {
-                    answers.push(answer(
-                        reply,
-                        outcome.and_then(|applied| match applied {
-                            Applied::Send(outcome, mut new) => {
-                                events.append(&mut new);
-                                Ok(outcome)
-                            }
-                            Applied::Status(..) => Err(mismatched()),
-                        }),
-                    ));
-                }
-                (Job::Status { reply, .. }, outcome) => {
-                    answers.push(answer(
-                        reply,
-                        outcome.and_then(|applied| match applied {
-                            Applied::Status(outcome, mut new) => {
-                                events.append(&mut new);
-                                Ok(outcome)
-                            }
-                            Applied::Send(..) => Err(mismatched()),
-                        }),
-                    ));
-                }
-                (job, _) => job.refuse(mismatched()),
-            }
+            answers.push(job.answer_applied(outcome, events));
         }
     }
 
@@ -575,18 +549,10 @@ impl Setup {
             }
             Job::Checkpoint { .. } | Job::Snapshot { .. } => Ok(()),
         };
-        match (held, job) {
-            (Ok(()), job) => Some(job),
-            (Err(e), Job::Send { reply, .. }) => {
-                answers.push(answer(reply, Err(e)));
-                None
-            }
-            (Err(e), Job::Status { reply, .. }) => {
-                answers.push(answer(reply, Err(e)));
-                None
-            }
-            (Err(e), job) => {
-                job.refuse(e);
+        match held {
+            Ok(()) => Some(job),
+            Err(e) => {
+                answers.push(job.answer_failed(e));
                 None
             }
         }
@@ -599,8 +565,36 @@ enum Applied {
     Status(StatusOutcome, Vec<StoredEvent>),
 }
 
-fn mismatched() -> Error {
-    Error::storage("a job's outcome did not match the job")
+impl Job {
+    /// The answer to this send or status change, from what applying it
+    /// made; its events are added to `events`.
+    fn answer_applied(self, outcome: Result<Applied>, events: &mut Vec<StoredEvent>) -> Answer {
+        match (self, outcome) {
+            (Job::Send { reply, .. }, Ok(Applied::Send(outcome, mut new))) => {
+                events.append(&mut new);
+                answer(reply, Ok(outcome))
+            }
+            (Job::Status { reply, .. }, Ok(Applied::Status(outcome, mut new))) => {
+                events.append(&mut new);
+                answer(reply, Ok(outcome))
+            }
+            (job, Err(e)) => job.answer_failed(e),
+            (job, Ok(_)) => {
+                job.answer_failed(Error::storage("a job's outcome did not match the job"))
+            }
+        }
+    }
+
+    /// The answer that this job failed with `error`, given with the batch's
+    /// other answers.
+    fn answer_failed(self, error: Error) -> Answer {
+        match self {
+            Job::Send { reply, .. } => answer(reply, Err(error)),
+            Job::Status { reply, .. } => answer(reply, Err(error)),
+            Job::Checkpoint { reply } => answer(reply, Err(error)),
+            Job::Snapshot { reply } => answer(reply, Err(error)),
+        }
+    }
 }
 
 impl Setup {
