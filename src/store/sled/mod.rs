@@ -64,6 +64,7 @@ impl SledEngine {
             })
             .collect::<Result<Vec<_>>>()?;
         let files = SledFiles::open(dir)?;
+        return_recovery_memory();
         Ok(SledEngine {
             db,
             trees,
@@ -236,6 +237,25 @@ impl Engine for SledEngine {
         // between two.
         self.snapshots().push(Arc::downgrade(&log));
         Ok(Box::new(SledSnapshot::new(self.trees.clone(), log)))
+    }
+}
+
+/// Gives back to the system the memory sled's recovery has freed.
+///
+/// Opening a large store, sled reads its snapshot (every page's place in
+/// the log) and builds its page table from it: both are in memory together,
+/// then the snapshot is freed. Its small allocations sit between the page
+/// table's, so glibc's allocator keeps them mapped, and the server would
+/// carry them for its whole life: at a million documents, about 90 MiB of a
+/// 386 MiB resident set right after start. `malloc_trim` returns every
+/// wholly free page of every arena. Only glibc has it; elsewhere there is
+/// nothing to do.
+fn return_recovery_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists, under
+    // its locks; it takes no pointer and frees nothing in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
