@@ -25,7 +25,7 @@
 //!
 //! | keyspace      | key                                   | value                                |
 //! |---------------|---------------------------------------|--------------------------------------|
-//! | `meta`        | `"schema"`                            | `"lienthong-store-2"`                |
+//! | `meta`        | `"schema"`                            | `"lienthong-store-3"`                |
 //! |               | `"deadlines-index"`                   | `"1"`: the deadlines index covers every document |
 //! | `documents`   | `doc_id[16]`                          | [`StoredDocument`] (prost)           |
 //! | `small_attachments` | `sha256[32]`                    | content of an attachment ≤ 8 KiB     |
@@ -34,7 +34,7 @@
 //! | `events`      | `org ‖ seq u64`                       | [`StoredEvent`] (prost)              |
 //! | `archive_leaves` | `index u64`                        | leaf: opaque bytes from the [`Sealer`] |
 //! | `archive_nodes`  | `level u8 ‖ index u64`             | hash of a perfect subtree, 32 bytes  |
-//! | `archive_index`  | `doc_id[16]`                       | the document's leaf index, u64       |
+//! | `archive_index`  | `doc_id[16]`                       | the document's leaf index, u64: written by store-2 builds only; since, the leaf is in the record (`archive_leaf`) |
 //! | `checkpoints`    | `tree_size u64`                    | signed checkpoint from the [`Sealer`] |
 //! | `counters`    | `"arrival" ‖ org ‖ year u16`          | last arrival number, u64             |
 //! |               | `"outbox" ‖ org`                      | last outbox seq, u64                 |
@@ -170,7 +170,7 @@ use uploads::UploadFiles;
 pub use uploads::{FoundPartial, PartialFile, UploadKey};
 
 /// The `meta` key `"schema"` of a store this build wrote.
-pub const SCHEMA: &[u8] = b"lienthong-store-2";
+pub const SCHEMA: &[u8] = b"lienthong-store-3";
 
 /// Attachments up to this size stay inside the engine. Larger values would
 /// make sled rewrite whole leaves as unsynced blob files (a leaf holds up to
@@ -1385,10 +1385,17 @@ impl Store {
         }
     }
 
-    /// The leaf index of a durable document in the archive.
+    /// The leaf index of a durable document in the archive: in its record,
+    /// or, for a document a store-2 build wrote, in `archive_index`.
     pub fn archive_index(&self, id: &DocId) -> Result<Option<u64>> {
         if self.pending.contains(id) {
             return Ok(None);
+        }
+        let Some(bytes) = self.engine.get(Space::Documents, &id.0)? else {
+            return Ok(None);
+        };
+        if let Some(leaf) = decode_document(&bytes)?.archive_leaf {
+            return Ok(Some(leaf));
         }
         match self.engine.get(Space::ArchiveIndex, &id.0)? {
             Some(v) => Ok(Some(keys::be_u64(&v).ok_or_else(|| {
@@ -1507,6 +1514,7 @@ fn check_schema(engine: &dyn Engine) -> Result<()> {
     match engine.get(Space::Meta, b"schema")? {
         Some(v) if v == SCHEMA => Ok(()),
         Some(v) if v == upgrade::STORE_1 => upgrade::from_store_1(engine, SCHEMA),
+        Some(v) if v == upgrade::STORE_2 => upgrade::from_store_2(engine, SCHEMA),
         Some(v) => Err(Error::storage(format!(
             "the store holds schema {:?}, this build reads {:?}",
             String::from_utf8_lossy(&v),

@@ -68,6 +68,10 @@ pub struct StoredDocument {
     /// organisation that recorded it; an outgoing one none.
     #[prost(bool, tag = "19")]
     pub paper: bool,
+    /// The document's leaf in the archive log. Absent in documents a
+    /// store-2 build wrote, whose leaf is in the `archive_index` keyspace.
+    #[prost(uint64, optional, tag = "20")]
+    pub archive_leaf: Option<u64>,
 }
 
 impl StoredDocument {

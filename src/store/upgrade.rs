@@ -7,6 +7,13 @@
 //! one series per issuer, so every number it holds goes to the ordinary
 //! series, where it was numbered; each counter starts at the highest number
 //! held.
+//!
+//! `lienthong-store-2` → `lienthong-store-3`: a document's archive leaf
+//! moved from the `archive_index` keyspace into its record. Nothing is
+//! rewritten: the documents already stored keep their `archive_index` key,
+//! which is read when a record has no leaf. The schema changes so that an
+//! earlier build, which would not find the leaves of newer documents,
+//! refuses the store instead.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +24,13 @@ use crate::document::Series;
 use crate::error::{Error, Result};
 
 pub(super) const STORE_1: &[u8] = b"lienthong-store-1";
+pub(super) const STORE_2: &[u8] = b"lienthong-store-2";
+
+/// Writes `schema` over a store-2's; synced on return.
+pub(super) fn from_store_2(engine: &dyn Engine, schema: &[u8]) -> Result<()> {
+    engine.transact(&mut |txn| txn.put(Space::Meta, b"schema", schema))?;
+    engine.sync()
+}
 
 /// Rewrites a store-1's numbering and writes `schema`; synced on return.
 pub(super) fn from_store_1(engine: &dyn Engine, schema: &[u8]) -> Result<()> {

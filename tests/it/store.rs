@@ -18,7 +18,7 @@ use lienthong::store::postgres::PostgresEngine;
 use lienthong::store::sled::{SledEngine, SledOptions};
 use lienthong::store::{
     Accepted, AcceptedStatus, CommitListener, DocId, NewDocument, Numbering, Sealed, Sealer,
-    SendOutcome, Series, Store, StoreOptions, StoredEvent,
+    SendOutcome, Series, Store, StoreOptions, StoredDocument, StoredEvent,
 };
 
 type Factory = fn(&Place) -> Arc<dyn Engine>;
@@ -495,7 +495,7 @@ async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
         let store = open_store(dir.path(), engine.clone(), 1000, 1000);
         assert_eq!(
             engine.get(Space::Meta, b"schema").expect("get"),
-            Some(b"lienthong-store-2".to_vec()),
+            Some(b"lienthong-store-3".to_vec()),
             "{name}"
         );
         // Number 7 is still taken; the next assigned one follows it.
@@ -509,6 +509,79 @@ async fn a_store_1_keeps_its_numbers_in_the_ordinary_series() {
             SendOutcome::Accepted(_, stored) => assert_eq!(stored.number, 8, "{name}"),
             other => panic!("{name}: {other:?}"),
         }
+        store.close().await.expect("close");
+    }
+}
+
+/// A document's archive leaf is in its record; a store-2 kept it under
+/// `archive_index`, and such documents keep their proofs after the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_leaves_are_found_in_the_record_and_in_a_store_2s_index() {
+    for (name, make) in ENGINES {
+        let dir = Place::new();
+        let engine = make(&dir);
+        let (old, new) = {
+            let store = open_store(dir.path(), engine.clone(), 1000, 100);
+            let old = accepted(&store, new_document(1, &[COMMUNE_A])).await;
+            let new = accepted(&store, new_document(2, &[COMMUNE_A])).await;
+            store.close().await.expect("close");
+            (old, new)
+        };
+        assert_eq!(
+            engine.get(Space::ArchiveIndex, &new.0).expect("get"),
+            None,
+            "{name}: no key of its own"
+        );
+        // Make the first document what a store-2 build wrote: no leaf in
+        // the record, the leaf under `archive_index`, the schema store-2.
+        let bytes = engine
+            .get(Space::Documents, &old.0)
+            .expect("get")
+            .expect("stored");
+        let mut record =
+            <StoredDocument as prost::Message>::decode(bytes.as_slice()).expect("decode");
+        assert_eq!(record.archive_leaf, Some(0), "{name}");
+        record.archive_leaf = None;
+        engine
+            .transact(&mut |txn| {
+                txn.put(
+                    Space::Documents,
+                    &old.0,
+                    &prost::Message::encode_to_vec(&record),
+                )?;
+                txn.put(Space::ArchiveIndex, &old.0, &0u64.to_be_bytes())?;
+                txn.put(Space::Meta, b"schema", b"lienthong-store-2")
+            })
+            .expect("write a store-2");
+        engine.sync().expect("sync");
+
+        let store = open_store(dir.path(), engine.clone(), 1000, 100);
+        assert_eq!(
+            engine.get(Space::Meta, b"schema").expect("get"),
+            Some(b"lienthong-store-3".to_vec()),
+            "{name}"
+        );
+        let root = store.archive_root(2).expect("root");
+        for (id, index) in [(old, 0u64), (new, 1)] {
+            assert_eq!(
+                store.archive_index(&id).expect("index"),
+                Some(index),
+                "{name}"
+            );
+            let leaf = store.archive_leaf(index).expect("leaf").expect("stored");
+            let path = store.inclusion_proof(index, 2).expect("proof");
+            assert!(
+                merkle::verify_inclusion(&merkle::leaf_hash(&leaf), index, 2, &path, &root),
+                "{name}: leaf {index}"
+            );
+        }
+        assert_eq!(
+            store
+                .archive_index(&DocId::random().expect("id"))
+                .expect("index"),
+            None,
+            "{name}: an unknown document has no leaf"
+        );
         store.close().await.expect("close");
     }
 }
