@@ -65,7 +65,7 @@ pub enum Content {
 
 impl Content {
     /// Bytes carried inside the request.
-    fn inline_len(&self) -> usize {
+    pub(crate) fn inline_len(&self) -> usize {
         match self {
             Content::Inline(bytes) => bytes.len(),
             Content::Uploaded => 0,

@@ -35,7 +35,9 @@ pub const MAX_COUNTERPART_CHARS: usize = 200;
 pub struct PaperInput {
     pub record: Vec<u8>,
     pub signature: Option<pb::DocumentSignature>,
-    pub scan: Vec<Vec<u8>>,
+    /// The scan: inside the call, or uploaded beforehand by the caller
+    /// (BeginUpload, UploadAttachment), as a send's attachments are.
+    pub scan: Vec<Content>,
 }
 
 /// A field of the document checks, renamed as the record's.
@@ -56,7 +58,7 @@ impl Exchange {
     /// only once it is durable.
     pub async fn record_paper(&self, caller: &Organization, input: PaperInput) -> Result<Sent> {
         let rules = self.rules();
-        let total = input.record.len() + input.scan.iter().map(Vec::len).sum::<usize>();
+        let total = input.record.len() + input.scan.iter().map(Content::inline_len).sum::<usize>();
         if total > rules.limits.max_document_bytes {
             return Err(Error::exhausted(
                 "max_document_bytes",
@@ -125,11 +127,10 @@ impl Exchange {
             recipients,
             content_digest: exchange::content_digest(&input.record, &checked),
             document_bytes: input.record,
-            // check_scan made sure of its digest.
-            attachments: exchange::new_attachments(
-                &checked,
-                input.scan.into_iter().map(Content::Inline).collect(),
-            ),
+            // check_scan made sure of an inline scan's digest; the store
+            // checks that an uploaded one is a complete upload of the
+            // caller's (`NewDocument::submitted_by`).
+            attachments: exchange::new_attachments(&checked, input.scan),
             idempotency_key: None,
             numbering: Numbering {
                 year: checked.numbering_year(),
@@ -147,7 +148,7 @@ impl Exchange {
             paper: true,
             claims: None,
         };
-        match self.store.send(new).await? {
+        match self.store.send(new).await.map_err(scan_field)? {
             SendOutcome::Accepted(id, stored) | SendOutcome::Duplicate(id, stored) => Ok(Sent {
                 view: DocumentView::new(id, stored)?,
                 duplicate: false,
@@ -217,12 +218,35 @@ impl Exchange {
     }
 }
 
-/// The scan's content must be exactly what the record declares.
-fn check_scan(checked: &CheckedDocument, contents: &[Vec<u8>]) -> Result<()> {
+/// The store's word on the document's one attachment, said of the scan.
+fn scan_field(error: Error) -> Error {
+    match error {
+        Error::FailedPrecondition { field, reason } if field == "attachments[0]" => {
+            Error::FailedPrecondition {
+                field: "scan".into(),
+                reason,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The scan's content must be exactly what the record declares; an
+/// uploaded one is checked against its upload by the store.
+fn check_scan(checked: &CheckedDocument, contents: &[Content]) -> Result<()> {
     let declared = checked.document.attachments.first();
     match (declared, contents) {
         (None, []) => Ok(()),
-        (Some(declared), [content]) => {
+        (Some(declared), [Content::Uploaded]) => {
+            if declared.size == 0 {
+                return Err(Error::invalid(
+                    "scan",
+                    "is marked uploaded, but record.scan.size is 0: an empty scan travels inline",
+                ));
+            }
+            Ok(())
+        }
+        (Some(declared), [Content::Inline(content)]) => {
             if declared.size != content.len() as u64 {
                 return Err(Error::invalid(
                     "scan",

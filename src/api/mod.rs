@@ -70,21 +70,20 @@ fn log_accepted(caller: &Organization, sent: &crate::exchange::Sent) {
     );
 }
 
+/// An attachment's or a scan's content as the domain takes it.
+fn content(a: pb::AttachmentContent) -> Content {
+    if a.uploaded {
+        Content::Uploaded
+    } else {
+        Content::Inline(a.content)
+    }
+}
+
 /// A send request as the domain takes it.
 fn send_input(request: pb::SendRequest) -> SendInput {
     SendInput {
         document_bytes: request.document,
-        attachments: request
-            .attachments
-            .into_iter()
-            .map(|a| {
-                if a.uploaded {
-                    Content::Uploaded
-                } else {
-                    Content::Inline(a.content)
-                }
-            })
-            .collect(),
+        attachments: request.attachments.into_iter().map(content).collect(),
         idempotency_key: request.idempotency_key,
         signature: request.signature,
     }
@@ -199,7 +198,7 @@ impl pb::exchange_server::Exchange for ExchangeApi {
         let input = PaperInput {
             record: req.record,
             signature: req.signature,
-            scan: req.scan.into_iter().map(|a| a.content).collect(),
+            scan: req.scan.into_iter().map(content).collect(),
         };
         let recorded = self.exchange.record_paper(&caller, input).await?;
         on_document(&recorded.view.id.to_string());

@@ -215,7 +215,7 @@ async fn prepare(
         .flatten()
         .map(|p| entry.dir.join(p))
         .collect();
-    let planned = send::plan_attachments(client, &paths, args.upload_sizes())
+    let planned = send::plan_attachments(client, &paths, args.sizes.bytes())
         .await
         .map_err(named)?;
     Ok((header, planned, spec.idempotency_key))

@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::connection::{connect, Connection};
 use super::error::Result;
-use super::send::{parse_number, print_sent, signing_key};
-use crate::client::{self, AttachmentFile};
+use super::send::{self, parse_number, print_sent, signing_key, UploadSizes};
+use crate::client;
 use crate::clock;
 use crate::pb;
 
@@ -42,9 +42,13 @@ pub struct PaperArgs {
     /// Summary line (trích yếu).
     #[arg(long)]
     pub subject: String,
-    /// The scanned copy (a PDF), kept with the record.
+    /// The scanned copy (a PDF), kept with the record. A large one is
+    /// uploaded first, in chunks and resumably, as a send's attachments are
+    /// (--upload-above-mib).
     #[arg(long, value_name = "FILE")]
     pub scan: Option<PathBuf>,
+    #[command(flatten)]
+    pub sizes: UploadSizes,
     /// The organisation's signing key (PKCS#8 PEM); default: the one listed
     /// for --as in the PKI folder's clients.toml.
     #[arg(long, value_name = "FILE")]
@@ -56,7 +60,6 @@ pub async fn run(args: PaperArgs) -> Result {
     let Some(org) = settings.as_org.as_ref().map(|o| o.value.clone()) else {
         return Err("paper needs --as ORG (or LIENTHONG_AS): your organisation".into());
     };
-    let scan = args.scan.as_deref().map(AttachmentFile::read).transpose()?;
     let direction = if args.incoming {
         pb::PaperDirection::Incoming
     } else {
@@ -76,12 +79,12 @@ pub async fn run(args: PaperArgs) -> Result {
         scan: None,
     };
     let signer = signing_key(args.signing_key.as_deref(), &settings, &org)?;
-    let request = client::paper_request(record, scan, &signer)?;
-    let response = connect(&args.conn)
-        .await?
-        .record_paper(request)
-        .await?
-        .into_inner();
+    let client = connect(&args.conn).await?;
+    let scans: Vec<PathBuf> = args.scan.into_iter().collect();
+    let planned = send::plan_attachments(&client, &scans, args.sizes.bytes()).await?;
+    let scan = send::gather(planned)?.into_iter().next();
+    let request = client::signed_paper_request(record, scan, &signer)?;
+    let response = client.clone().record_paper(request).await?.into_inner();
     print_sent(&response, args.number == 0, args.conn.json, "recorded");
     Ok(())
 }

@@ -104,6 +104,18 @@ pub struct SendArgs {
     /// Makes retries safe: the same key and content returns the first send.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub sizes: UploadSizes,
+    /// The organisation's document signing key (PKCS#8 PEM); default: the
+    /// one listed for --as in the PKI folder's clients.toml.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+}
+
+/// Which files travel inside a call and which are uploaded first: a send's
+/// attachments, a paper record's scan.
+#[derive(Args, Debug, Clone)]
+pub struct UploadSizes {
     /// The largest send the server takes, in MiB (its --max-document-bytes):
     /// attachments that would take the send over it are uploaded first.
     #[arg(long, value_name = "MIB", default_value_t = crate::defaults::MAX_DOCUMENT_MIB as f64)]
@@ -113,10 +125,18 @@ pub struct SendArgs {
     /// smaller ones travel inside the send.
     #[arg(long, value_name = "MIB", default_value_t = UPLOAD_ABOVE_MIB)]
     pub upload_above_mib: f64,
-    /// The organisation's document signing key (PKCS#8 PEM); default: the
-    /// one listed for --as in the PKI folder's clients.toml.
-    #[arg(long, value_name = "FILE")]
-    pub signing_key: Option<PathBuf>,
+}
+
+impl UploadSizes {
+    /// Bytes over which an attachment is uploaded, and the room for those
+    /// carried inside a send (the limit, less the document's own share).
+    pub fn bytes(&self) -> (u64, u64) {
+        let room = (self.max_document_mib * MIB) as u64;
+        (
+            (self.upload_above_mib * MIB) as u64,
+            room.saturating_sub(DOCUMENT_SHARE),
+        )
+    }
 }
 
 /// Attachments above this many MiB are uploaded by default.
@@ -184,16 +204,6 @@ impl SendArgs {
             to_place: (!self.to_place.is_empty()).then(|| self.to_place.clone()),
             idempotency_key: self.idempotency_key.clone(),
         }
-    }
-
-    /// Bytes over which an attachment is uploaded, and the room for those
-    /// carried inside a send (the limit, less the document's own share).
-    pub fn upload_sizes(&self) -> (u64, u64) {
-        let room = (self.max_document_mib * MIB) as u64;
-        (
-            (self.upload_above_mib * MIB) as u64,
-            room.saturating_sub(DOCUMENT_SHARE),
-        )
     }
 }
 
@@ -380,7 +390,7 @@ pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result 
     let header = spec.header(&from, supersedes)?;
     let signer = signing_key(args.signing_key.as_deref(), &settings, &from)?;
     let client = connect(&args.conn).await?;
-    let planned = plan_attachments(&client, &args.attach, args.upload_sizes()).await?;
+    let planned = plan_attachments(&client, &args.attach, args.sizes.bytes()).await?;
     let outgoing = gather(planned)?;
     let request = client::signed_request(header, outgoing, args.idempotency_key, &signer)?;
     // As the server counts: the document's bytes and what it carries.
@@ -390,7 +400,7 @@ pub async fn send(args: SendArgs, supersedes: Option<pb::Supersedes>) -> Result 
             .iter()
             .map(|a| a.content.len())
             .sum::<usize>();
-    let limit = args.max_document_mib * MIB;
+    let limit = args.sizes.max_document_mib * MIB;
     let response = client
         .clone()
         .send(request)

@@ -309,16 +309,21 @@ pub fn media_type_for(name: &str) -> &'static str {
 /// A RecordPaper request: `record` with its scan (if any) declared by
 /// digest and size, encoded and signed by `signer`.
 pub fn paper_request(
-    mut record: pb::PaperRecord,
+    record: pb::PaperRecord,
     scan: Option<AttachmentFile>,
     signer: &SigningKey,
 ) -> Result<pb::RecordPaperRequest, String> {
-    record.scan = scan.as_ref().map(|a| pb::AttachmentRef {
-        name: a.name.clone(),
-        media_type: a.media_type.clone(),
-        size: a.content.len() as u64,
-        sha256: crate::crypto::sha256(&a.content).to_vec(),
-    });
+    signed_paper_request(record, scan.map(Outgoing::inline), signer)
+}
+
+/// Declares `scan` in the record, signs the record's bytes, and puts the
+/// scan's content beside them unless it was uploaded beforehand.
+pub fn signed_paper_request(
+    mut record: pb::PaperRecord,
+    scan: Option<Outgoing>,
+    signer: &SigningKey,
+) -> Result<pb::RecordPaperRequest, String> {
+    record.scan = scan.as_ref().map(|a| a.declared.clone());
     let bytes = record.encode_to_vec();
     let (key_id, signature) = signer
         .sign_paper(&bytes)
@@ -326,13 +331,7 @@ pub fn paper_request(
     Ok(pb::RecordPaperRequest {
         record: bytes,
         signature: Some(pb::DocumentSignature { key_id, signature }),
-        scan: scan
-            .into_iter()
-            .map(|a| pb::AttachmentContent {
-                content: a.content,
-                uploaded: false,
-            })
-            .collect(),
+        scan: scan.into_iter().map(Outgoing::into_content).collect(),
     })
 }
 
@@ -344,18 +343,7 @@ pub fn send_request(
     idempotency_key: Option<String>,
     signer: &SigningKey,
 ) -> Result<pb::SendRequest, String> {
-    let attachments = attachments
-        .into_iter()
-        .map(|a| Outgoing {
-            declared: pb::AttachmentRef {
-                name: a.name,
-                media_type: a.media_type,
-                size: a.content.len() as u64,
-                sha256: crate::crypto::sha256(&a.content).to_vec(),
-            },
-            content: Some(a.content),
-        })
-        .collect();
+    let attachments = attachments.into_iter().map(Outgoing::inline).collect();
     signed_request(header, attachments, idempotency_key, signer)
 }
 
@@ -366,6 +354,29 @@ pub fn send_request(
 pub struct Outgoing {
     pub declared: pb::AttachmentRef,
     pub content: Option<Vec<u8>>,
+}
+
+impl Outgoing {
+    /// A file read whole, to travel inside the request.
+    pub fn inline(a: AttachmentFile) -> Outgoing {
+        Outgoing {
+            declared: pb::AttachmentRef {
+                name: a.name,
+                media_type: a.media_type,
+                size: a.content.len() as u64,
+                sha256: crate::crypto::sha256(&a.content).to_vec(),
+            },
+            content: Some(a.content),
+        }
+    }
+
+    /// What the request carries of it.
+    fn into_content(self) -> pb::AttachmentContent {
+        pb::AttachmentContent {
+            uploaded: self.content.is_none(),
+            content: self.content.unwrap_or_default(),
+        }
+    }
 }
 
 /// Declares `attachments` in the header, encodes the header once, signs
@@ -385,10 +396,7 @@ pub fn signed_request(
         document,
         attachments: attachments
             .into_iter()
-            .map(|a| pb::AttachmentContent {
-                uploaded: a.content.is_none(),
-                content: a.content.unwrap_or_default(),
-            })
+            .map(Outgoing::into_content)
             .collect(),
         idempotency_key: idempotency_key.unwrap_or_default(),
         signature: Some(pb::DocumentSignature { key_id, signature }),

@@ -315,6 +315,17 @@ impl NewDocument {
     pub fn incoming_paper(&self) -> bool {
         self.paper && !self.recipients.is_empty()
     }
+
+    /// The organisation that submitted it, whose uploads its uploaded
+    /// attachments are: the sender, except for an incoming paper record,
+    /// which its one recipient recorded (its sender only says where the
+    /// paper came from).
+    pub fn submitted_by(&self) -> OrgCode {
+        match self.recipients.as_slice() {
+            [recorder] if self.incoming_paper() => *recorder,
+            _ => self.sender,
+        }
+    }
 }
 
 /// A signed change in a document's life, checked by the domain (signature,
@@ -772,7 +783,7 @@ impl Store {
         for (index, attachment) in new.attachments.iter().enumerate() {
             if let Some(size) = attachment.uploaded {
                 let key = UploadKey {
-                    org: new.sender,
+                    org: new.submitted_by(),
                     sha256: attachment.sha256,
                     size,
                 };
@@ -781,7 +792,7 @@ impl Store {
                         format!("attachments[{index}]"),
                         format!(
                             "is marked uploaded, but {} has no complete upload of SHA-256 {} ({size} bytes): upload it first (BeginUpload, UploadAttachment); uploads not sent in time are removed",
-                            new.sender,
+                            key.org,
                             hex::encode(attachment.sha256)
                         ),
                     ));

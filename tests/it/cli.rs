@@ -9,7 +9,7 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
 
-type Serve = crate::common::ServeProcess;
+pub(crate) type Serve = crate::common::ServeProcess;
 
 /// Starts `lienthong serve` on a free port and waits for its `listening` line.
 fn serve(data: &Path) -> Serve {

@@ -3,9 +3,9 @@
 //! off, `send --batch` sends a folder or a manifest with one result each.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
-use crate::cli::{cli, ok_json, stderr_of};
+use crate::cli::{cli, ok_json, stderr_of, Serve};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lienthong");
 const MIB: usize = 1024 * 1024;
@@ -18,6 +18,39 @@ fn content(n: usize, seed: u32) -> Vec<u8> {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// Asserts that the uploads folder of the organisation `code` holds one
+/// completed upload, of `size` bytes.
+fn assert_one_upload_of(data: &Path, code: &str, size: usize) {
+    let uploads = data.join("attachments/uploads").join(code);
+    let markers: Vec<_> = std::fs::read_dir(&uploads)
+        .expect("uploads")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(markers.len(), 1, "{markers:?}");
+    assert!(
+        markers[0].ends_with(&format!("-{size}.done")),
+        "{markers:?}"
+    );
+}
+
+/// `show --save` of document `id`, as Vân Nham, into `dir`.
+fn save_as_van_nham(server: &Serve, data: &Path, id: &str, dir: &Path) -> Output {
+    cli(
+        server,
+        data,
+        &[
+            "show",
+            "--as",
+            "xa-van-nham",
+            id,
+            "--save",
+            path(dir),
+            "--json",
+        ],
+    )
 }
 
 #[test]
@@ -58,33 +91,9 @@ fn a_large_attachment_goes_up_in_chunks_and_a_cut_save_resumes() {
     let id = sent["id"].as_str().expect("id").to_owned();
     // Only the large one was uploaded: the uploads folder of the sender
     // held it, and the send completed it.
-    let uploads = data.join("attachments/uploads/000.02.09.H37");
-    let markers: Vec<_> = std::fs::read_dir(&uploads)
-        .expect("uploads")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(markers.len(), 1, "{markers:?}");
-    assert!(
-        markers[0].ends_with(&format!("-{}.done", big_content.len())),
-        "{markers:?}"
-    );
+    assert_one_upload_of(&data, "000.02.09.H37", big_content.len());
 
-    let save = |dir: &Path| {
-        cli(
-            &server,
-            &data,
-            &[
-                "show",
-                "--as",
-                "xa-van-nham",
-                &id,
-                "--save",
-                path(dir),
-                "--json",
-            ],
-        )
-    };
+    let save = |dir: &Path| save_as_van_nham(&server, &data, &id, dir);
     let whole = tmp.path().join("whole");
     ok_json(save(&whole));
     assert_eq!(
@@ -276,5 +285,53 @@ fn a_batch_from_a_folder_or_a_manifest_gives_each_document_its_result() {
         stderr_of(&update).contains("--batch sends many new documents"),
         "{}",
         stderr_of(&update)
+    );
+}
+
+/// A scan of a paper document goes up the way a large attachment does:
+/// `paper --scan` uploads it in chunks first, as the recording
+/// organisation's, even when the record names a directory organisation as
+/// where the paper came from; the recipient saves it whole.
+#[test]
+fn a_large_paper_scan_goes_up_in_chunks_and_is_saved_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let server = crate::common::serve_process(&data, &[]);
+    let scan = tmp.path().join("ban-chup.pdf");
+    let scan_content = content(5 * MIB + 7, 3);
+    std::fs::write(&scan, &scan_content).expect("write");
+
+    let recorded = ok_json(cli(
+        &server,
+        &data,
+        &[
+            "paper",
+            "--as",
+            "xa-van-nham",
+            "--in",
+            "--counterpart",
+            "phong-noi-vu",
+            "--number",
+            "41",
+            "--notation",
+            "KH-PNV",
+            "--type",
+            "ke-hoach",
+            "--subject",
+            "Kế hoạch kiểm tra công tác văn thư, bản giấy",
+            "--scan",
+            path(&scan),
+            "--json",
+        ],
+    ));
+    let id = recorded["id"].as_str().expect("id").to_owned();
+    // It went up as an upload of the commune that recorded it.
+    assert_one_upload_of(&data, "000.32.09.H37", scan_content.len());
+
+    let saved = tmp.path().join("saved");
+    ok_json(save_as_van_nham(&server, &data, &id, &saved));
+    assert_eq!(
+        std::fs::read(saved.join("ban-chup.pdf")).expect("saved"),
+        scan_content
     );
 }

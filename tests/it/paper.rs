@@ -348,6 +348,40 @@ async fn only_for_ones_own_organisation_and_every_bad_field_named() {
     assert!(inbox_all(&mut van_nham).await.is_empty());
 }
 
+/// A scan marked uploaded must be a complete upload of the caller's; the
+/// refusal names the scan, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_marked_uploaded_without_its_upload_is_refused_by_name() {
+    let server = TestServer::start().await;
+    let declared = client::Outgoing::inline(pdf("ban-chup.pdf", b"%PDF-1.7 never uploaded"));
+    let not_uploaded = client::Outgoing {
+        declared: declared.declared,
+        content: None,
+    };
+    let request = client::signed_paper_request(
+        incoming("xa-van-nham", PROVINCE, 1),
+        Some(not_uploaded),
+        &server.signer("xa-van-nham"),
+    )
+    .expect("sign");
+    let refused = server
+        .client("xa-van-nham")
+        .await
+        .record_paper(request)
+        .await
+        .expect_err("no upload");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(refused.message().starts_with("scan: "), "{refused:?}");
+    assert!(register(&server, "xa-van-nham", false)
+        .await
+        .incoming
+        .is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_is_sealed_audited_and_proved() {
     let mut server = TestServer::start().await;
