@@ -295,6 +295,7 @@ pub fn get_response(
             .get(&view.stored.signing_key_id)
             .map(signing_key),
         service_key: Some(exchange.service_key().to_pb()),
+        paper: view.stored.paper,
         revocation: fetched.revocation.map(|stored| {
             status_change(
                 directory,

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `document.pb` | the document bytes exactly as signed and stored (an encoded `lienthong.v1.Document`) |
 //! | `document.sig` | the sender's signature over them, raw bytes |
+//! | `record.pb`, `record.sig` | instead of the two above for a paper record: the signed `lienthong.v1.PaperRecord` and the recorder's signature |
 //! | `receipt.pb` | the service's receipt (an encoded `lienthong.v1.Receipt`) |
 //! | `receipt.sig` | the service's Ed25519 signature over it, raw 64 bytes |
 //! | `keys.json` | the public keys the server offered: the sender's signing key and the service key |
@@ -17,6 +18,10 @@
 //! them, are described in the README. They are made
 //! against keys the user trusts ([`TrustedKeys`]), never against the
 //! service key saved with the document.
+//!
+//! A paper record is saved under names of its own rather than recognised
+//! by its bytes: its signature is made in another context (`crypto`), and
+//! which context applies must never be guessed from what verifies.
 
 mod file;
 mod names;
@@ -43,6 +48,15 @@ use crate::pb;
 
 pub const PROOF_DIR: &str = "lienthong-proof";
 const KEYS_FILE: &str = "keys.json";
+
+/// The names of the signed bytes and their signature in the proof folder.
+fn signed_files(paper: bool) -> (&'static str, &'static str) {
+    if paper {
+        ("record.pb", "record.sig")
+    } else {
+        ("document.pb", "document.sig")
+    }
+}
 
 /// Why evidence could not be saved or read (a check that fails is a
 /// [`Check`], not an error).
@@ -228,8 +242,9 @@ pub fn save_proof(
     let proof = dir.join(PROOF_DIR);
     file::create_dir(&proof)?;
     let write = |name: &str, bytes: &[u8]| file::write(&proof.join(name), bytes, existing);
-    write("document.pb", &document.document_bytes)?;
-    write("document.sig", &signature.signature)?;
+    let (signed, signature_file) = signed_files(document.paper);
+    write(signed, &document.document_bytes)?;
+    write(signature_file, &signature.signature)?;
     write("receipt.pb", &receipt.receipt)?;
     write("receipt.sig", &receipt.signature)?;
     let keys = SavedKeys {
@@ -321,6 +336,9 @@ fn saved_signing_key(path: &Path) -> Result<Option<RegisteredKey>, EvidenceError
 /// The proof of one document, as saved.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
+    /// A paper record (`record.pb`): `document` is a `PaperRecord`, signed
+    /// by the organisation that recorded it.
+    pub paper: bool,
     pub document: Vec<u8>,
     pub signature: Vec<u8>,
     pub receipt: Vec<u8>,
@@ -332,9 +350,12 @@ pub struct Evidence {
 /// Reads the proof saved in `dir`.
 pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
     let proof = dir.join(PROOF_DIR);
+    let paper = proof.join(signed_files(true).0).exists();
+    let (signed, signature) = signed_files(paper);
     Ok(Evidence {
-        document: read(&proof.join("document.pb"))?,
-        signature: read(&proof.join("document.sig"))?,
+        paper,
+        document: read(&proof.join(signed))?,
+        signature: read(&proof.join(signature))?,
         receipt: read(&proof.join("receipt.pb"))?,
         receipt_signature: read(&proof.join("receipt.sig"))?,
         signing_key: saved_signing_key(&proof.join(KEYS_FILE))?,
@@ -378,8 +399,37 @@ pub fn check(
             checks.push(check_signature(evidence, &receipt, trusted));
         }
     }
-    check_attachments(&evidence.document, attachment, &mut checks);
+    check_attachments(evidence, attachment, &mut checks);
     checks
+}
+
+/// What the checks read of the signed bytes, a document's or a paper
+/// record's.
+struct Signed {
+    number: u64,
+    attachments: Vec<pb::AttachmentRef>,
+    /// A paper record of a document that came in: the organisation that
+    /// recorded it is the receipt's one recipient, not its sender.
+    incoming_paper: bool,
+}
+
+fn decode_signed(evidence: &Evidence) -> Result<Signed, prost::DecodeError> {
+    let bytes = evidence.document.as_slice();
+    if evidence.paper {
+        let record = pb::PaperRecord::decode(bytes)?;
+        Ok(Signed {
+            number: record.number,
+            incoming_paper: record.direction == pb::PaperDirection::Incoming as i32,
+            attachments: record.scan.into_iter().collect(),
+        })
+    } else {
+        let document = pb::Document::decode(bytes)?;
+        Ok(Signed {
+            number: document.number,
+            attachments: document.attachments,
+            incoming_paper: false,
+        })
+    }
 }
 
 /// 1. The receipt: signed by the service key the user trusts.
@@ -417,10 +467,11 @@ fn check_receipt(evidence: &Evidence, receipt: &pb::Receipt, trusted: &PublicKey
 
 /// 2. The document: the bytes the receipt attests.
 fn check_document(evidence: &Evidence, receipt: &pb::Receipt) -> Check {
+    let file = signed_files(evidence.paper).0;
     if crypto::sha256(&evidence.document).as_slice() == receipt.document_sha256.as_slice() {
         // A document signed with number 0 asked the service for one: the
         // number is then the receipt's, under the service's signature.
-        let signed_number = pb::Document::decode(evidence.document.as_slice()).map(|d| d.number);
+        let signed_number = decode_signed(evidence).map(|d| d.number);
         let assigned = match signed_number {
             Ok(0) if receipt.number != 0 => format!(
                 "; signed with number 0, it was numbered {:02} by the service",
@@ -430,18 +481,35 @@ fn check_document(evidence: &Evidence, receipt: &pb::Receipt) -> Check {
         };
         pass(
             "document",
-            format!("document.pb is the document the receipt attests{assigned}"),
+            format!("{file} is the document the receipt attests{assigned}"),
         )
     } else {
         fail(
             "document",
-            "document.pb differs from the document the receipt attests".into(),
+            format!("{file} differs from the document the receipt attests"),
         )
     }
 }
 
 /// 3. The sender's signature, with its key as of the acceptance time.
 fn check_signature(evidence: &Evidence, receipt: &pb::Receipt, trusted: &TrustedKeys) -> Check {
+    let (file, signature_file) = signed_files(evidence.paper);
+    // Who must have signed: the sender, or the organisation that recorded
+    // a paper document (for one that came in, its one recipient: the
+    // receipt's sender then only says where the paper came from).
+    let (signer, role) = match decode_signed(evidence) {
+        Ok(signed) if signed.incoming_paper => match receipt.deliveries.as_slice() {
+            [recorder] => (recorder.recipient.as_str(), "recorder"),
+            _ => {
+                return fail(
+                    "signature",
+                    "the receipt of an incoming paper record names no single recorder".into(),
+                )
+            }
+        },
+        _ if evidence.paper => (receipt.sender.as_str(), "recorder"),
+        _ => (receipt.sender.as_str(), "sender"),
+    };
     let key = match &trusted.registry {
         Some(registry) => registry.get(&receipt.signing_key_id),
         None => evidence.signing_key.as_ref(),
@@ -461,26 +529,30 @@ fn check_signature(evidence: &Evidence, receipt: &pb::Receipt, trusted: &Trusted
             ),
         );
     }
-    if key.org.as_str() != receipt.sender {
+    if key.org.as_str() != signer {
         return fail(
             "signature",
             format!(
-                "key {} belongs to {}, not to the sender {}",
-                key.key_id, key.org, receipt.sender
+                "key {} belongs to {}, not to the {role} {signer}",
+                key.key_id, key.org
             ),
         );
     }
-    let message = crypto::document_message(&key.key_id, &evidence.document);
+    let message = if evidence.paper {
+        crypto::paper_message(&key.key_id, &evidence.document)
+    } else {
+        crypto::document_message(&key.key_id, &evidence.document)
+    };
     if crypto::sha256(&evidence.signature).as_slice() != receipt.signature_sha256.as_slice() {
         return fail(
             "signature",
-            "document.sig is not the signature the receipt attests".into(),
+            format!("{signature_file} is not the signature the receipt attests"),
         );
     }
     if !key.public.verify(&message, &evidence.signature) {
         return fail(
             "signature",
-            format!("does not verify with key {} over document.pb", key.key_id),
+            format!("does not verify with key {} over {file}", key.key_id),
         );
     }
     if let Err(problem) = key.usable_at(receipt.accepted_at_ms) {
@@ -503,22 +575,20 @@ fn check_signature(evidence: &Evidence, receipt: &pb::Receipt, trusted: &Trusted
 
 /// 4. Each attachment: the bytes the signed document declares.
 fn check_attachments(
-    document: &[u8],
+    evidence: &Evidence,
     attachment: &dyn Fn(&str) -> Result<Vec<u8>, EvidenceError>,
     checks: &mut Vec<Check>,
 ) {
-    let document = match pb::Document::decode(document) {
-        Ok(document) => document,
+    let signed = match decode_signed(evidence) {
+        Ok(signed) => signed,
         Err(e) => {
-            checks.push(fail(
-                "document",
-                format!("document.pb does not decode: {e}"),
-            ));
+            let file = signed_files(evidence.paper).0;
+            checks.push(fail("document", format!("{file} does not decode: {e}")));
             return;
         }
     };
-    let saved = saved_names(document.attachments.iter().map(|a| a.name.as_str()));
-    for (a, saved_as) in document.attachments.iter().zip(saved) {
+    let saved = saved_names(signed.attachments.iter().map(|a| a.name.as_str()));
+    for (a, saved_as) in signed.attachments.iter().zip(saved) {
         let subject = format!("attachment {:?}", a.name);
         if crate::document::check_file_name("name", &a.name).is_err() {
             checks.push(fail(&subject, "is not a plain file name".into()));

@@ -36,6 +36,20 @@ fn assert_one_upload_of(data: &Path, code: &str, size: usize) {
     );
 }
 
+/// `verify --json` of the folder `dir`, against the PKI of `data`.
+fn verify(data: &Path, dir: &Path) -> Output {
+    Command::new(BIN)
+        .args([
+            "verify",
+            "--json",
+            "--pki",
+            path(&data.join("pki")),
+            path(dir),
+        ])
+        .output()
+        .expect("verify")
+}
+
 /// `show --save` of document `id`, as Vân Nham, into `dir`.
 fn save_as_van_nham(server: &Serve, data: &Path, id: &str, dir: &Path) -> Output {
     cli(
@@ -100,17 +114,7 @@ fn a_large_attachment_goes_up_in_chunks_and_a_cut_save_resumes() {
         std::fs::read(whole.join("ban-do.bin")).expect("saved"),
         big_content
     );
-    let verified = Command::new(BIN)
-        .args([
-            "verify",
-            "--json",
-            "--pki",
-            path(&data.join("pki")),
-            path(&whole),
-        ])
-        .output()
-        .expect("verify");
-    assert_eq!(ok_json(verified)["ok"], true);
+    assert_eq!(ok_json(verify(&data, &whole))["ok"], true);
 
     // A save cut off after 2 MiB: run again, it resumes from there.
     let cut = tmp.path().join("cut");
@@ -334,4 +338,38 @@ fn a_large_paper_scan_goes_up_in_chunks_and_is_saved_whole() {
         std::fs::read(saved.join("ban-chup.pdf")).expect("saved"),
         scan_content
     );
+    // The saved record proves itself offline, scan included.
+    let verified = ok_json(verify(&data, &saved));
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    // Its signature was made in the paper record context: the same bytes
+    // saved as a document's do not pass; and a changed scan is named.
+    let failed = || {
+        let out = verify(&data, &saved);
+        assert!(!out.status.success());
+        let said: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+        let checks = said["checks"].as_array().expect("checks").clone();
+        checks
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .map(|c| c["subject"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let proof = saved.join("lienthong-proof");
+    let rename = |from: &str, to: &str| {
+        for ext in ["pb", "sig"] {
+            std::fs::rename(
+                proof.join(format!("{from}.{ext}")),
+                proof.join(format!("{to}.{ext}")),
+            )
+            .expect("rename");
+        }
+    };
+    rename("record", "document");
+    assert!(failed().contains(&"signature".to_owned()));
+    rename("document", "record");
+    let mut changed = scan_content.clone();
+    changed[0] ^= 1;
+    std::fs::write(saved.join("ban-chup.pdf"), &changed).expect("write");
+    assert_eq!(failed(), ["attachment \"ban-chup.pdf\""]);
 }

@@ -416,6 +416,7 @@ async fn an_assigned_number_leaves_the_signature_valid_and_is_attested() {
         receipt: receipt.receipt,
         receipt_signature: receipt.signature,
         signing_key: None,
+        paper: false,
     };
     let trusted = TrustedKeys {
         registry: Some(KeyRegistry::load(&server.pki().signing_keys()).expect("registry")),
