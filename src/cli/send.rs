@@ -116,13 +116,14 @@ pub struct SendArgs {
 /// attachments, a paper record's scan.
 #[derive(Args, Debug, Clone)]
 pub struct UploadSizes {
-    /// The largest send the server takes, in MiB (its --max-document-bytes):
-    /// attachments that would take the send over it are uploaded first.
+    /// The largest call the server takes, in MiB (its --max-document-bytes):
+    /// attachments (or a scan) that would take the call over it are
+    /// uploaded first.
     #[arg(long, value_name = "MIB", default_value_t = crate::defaults::MAX_DOCUMENT_MIB as f64)]
     pub max_document_mib: f64,
-    /// Attachments larger than this, in MiB, are uploaded in chunks before
-    /// the send, resuming after a broken connection (or when run again);
-    /// smaller ones travel inside the send.
+    /// Attachments (or a scan) larger than this, in MiB, are uploaded in
+    /// chunks first, resuming after a broken connection (or when run
+    /// again); smaller ones travel inside the call.
     #[arg(long, value_name = "MIB", default_value_t = UPLOAD_ABOVE_MIB)]
     pub upload_above_mib: f64,
 }
