@@ -78,6 +78,9 @@ pub enum EvidenceError {
     Missing(&'static str),
     /// An attachment's name is not a plain file name.
     AttachmentName(String),
+    /// The proof folder holds both a document's and a paper record's
+    /// signed bytes: which one it proves cannot be told.
+    BothSigned(PathBuf),
 }
 
 impl fmt::Display for EvidenceError {
@@ -99,6 +102,12 @@ impl fmt::Display for EvidenceError {
                 "the server's answer has no {what}, so no evidence can be saved"
             ),
             EvidenceError::AttachmentName(problem) => write!(f, "refusing to save: {problem}"),
+            EvidenceError::BothSigned(proof) => write!(
+                f,
+                "{} holds both document.pb and record.pb: a saved proof holds one \
+                 (a document's, or a paper record's); save it again into a new folder",
+                proof.display()
+            ),
         }
     }
 }
@@ -351,6 +360,9 @@ pub struct Evidence {
 pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
     let proof = dir.join(PROOF_DIR);
     let paper = proof.join(signed_files(true).0).exists();
+    if paper && proof.join(signed_files(false).0).exists() {
+        return Err(EvidenceError::BothSigned(proof));
+    }
     let (signed, signature) = signed_files(paper);
     Ok(Evidence {
         paper,

@@ -367,6 +367,16 @@ fn a_large_paper_scan_goes_up_in_chunks_and_is_saved_whole() {
     };
     rename("record", "document");
     assert!(failed().contains(&"signature".to_owned()));
+    // Both at once: which one the folder proves cannot be told.
+    std::fs::copy(proof.join("document.pb"), proof.join("record.pb")).expect("copy");
+    let both = verify(&data, &saved);
+    assert!(!both.status.success());
+    assert!(
+        stderr_of(&both).contains("holds both document.pb and record.pb"),
+        "{}",
+        stderr_of(&both)
+    );
+    std::fs::remove_file(proof.join("record.pb")).expect("remove");
     rename("document", "record");
     let mut changed = scan_content.clone();
     changed[0] ^= 1;
