@@ -211,25 +211,30 @@ impl Auditor<'_> {
             Ok(receipt) => receipt,
             Err(why) => return Ok(Some(format!("leaf {i}: {why}"))),
         };
-        if self.store.archive_index(&id)? != Some(i) {
-            return Ok(Some(format!(
-                "leaf {i}: the index does not point back to it"
-            )));
-        }
-        let agrees = match self.store.document(&id) {
-            Ok(Some(d)) => {
-                d.receipt == sealed.receipt
-                    && crypto::sha256(&d.document_bytes).as_slice() == receipt.document_sha256
-            }
-            Ok(None) => false,
-            // A record that does not decode is a finding, not a failure to
-            // run: report it as what it is.
+        // Read once: the record holds the leaf index too. A record that
+        // does not decode is a finding, not a failure to run: report it as
+        // what it is.
+        let document = match self.store.document(&id) {
+            Ok(document) => document,
             Err(e) => {
                 return Ok(Some(format!(
                     "leaf {i}: the record of document {id} is unreadable: {e}"
                 )))
             }
         };
+        let index = match &document {
+            Some(d) => self.store.archive_leaf_of(&id, d)?,
+            None => None,
+        };
+        if index != Some(i) {
+            return Ok(Some(format!(
+                "leaf {i}: the index does not point back to it"
+            )));
+        }
+        let agrees = document.is_some_and(|d| {
+            d.receipt == sealed.receipt
+                && crypto::sha256(&d.document_bytes).as_slice() == receipt.document_sha256
+        });
         if !agrees {
             return Ok(Some(format!(
                 "leaf {i}: document {id} is missing or differs from what its receipt attests"

@@ -1396,16 +1396,18 @@ impl Store {
         }
     }
 
-    /// The leaf index of a durable document in the archive: in its record,
-    /// or, for a document a store-2 build wrote, in `archive_index`.
+    /// The leaf index of a durable document in the archive.
     pub fn archive_index(&self, id: &DocId) -> Result<Option<u64>> {
-        if self.pending.contains(id) {
-            return Ok(None);
+        match self.document(id)? {
+            Some(document) => self.archive_leaf_of(id, &document),
+            None => Ok(None),
         }
-        let Some(bytes) = self.engine.get(Space::Documents, &id.0)? else {
-            return Ok(None);
-        };
-        if let Some(leaf) = decode_document(&bytes)?.archive_leaf {
+    }
+
+    /// The leaf index of `document` (whose id is `id`): in its record, or,
+    /// for a document a store-2 build wrote, in `archive_index`.
+    pub fn archive_leaf_of(&self, id: &DocId, document: &StoredDocument) -> Result<Option<u64>> {
+        if let Some(leaf) = document.archive_leaf {
             return Ok(Some(leaf));
         }
         match self.engine.get(Space::ArchiveIndex, &id.0)? {

@@ -325,6 +325,39 @@ async fn audit_catches_a_leaf_or_a_node_edited_directly_in_the_engine() {
     assert!(problem.contains("node 2/3"), "{problem}");
 }
 
+/// A document record that no longer decodes is a finding of the audit,
+/// naming its leaf, not a failure to run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_an_unreadable_document_record_as_a_finding() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (store, _) = archive_of(dir.path(), 4).await;
+    store.close().await.expect("close");
+    drop(store);
+    {
+        let engine = lienthong::store::open_engine(dir.path(), &StoreOptions::default())
+            .expect("open the engine");
+        let (key, _) = engine
+            .scan(
+                Space::Documents,
+                &[],
+                None,
+                lienthong::store::engine::Order::Ascending,
+                1,
+            )
+            .expect("scan")
+            .into_iter()
+            .next()
+            .expect("a record");
+        engine
+            .transact(&mut |txn| txn.put(Space::Documents, &key, &[0xff]))
+            .expect("edit");
+        engine.sync().expect("sync");
+    }
+    let report = lienthong::archive::audit::audit(dir.path()).expect("the audit runs");
+    let problem = report.problem.expect("the record is found");
+    assert!(problem.contains("is unreadable"), "{problem}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_party_gets_a_proof_file_that_verifies_and_others_get_not_found() {
     let server = TestServer::with_config(|c| c.store.checkpoint_every = 2).await;
